@@ -120,8 +120,8 @@ def max_monotonic_radius2(dist: np.ndarray, limit: float = 4.0) -> np.ndarray:
     # d/dr [r (1 + k1 r^2 + k2 r^4 + k3 r^6)] = 1 + 3 k1 r^2 + 5 k2 r^4 + 7 k3 r^6
     slope = 1.0 + r2 * (3.0 * k1 + r2 * (5.0 * k2 + r2 * 7.0 * k3))
     bad = slope <= 0.0
-    first_bad = np.where(bad.any(axis=-1), bad.argmax(axis=-1), len(r2) - 1)
-    return r2[np.maximum(first_bad - 1, 0)]
+    last_good = np.where(bad.any(axis=-1), np.maximum(bad.argmax(axis=-1) - 1, 0), len(r2) - 1)
+    return r2[last_good]
 
 
 def undistort_pixels(pixels: np.ndarray, K: np.ndarray, dist: np.ndarray, iterations: int = 20) -> np.ndarray:

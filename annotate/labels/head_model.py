@@ -1,0 +1,108 @@
+"""The mean head model: a 70-landmark template in the canonical head frame.
+
+Built by generalised Procrustes analysis over the sequence's own published (or
+triangulated) faces, then expressed in the canonical head frame of
+``annotate.geometry.head_frame``; or loaded from a saved artefact so that several
+sequences share one model.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotate.geometry.head_frame import NUM_LANDMARKS, HeadFrameSpec, canonicalize_landmarks
+from annotate.geometry.procrustes import generalized_procrustes
+
+MODEL_FORMAT = "annotate.head_model"
+MODEL_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True)
+class HeadModel:
+    """landmarks_head: (70, 3) cm in the canonical head frame (origin = head centre).
+
+    spec: the head-frame parameters the model was canonicalised with (its helmet radius
+    is the crop sphere at scale 1). faces_used: number of landmark sets averaged.
+    """
+
+    landmarks_head: np.ndarray
+    spec: HeadFrameSpec = field(default_factory=HeadFrameSpec)
+    faces_used: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if np.shape(self.landmarks_head) != (NUM_LANDMARKS, 3):
+            raise ValueError(f"HeadModel.landmarks_head must be (70, 3), got {np.shape(self.landmarks_head)}")
+        if not np.isfinite(self.landmarks_head).all():
+            raise ValueError("HeadModel.landmarks_head has non-finite values")
+
+    def to_json(self) -> dict:
+        return {
+            "format": MODEL_FORMAT,
+            "version": MODEL_VERSION,
+            "units": "cm",
+            "frame": "canonical head frame: x to the subject's left ear, y up, z out of the face, origin at the head centre",
+            "landmark_order": "Panoptic face70: iBUG 68 + right pupil (68) + left pupil (69)",
+            "spec": asdict(self.spec),
+            "faces_used": self.faces_used,
+            "source": self.source,
+            "landmarks_head": np.round(self.landmarks_head, 5).tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict, path: str = "<dict>") -> "HeadModel":
+        if doc.get("format") != MODEL_FORMAT:
+            raise ValueError(f"{path}: not a head model file (format={doc.get('format')!r})")
+        major = int(str(doc.get("version", "0")).split(".")[0])
+        if major != int(MODEL_VERSION.split(".")[0]):
+            raise ValueError(f"{path}: head model version {doc.get('version')} is not readable by {MODEL_VERSION}")
+        spec = HeadFrameSpec(centre_offset_cm=tuple(doc["spec"]["centre_offset_cm"]),
+                             helmet_radius_cm=float(doc["spec"]["helmet_radius_cm"]))
+        return cls(np.asarray(doc["landmarks_head"], dtype=np.float64), spec,
+                   int(doc.get("faces_used", 0)), str(doc.get("source", "")))
+
+
+def save_head_model(model: HeadModel, path: str | Path) -> Path:
+    """Write the model as JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(model.to_json(), indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+def load_head_model(path: str | Path) -> HeadModel:
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read head model: {err}") from err
+    return HeadModel.from_json(doc, str(path))
+
+
+def build_head_model(landmarks: np.ndarray, scores: np.ndarray | None = None,
+                     spec: HeadFrameSpec = HeadFrameSpec(), source: str = "") -> HeadModel:
+    """Mean head from many landmark sets by robust generalised Procrustes analysis.
+
+    landmarks: (M, 70, 3) in any frame (cm), NaN = missing; scores: (M, 70) weights or None.
+    The result keeps the inputs' mean metric size, so fitted scales are near 1.
+    """
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 3):
+        raise ValueError(f"build_head_model: landmarks must be (M, 70, 3), got {landmarks.shape}")
+    if len(landmarks) < 3:
+        raise ValueError(f"build_head_model: need at least 3 faces to build a mean head, got {len(landmarks)}")
+    mean, _ = generalized_procrustes(landmarks, scores, robust=True)
+    return HeadModel(canonicalize_landmarks(mean, spec), spec, len(landmarks), source)
+
+
+def subsample_indices(num_rows: int, max_faces: int) -> np.ndarray:
+    """Evenly spaced row indices (at most ``max_faces``) so GPA cost stays bounded."""
+    if num_rows <= max_faces:
+        return np.arange(num_rows)
+    return np.unique(np.linspace(0, num_rows - 1, max_faces).round().astype(int))

@@ -1,0 +1,126 @@
+"""Per-camera labels from per-face head fits, vectorised over cameras x faces.
+
+For each camera c and fitted face m: the head rotation in the camera (``R_cam_head``), its
+Euler angles (DESIGN convention), quaternion and 6D forms, the head centre in camera
+coordinates (the 6DoF translation), the head box (the projected crop sphere, lens
+distortion included), whether the face is turned toward the camera, and a reject reason.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotate.geometry.cameras import CameraRig, max_monotonic_radius2, project_camera_points
+from annotate.geometry.rotations import euler_from_matrix, quaternion_from_matrix, sixd_from_matrix
+
+REJECT_NONE = ""
+REJECT_FIT = "fit_failed"
+REJECT_BEHIND = "behind_camera"
+REJECT_LENS = "outside_lens_model"
+REJECT_OUT = "out_of_frame"
+REJECT_SMALL = "too_small"
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """Acceptance thresholds for a camera view of a head.
+
+    min_fraction_inside: share of the head box that must lie inside the image.
+    min_box_px: the head box's side (before clipping) must be at least this many pixels.
+    silhouette_points: points sampled on the sphere's outline (24 -> box within 0.9% of
+    the exact outline's extent).
+    """
+
+    min_fraction_inside: float = 0.6
+    min_box_px: float = 32.0
+    silhouette_points: int = 24
+
+
+def sphere_outline_camera(centre_cam: np.ndarray, radius: np.ndarray, num_points: int) -> np.ndarray:
+    """Points on the outline (tangent circle) of spheres as seen from the camera origin.
+
+    centre_cam: (..., 3) cm; radius: (...,) cm. Returns (..., K, 3) in camera coordinates,
+    NaN where the camera is inside the sphere. The rays through these points graze the
+    sphere, so their projections (distortion included) trace its image outline exactly.
+    """
+    c = np.asarray(centre_cam, dtype=np.float64)
+    r = np.asarray(radius, dtype=np.float64)
+    d2 = (c * c).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        k = 1.0 - r * r / d2                                     # cos^2 of the cone half-angle
+        k = np.where(k > 0, k, np.nan)
+        circle_centre = c * k[..., None]
+        circle_radius = r * np.sqrt(k)
+        n = c / np.sqrt(d2)[..., None]
+    # Orthonormal basis of the plane perpendicular to the viewing ray.
+    helper = np.where(np.abs(n[..., :1]) < 0.9, np.array([1.0, 0, 0]), np.array([0, 1.0, 0]))
+    u = np.cross(n, helper)
+    u = u / np.linalg.norm(u, axis=-1, keepdims=True)
+    v = np.cross(n, u)
+    theta = np.linspace(0.0, 2.0 * np.pi, num_points, endpoint=False)
+    cos_t, sin_t = np.cos(theta), np.sin(theta)
+    offsets = cos_t[:, None] * u[..., None, :] + sin_t[:, None] * v[..., None, :]     # (..., K, 3)
+    return circle_centre[..., None, :] + circle_radius[..., None, None] * offsets
+
+
+@dataclass(frozen=True)
+class ViewLabels:
+    """Labels for C cameras x M faces; every array is (C, M, ...).
+
+    R_cam_head (C,M,3,3); euler_deg (C,M,3) = yaw, pitch, roll; quat (C,M,4) w,x,y,z;
+    rot6d (C,M,6); centre_cam (C,M,3) cm; box (C,M,4) x0,y0,x1,y1 px clipped to the image;
+    box_unclipped (C,M,4); fraction_inside (C,M); facing (C,M) bool; reject (C,M) str.
+    """
+
+    R_cam_head: np.ndarray
+    euler_deg: np.ndarray
+    quat: np.ndarray
+    rot6d: np.ndarray
+    centre_cam: np.ndarray
+    box: np.ndarray
+    box_unclipped: np.ndarray
+    fraction_inside: np.ndarray
+    facing: np.ndarray
+    reject: np.ndarray
+
+
+def camera_labels(rig: CameraRig, R_world_head: np.ndarray, t_world_head: np.ndarray,
+                  helmet_radius_cm: np.ndarray, fit_ok: np.ndarray,
+                  config: ViewConfig = ViewConfig()) -> ViewLabels:
+    """Per-camera labels for M fitted faces.
+
+    R_world_head (M,3,3); t_world_head (M,3) world cm; helmet_radius_cm (M,) crop-sphere
+    radius of each face (model radius x fitted scale); fit_ok (M,) bool.
+    """
+    Rcw = rig.R_cam_world[:, None]                                        # (C,1,3,3)
+    R_cam_head = np.matmul(Rcw, R_world_head[None])                        # (C,M,3,3)
+    centre_cam = np.matmul(Rcw, t_world_head[None, :, :, None])[..., 0] + rig.t_cam_world[:, None, :]
+    ypr = np.degrees(euler_from_matrix(R_cam_head))
+
+    outline = sphere_outline_camera(centre_cam, np.broadcast_to(helmet_radius_cm, centre_cam.shape[:-1]),
+                                    config.silhouette_points)              # (C,M,K,3)
+    px = project_camera_points(outline, rig.K[:, None, None], rig.dist[:, None, None])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = (outline[..., 0] ** 2 + outline[..., 1] ** 2) / outline[..., 2] ** 2
+    lens_ok = (r2 <= max_monotonic_radius2(rig.dist)[:, None, None]).all(-1)
+    behind = ~(outline[..., 2] > 0).all(-1)                                # also NaN outlines
+    box_unclipped = np.concatenate([px.min(-2), px.max(-2)], axis=-1)     # (C,M,4)
+    wh = rig.image_size[:, None, :].astype(np.float64)                     # (C,1,2)
+    lo = np.clip(box_unclipped[..., :2], 0.0, wh)
+    hi = np.clip(box_unclipped[..., 2:], 0.0, wh)
+    box = np.concatenate([lo, hi], axis=-1)
+    size = box_unclipped[..., 2:] - box_unclipped[..., :2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fraction = np.prod(hi - lo, -1) / np.prod(size, -1)
+    fraction = np.where(np.isfinite(fraction), fraction, 0.0)
+    facing = np.einsum("cmi,cmi->cm", R_cam_head[..., :, 2], -centre_cam) > 0
+
+    reject = np.full(fraction.shape, REJECT_NONE, dtype=object)
+    reject[np.nan_to_num(size.min(-1), nan=0.0) < config.min_box_px] = REJECT_SMALL
+    reject[fraction < config.min_fraction_inside] = REJECT_OUT
+    reject[~lens_ok] = REJECT_LENS
+    reject[behind] = REJECT_BEHIND
+    reject[:, ~np.asarray(fit_ok, bool)] = REJECT_FIT
+    return ViewLabels(R_cam_head, ypr, quaternion_from_matrix(R_cam_head), sixd_from_matrix(R_cam_head),
+                      centre_cam, box, box_unclipped, fraction, facing, reject)

@@ -1,0 +1,219 @@
+"""Read and write Panoptic ``hdFace3d/faceRecon3D_hd%08d.json`` (3D face landmarks per frame).
+
+The real format (Panoptic's ``SaveFaceReconResult_json``)::
+
+    {"version": 0.5,
+     "people": [{"id": 3,
+                 "face70": {"landmarks": [210 floats],      # 70 x (x, y, z), cm, world
+                            "averageScore": [70 floats],    # mean 2D detection score
+                            "averageReproError": [70 floats],  # mean reprojection error, px
+                            "visibility": [70 lists of HD camera indices]}}]}
+
+Points 0-67 follow iBUG 68, 68 and 69 are the pupils. Panoptic marks a landmark it did not
+reconstruct with score 0 and reprojection error 1e5 (its defaults); such a landmark whose
+coordinates are exactly (0, 0, 0) is read as NaN coordinates. Some files mark missing points
+with a *negative* score instead: such scores are read as 0 (missing) and counted in
+``FacePerson.negative_scores``; the coordinates are kept unless they are (0, 0, 0).
+
+A person with a problem (a wrong length, NaN/inf, a coordinate beyond 1e4 cm, a score
+outside [0, ``SCORE_MAX``], a negative reprojection error, a malformed visibility list, an id
+used twice in the frame, a ``face_coco`` face instead of ``face70``) is returned as a
+``Rejection``, as is a person with id < 0 (Panoptic's "not associated with anyone"). A file
+that is not JSON or has no ``people`` list is one whole-file rejection. The reader never
+raises for content; ``errors.raise_on_errors`` makes any content defect an exception.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from annotate.panoptic.errors import (ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, DUPLICATE_PERSON,
+                                      MISSING_KEY, UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT,
+                                      WRONG_LENGTH, WRONG_TYPE, PanopticFormatError, RecordProblem,
+                                      Rejection, numeric_vector, person_id, require_key)
+from annotate.panoptic.layout import FACE_FILE, read_json, write_json_atomic
+
+N_LANDMARKS = 70
+ABSURD_CM = 1e4          # |coordinate| beyond 100 m is not a person in a 5.5 m dome
+SCORE_MAX = 1.5          # detector heatmap peaks overshoot 1 slightly; far beyond is corrupt
+MAX_CAMERA_INDEX = 32767  # visibility indices are stored as int16
+FILE_VERSION = 0.5        # what Panoptic's writer puts in ``version``
+STAGE = "ingest.faces"
+
+
+@dataclass(frozen=True, eq=False)
+class FacePerson:
+    """One person's face in one frame.
+
+    id: Panoptic person id (>= 0).
+    landmarks: (70, 3) float64, cm, world frame; NaN rows = not reconstructed.
+    score: (70,) float64 mean detection score in [0, SCORE_MAX]; 0 = not detected.
+    repro_error: (70,) float64 mean reprojection error in pixels (1e5 = Panoptic's
+        "not reconstructed").
+    visibility: 70 lists of HD camera indices (position in the name-sorted HD cameras)
+        that saw each landmark.
+    negative_scores: how many scores were negative in the file (read as 0).
+    """
+
+    id: int
+    landmarks: np.ndarray
+    score: np.ndarray
+    repro_error: np.ndarray
+    visibility: list[list[int]]
+    negative_scores: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class FaceFrame:
+    """The content of one face file: accepted people and the rejections, in file order.
+
+    frame: the frame number parsed from the file name (None when the name does not fit).
+    """
+
+    file: str
+    frame: int | None
+    people: list[FacePerson] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _visibility(value) -> list[list[int]]:
+    if not isinstance(value, list):
+        raise RecordProblem(WRONG_TYPE, f"visibility is a {type(value).__name__}, expected a list")
+    if len(value) != N_LANDMARKS:
+        raise RecordProblem(WRONG_LENGTH, f"visibility has {len(value)} entries, expected {N_LANDMARKS}")
+    for i, cams in enumerate(value):
+        if not isinstance(cams, list) or not all(
+                isinstance(c, int) and not isinstance(c, bool) for c in cams):
+            raise RecordProblem(WRONG_TYPE, f"visibility[{i}] = {cams!r} is not a list of integers")
+        if any(c < 0 or c > MAX_CAMERA_INDEX for c in cams):
+            raise RecordProblem(BAD_VISIBILITY, f"visibility[{i}] = {cams!r} holds an index outside "
+                                                f"[0, {MAX_CAMERA_INDEX}]")
+    return value
+
+
+def _face70(person: dict) -> dict:
+    if "face70" not in person:
+        other = [k for k in person if k.startswith("face")]
+        if other:
+            raise RecordProblem(UNSUPPORTED_LAYOUT, f"face stored as {other}, only 'face70' is supported")
+        raise RecordProblem(MISSING_KEY, f"person has no 'face70' (keys: {sorted(person)})")
+    face = person["face70"]
+    if not isinstance(face, dict):
+        raise RecordProblem(WRONG_TYPE, f"face70 is a {type(face).__name__}, expected an object")
+    return face
+
+
+def _parse_person(person: dict, pid: int) -> FacePerson:
+    """Validate one ``people[]`` entry whose id is ``pid`` (>= 0)."""
+    face = _face70(person)
+    flat = numeric_vector(require_key(face, "landmarks", "face70"), 3 * N_LANDMARKS, "landmarks")
+    landmarks = flat.reshape(N_LANDMARKS, 3)
+    far = np.abs(landmarks).max()
+    if far > ABSURD_CM:
+        raise RecordProblem(ABSURD_VALUE, f"a landmark coordinate is {far:.6g} cm from the origin "
+                                          f"(limit {ABSURD_CM:g} cm)")
+    score = numeric_vector(require_key(face, "averageScore", "face70"), N_LANDMARKS, "averageScore")
+    if score.max() > SCORE_MAX:
+        raise RecordProblem(BAD_SCORE, f"averageScore max {score.max():.6g} exceeds {SCORE_MAX}")
+    repro = numeric_vector(require_key(face, "averageReproError", "face70"), N_LANDMARKS,
+                           "averageReproError")
+    if repro.min() < 0:
+        raise RecordProblem(ABSURD_VALUE, f"averageReproError has a negative value {repro.min():.6g}")
+    visibility = _visibility(require_key(face, "visibility", "face70"))
+    negative = score < 0
+    score = np.where(negative, 0.0, score)
+    missing = (score <= 0) & np.all(landmarks == 0.0, axis=1)
+    landmarks[missing] = np.nan
+    return FacePerson(pid, landmarks, score, repro, visibility, int(negative.sum()))
+
+
+def parse_face_document(doc, file: str, frame: int | None = None, sequence: str = "",
+                        stage: str = STAGE) -> FaceFrame:
+    """Turn an already-parsed face JSON document into people and rejections."""
+    out = FaceFrame(file, frame)
+
+    def reject(reason: str, detail: str, person: int | None = None) -> None:
+        out.rejections.append(Rejection(sequence, stage, frame, person, None, file, reason, detail))
+
+    if not isinstance(doc, dict) or "people" not in doc:
+        got = f"keys {sorted(doc)}" if isinstance(doc, dict) else f"a {type(doc).__name__}"
+        reject(MISSING_KEY, f"no 'people' list at the top level (got {got})")
+        return out
+    if not isinstance(doc["people"], list):
+        reject(WRONG_TYPE, f"'people' is a {type(doc['people']).__name__}, expected a list")
+        return out
+    parsed: list[tuple[int | None, FacePerson | None]] = []
+    for i, person in enumerate(doc["people"]):
+        pid = None
+        try:
+            pid = person_id(person)
+            if pid < 0:
+                reject(UNIDENTIFIED_PERSON, f"people[{i}] has id {pid} (not associated with a person)", pid)
+                parsed.append((None, None))
+                continue
+            parsed.append((pid, _parse_person(person, pid)))
+        except RecordProblem as p:
+            reject(p.reason, f"people[{i}]: {p.detail}", pid)
+            parsed.append((pid if pid is not None and pid >= 0 else None, None))
+    counts = Counter(pid for pid, _ in parsed if pid is not None)
+    for pid, rec in parsed:
+        if rec is None:
+            continue
+        if counts[pid] > 1:
+            reject(DUPLICATE_PERSON, f"id {pid} appears {counts[pid]} times in the frame; "
+                                     f"none of them is kept", pid)
+        else:
+            out.people.append(rec)
+    return out
+
+
+def read_face_frame(path: str | Path, sequence: str = "", stage: str = STAGE) -> FaceFrame:
+    """Read one ``faceRecon3D_hd%08d.json``; problems come back as ``FaceFrame.rejections``.
+
+    An unreadable or non-JSON file gives one rejection with ``person=None``.
+    """
+    path = Path(path)
+    frame = FACE_FILE.parse(path.name)
+    try:
+        doc = read_json(path)
+    except PanopticFormatError as err:
+        return FaceFrame(str(path), frame, [], [
+            Rejection(sequence, stage, frame, None, None, str(path), err.reason, err.detail)])
+    return parse_face_document(doc, str(path), frame, sequence, stage)
+
+
+def _person_json(p: FacePerson) -> dict:
+    landmarks = np.array(p.landmarks, dtype=np.float64).reshape(N_LANDMARKS, 3)
+    score = np.asarray(p.score, dtype=np.float64).reshape(N_LANDMARKS)
+    repro = np.asarray(p.repro_error, dtype=np.float64).reshape(N_LANDMARKS)
+    if len(p.visibility) != N_LANDMARKS:
+        raise ValueError(f"person {p.id}: visibility needs {N_LANDMARKS} lists, got {len(p.visibility)}")
+    unseen = ~np.all(np.isfinite(landmarks), axis=1)
+    if np.any(score[unseen] > 0):
+        raise ValueError(f"person {p.id}: landmarks {np.flatnonzero(unseen & (score > 0)).tolist()} "
+                         f"are NaN but have a positive score; a missing landmark needs score 0")
+    if not (np.all(np.isfinite(score)) and np.all(np.isfinite(repro))):
+        raise ValueError(f"person {p.id}: score and repro_error must be finite")
+    landmarks[unseen] = 0.0
+    return {"id": int(p.id),
+            "face70": {"landmarks": landmarks.reshape(-1).tolist(),
+                       "averageScore": score.tolist(),
+                       "averageReproError": repro.tolist(),
+                       "visibility": [[int(c) for c in cams] for cams in p.visibility]}}
+
+
+def face_frame_document(people: Sequence[FacePerson]) -> dict:
+    """The JSON document of one face file (NaN landmarks written as (0, 0, 0), score 0).
+
+    Exposed so a generator can corrupt a document on purpose before writing it.
+    """
+    return {"version": FILE_VERSION, "people": [_person_json(p) for p in people]}
+
+
+def write_face_frame(path: str | Path, people: Sequence[FacePerson]) -> Path:
+    """Write one ``faceRecon3D_hd%08d.json`` in the real format, atomically, full precision."""
+    return write_json_atomic(path, face_frame_document(people))

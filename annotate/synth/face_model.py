@@ -1,0 +1,207 @@
+"""A plausible adult face as 70 Panoptic landmarks, and per-person variations of it.
+
+``base_face_landmarks()`` is the synthetic generator's mean face: iBUG-68 + two pupils in
+the canonical head frame of ``annotate.geometry.head_frame`` (x toward the subject's left
+ear, y up, z out of the face, origin at the head centre), in centimetres.
+
+The coordinates below are laid out by hand from published adult anthropometry (Farkas,
+*Anthropometry of the Head and Face*, 1994, mean of the male and female norms, rounded):
+
+==========================================  =========  ======================================
+measure                                     value      where it shows below
+==========================================  =========  ======================================
+interpupillary distance                     6.3 cm     pupils 68/69 at x = -/+3.15
+palpebral fissure (eye) width ex-en         3.0 cm     corners 36/39 at x = -4.65 / -1.65
+intercanthal width en-en                    3.3 cm     inner corners 39/42 at x = -/+1.65
+nasal tip protrusion, ahead of the          2.3 cm     tip 30 at z = 1.7 (inner corners z = 0,
+  coronal plane of the four eye corners                outer corners z = -1.2: mean -0.6)
+nasion - subnasale (nose height)            4.7 cm     27 at y = 0.35, 33 at y = -4.35
+alar (nose) width                           3.4 cm     nose wings 31/35 at x = -/+1.7 ... base
+mouth width ch-ch                           5.0 cm     corners 48/54 at x = -/+2.5
+upper / lower vermilion height              0.8 / 1.0  51 to stomion / stomion to 57
+eye line - menton (chin)                    11.5 cm    chin 8 at y = -11.5
+bizygomatic width (contour near the ears)   14.0 cm    contour ends 0/16 at x = -/+7.0
+bigonial width (jaw angles)                 11.2 cm    contour 4/12 at x = -/+5.6
+brow height above the pupil                 2.0-2.5    brows 17-26
+==========================================  =========  ======================================
+
+The jaw contour 0-16 runs from just in front of the subject's right ear, down around the
+chin (8), to the left ear, receding 6.5 cm behind the inner eye corners at its ends, as the
+outline of a face does when seen from the front. The table is written in a provisional
+frame (origin between the inner eye corners, y up, z forward) and then passed through
+``canonicalize_landmarks``, so the result is exactly in the project's canonical frame.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from annotate.geometry.head_frame import (LEFT_EYE, NUM_LANDMARKS, OUTER_LIPS, RIGHT_EYE,
+                                          HeadFrameSpec, canonicalize_landmarks)
+from annotate.geometry.procrustes import umeyama
+
+RIGHT_PUPIL = 68
+LEFT_PUPIL = 69
+
+# iBUG points on the subject's RIGHT half of the face (negative x) and on the midline, in
+# the provisional frame, cm. The left half is their mirror image (x -> -x) with the iBUG
+# index given by _MIRROR.
+_RIGHT_AND_MIDLINE: dict[int, tuple[float, float, float]] = {
+    # jaw contour: right ear (0) -> chin (8)
+    0: (-7.00, -0.60, -6.50), 1: (-6.95, -2.50, -5.90), 2: (-6.70, -4.40, -5.10),
+    3: (-6.30, -6.20, -4.20), 4: (-5.60, -7.90, -3.10), 5: (-4.60, -9.30, -1.90),
+    6: (-3.35, -10.40, -0.90), 7: (-1.80, -11.15, -0.25), 8: (0.00, -11.50, 0.00),
+    # right brow, outer (17) -> inner (21)
+    17: (-5.50, 1.45, -1.70), 18: (-4.60, 2.15, -0.70), 19: (-3.50, 2.45, 0.00),
+    20: (-2.40, 2.35, 0.50), 21: (-1.30, 2.05, 0.80),
+    # nose bridge (27 nasion-ish -> 30 tip) and base (31 right wing -> 33 subnasale)
+    27: (0.00, 0.35, 0.60), 28: (0.00, -0.75, 0.95), 29: (0.00, -1.95, 1.30),
+    30: (0.00, -3.20, 1.70),
+    31: (-1.35, -3.85, -0.35), 32: (-0.70, -4.15, 0.00), 33: (0.00, -4.35, 0.15),
+    # right eye: outer corner 36, upper lid 37-38, inner corner 39, lower lid 40-41
+    36: (-4.65, 0.15, -1.20), 37: (-3.85, 0.50, -0.50), 38: (-2.45, 0.50, -0.15),
+    39: (-1.65, 0.00, 0.00), 40: (-2.45, -0.45, -0.20), 41: (-3.85, -0.40, -0.55),
+    # outer lips: right corner 48, upper 49-51 (51 = top centre), lower 57 (centre) - 59
+    48: (-2.50, -6.50, -0.90), 49: (-1.75, -6.05, -0.25), 50: (-0.85, -5.65, 0.25),
+    51: (0.00, -5.80, 0.35), 57: (0.00, -7.55, 0.10), 58: (-0.90, -7.45, 0.00),
+    59: (-1.75, -7.10, -0.40),
+    # inner lips (closed mouth): right corner 60, upper 61-62, lower 66-67
+    60: (-2.30, -6.50, -0.80), 61: (-0.90, -6.40, 0.05), 62: (0.00, -6.45, 0.15),
+    66: (0.00, -6.55, 0.10), 67: (-0.90, -6.55, 0.00),
+}
+
+# iBUG index of the mirror image of each right-half point.
+_MIRROR: dict[int, int] = {
+    **{i: 16 - i for i in range(8)},                         # jaw 0-7 <-> 16-9
+    **{17 + i: 26 - i for i in range(5)},                    # brows 17-21 <-> 26-22
+    31: 35, 32: 34,                                          # nose wings
+    36: 45, 37: 44, 38: 43, 39: 42, 40: 47, 41: 46,          # eyes
+    48: 54, 49: 53, 50: 52, 59: 55, 58: 56,                  # outer lips
+    60: 64, 61: 63, 67: 65,                                  # inner lips
+}
+
+
+def _provisional_landmarks() -> np.ndarray:
+    """(70, 3) the table above, mirrored, pupils at the eye centres; provisional frame, cm."""
+    points = np.full((NUM_LANDMARKS, 3), np.nan)
+    for index, xyz in _RIGHT_AND_MIDLINE.items():
+        points[index] = xyz
+    for right, left in _MIRROR.items():
+        points[left] = points[right] * np.array([-1.0, 1.0, 1.0])
+    set_pupils(points)
+    assert np.isfinite(points).all(), "every iBUG point must be defined"
+    return points
+
+
+def set_pupils(landmarks: np.ndarray) -> np.ndarray:
+    """Set points 68/69 of (..., 70, 3) in place to the centres of eyes 36-41 / 42-47."""
+    landmarks[..., RIGHT_PUPIL, :] = landmarks[..., RIGHT_EYE, :].mean(axis=-2)
+    landmarks[..., LEFT_PUPIL, :] = landmarks[..., LEFT_EYE, :].mean(axis=-2)
+    return landmarks
+
+
+@functools.lru_cache(maxsize=4)
+def _base_face(spec: HeadFrameSpec) -> np.ndarray:
+    face = canonicalize_landmarks(_provisional_landmarks(), spec)
+    face.setflags(write=False)
+    return face
+
+
+def base_face_landmarks(spec: HeadFrameSpec = HeadFrameSpec()) -> np.ndarray:
+    """(70, 3) the mean adult face in the canonical head frame of ``spec``, cm (a copy)."""
+    return _base_face(spec).copy()
+
+
+# --- per-person shapes ---------------------------------------------------------------------
+
+def _pupil_map() -> np.ndarray:
+    """(70, 68) linear map from points 0-67 to all 70 (pupils = eye centres)."""
+    M = np.zeros((NUM_LANDMARKS, 68))
+    M[:68, :68] = np.eye(68)
+    M[RIGHT_PUPIL, list(RIGHT_EYE)] = 1.0 / len(RIGHT_EYE)
+    M[LEFT_PUPIL, list(LEFT_EYE)] = 1.0 / len(LEFT_EYE)
+    return M
+
+
+def _frame_constraints(base: np.ndarray) -> np.ndarray:
+    """(10, 68*3) linear functionals of a perturbation of points 0-67 of ``base`` that
+    move the face as a whole or turn its canonical axes, to first order.
+
+    base: (70, 3) a face in its canonical head frame. Rows: translation (3), rotation about
+    the centroid (3), isotropic scale (1), as Umeyama sees them over all 70 points; then the
+    three small rotations of the canonical axes (x axis toward y and toward z, y axis toward
+    z: see ``head_axes``). The pupils 68/69 are not free: they follow the eye centres.
+    """
+    centred = base - base.mean(axis=0)                        # (70, 3)
+    rows = []                                                 # each (70, 3), on all points
+    for axis in range(3):                                     # translation: sum n_i
+        row = np.zeros((NUM_LANDMARKS, 3))
+        row[:, axis] = 1.0
+        rows.append(row)
+    for axis in range(3):                                     # rotation: e . sum (b_i x n_i)
+        rows.append(np.cross(np.eye(3)[axis], centred))       # = sum (e x b_i) . n_i
+    rows.append(centred.copy())                               # scale: sum b_i . n_i
+
+    def group_mean(indices, direction, weight=1.0):
+        row = np.zeros((NUM_LANDMARKS, 3))
+        row[list(indices)] = weight * np.asarray(direction) / len(indices)
+        return row
+
+    y_dir, z_dir = np.eye(3)[1], np.eye(3)[2]
+    # x axis = normalised (left eye mean - right eye mean): it tilts when that difference
+    # gains a y or z component.
+    rows.append(group_mean(LEFT_EYE, y_dir) + group_mean(RIGHT_EYE, y_dir, -1.0))
+    rows.append(group_mean(LEFT_EYE, z_dir) + group_mean(RIGHT_EYE, z_dir, -1.0))
+    # y axis = eye midpoint - mouth mean (orthogonalised): it tilts when that gains z.
+    rows.append(group_mean(LEFT_EYE, z_dir, 0.5) + group_mean(RIGHT_EYE, z_dir, 0.5)
+                + group_mean(OUTER_LIPS, z_dir, -1.0))
+    # Functionals on the 68 free points: pull each row back through the pupil map.
+    M = _pupil_map()
+    return np.stack([(M.T @ row).reshape(-1) for row in rows])
+
+
+@functools.lru_cache(maxsize=4)
+def _shape_projector(base_bytes: bytes) -> np.ndarray:
+    """(204, 204) orthogonal projector onto perturbations that leave the frame alone."""
+    base = np.frombuffer(base_bytes, dtype=np.float64).reshape(NUM_LANDMARKS, 3)
+    A = _frame_constraints(base)
+    return np.eye(A.shape[1]) - A.T @ np.linalg.solve(A @ A.T, A)
+
+
+def person_shape(rng: np.random.Generator, base: np.ndarray, scale_range: float = 0.07,
+                 landmark_sigma_cm: float = 0.15) -> tuple[np.ndarray, float]:
+    """One person's face (70, 3) in their own head frame, cm, and its scale.
+
+    base: (70, 3) a face in its canonical head frame (``base_face_landmarks()``).
+    The person is ``base`` scaled by a factor drawn uniformly in ``1 +- scale_range``
+    plus an independent Gaussian perturbation of sigma ``landmark_sigma_cm`` per coordinate
+    of points 0-67 (the pupils stay the eye centres).
+
+    Why the perturbation is projected: the ground-truth head pose of a person must be
+    well defined. A raw random perturbation also contains a small rigid motion (about
+    1 degree and 0.1 cm at these sigmas), and then "the person's head frame" would depend on
+    which definition one picks: the rigid transform that best aligns the base face to the
+    person (what the pipeline's Procrustes fit of a mean head estimates) or the canonical
+    eyes/mouth frame of the person's own landmarks (``head_axes``). The perturbation is
+    therefore projected onto the subspace with no translation, rotation or scale component
+    and no first-order change of the canonical axes; a final exact Umeyama fit removes what
+    is left at second order. So the best similarity from ``base`` to the returned shape is
+    the identity rotation, zero translation and ``scale`` (returned), and the canonical
+    axes of the shape agree with the head frame to well under 0.1 degree.
+
+    Returns ``(shape_head (70, 3), scale)`` with ``shape_head ~ scale * base``.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    scale = 1.0 + rng.uniform(-scale_range, scale_range)
+    noise = rng.normal(0.0, landmark_sigma_cm, size=(68, 3))
+    projector = _shape_projector(np.ascontiguousarray(base).tobytes())
+    noise = (projector @ noise.reshape(-1)).reshape(68, 3)
+    shape = scale * base
+    shape[:68] += noise
+    set_pupils(shape)
+    # Exact removal of the (second-order) rigid residue: express the shape in the frame
+    # of the best similarity from the base face.
+    fit = umeyama(base, shape, with_scale=True)
+    shape_head = (shape - fit.t) @ fit.R          # R^T (x - t) for each row x
+    return shape_head, float(fit.scale)
