@@ -72,21 +72,6 @@ class CameraRig:
         return project_camera_points(pc, self.K[(slice(None),) + extra], self.dist[(slice(None),) + extra])
 
 
-def distort_normalized(xy: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """Apply OpenCV distortion to normalised coordinates.
-
-    xy: (..., 2) ideal normalised coordinates ``(x/z, y/z)``; dist: (..., 5) broadcastable.
-    Returns (..., 2) distorted normalised coordinates.
-    """
-    x, y = xy[..., 0], xy[..., 1]
-    k1, k2, p1, p2, k3 = (dist[..., i] for i in range(5))
-    r2 = x * x + y * y
-    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([xd, yd], axis=-1)
-
-
 def project_camera_points(points_cam: np.ndarray, K: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """Project camera-frame points to pixels with distortion.
 
@@ -96,15 +81,32 @@ def project_camera_points(points_cam: np.ndarray, K: np.ndarray, dist: np.ndarra
     have it at 0).
     """
     p = np.asarray(points_cam, dtype=np.float64)
-    z = p[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xy = p[..., :2] / z[..., None]
-    xy = np.where((z > 0)[..., None], xy, np.nan)
-    xd = distort_normalized(xy, np.asarray(dist, dtype=np.float64))
-    K = np.asarray(K, dtype=np.float64)
-    u = K[..., 0, 0] * xd[..., 0] + K[..., 0, 1] * xd[..., 1] + K[..., 0, 2]
-    v = K[..., 1, 1] * xd[..., 1] + K[..., 1, 2]
+    u, v = project_camera_xyz(p[..., 0], p[..., 1], p[..., 2], K, dist)
     return np.stack([u, v], axis=-1)
+
+
+def project_camera_xyz(x: np.ndarray, y: np.ndarray, z: np.ndarray, K: np.ndarray,
+                       dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``project_camera_points`` on separate coordinate arrays: the vectorised kernel.
+
+    x, y, z: (...) camera coordinates; K (..., 3, 3), dist (..., 5) broadcastable to them.
+    Returns pixel arrays ``(u, v)``, NaN where z <= 0. Working on planar component arrays
+    avoids strided (..., 3) access, which is several times slower on large batches.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    dist = np.asarray(dist, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv_z = np.where(z > 0, 1.0 / z, np.nan)
+    xn, yn = x * inv_z, y * inv_z
+    k1, k2, p1, p2, k3 = (dist[..., i] for i in range(5))
+    xx, yy, xy = xn * xn, yn * yn, xn * yn
+    r2 = xx + yy
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = xn * radial + 2.0 * p1 * xy + p2 * (r2 + 2.0 * xx)
+    yd = yn * radial + p1 * (r2 + 2.0 * yy) + 2.0 * p2 * xy
+    u = K[..., 0, 0] * xd + K[..., 0, 1] * yd + K[..., 0, 2]
+    v = K[..., 1, 1] * yd + K[..., 1, 2]
+    return u, v
 
 
 def max_monotonic_radius2(dist: np.ndarray, limit: float = 4.0) -> np.ndarray:

@@ -146,7 +146,7 @@ def generalized_procrustes(shapes: np.ndarray, weights: np.ndarray | None = None
 
     shapes: (M, N, 3) landmark sets (NaN = missing landmark); weights: (M, N) or None.
     Returns ``(mean (N, 3), inlier_weights (M, N))``. The mean is centred at its
-    centroid, in the input units and at the inputs' mean size (centroid RMS radius), in the
+    centroid, in the input units and at the inputs' median size (median fitted scale 1), in the
     orientation of the first complete set; the caller fixes the canonical frame. With
     ``robust``, each alignment is ``robust_umeyama`` and the mean is a weighted mean with
     the robust weights, so gross outlier landmarks do not pull the model.
@@ -200,4 +200,11 @@ def generalized_procrustes(shapes: np.ndarray, weights: np.ndarray | None = None
         mean = new
         if change < tol_cm:
             break
+    # Size: the centroid radii above are inflated by noise and outliers; rescale so that the
+    # median fitted scale of the inputs relative to the mean is exactly 1.
+    fit = robust_umeyama(np.broadcast_to(mean, X0.shape), X0, w0) if robust else None
+    scales = fit.transform.scale[fit.valid] if robust else umeyama(np.broadcast_to(mean, X0.shape), X0, w0).scale
+    scales = scales[np.isfinite(scales)]
+    if len(scales):
+        mean = mean * float(np.median(scales))
     return mean, w_fit

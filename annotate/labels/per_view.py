@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.geometry.cameras import CameraRig, max_monotonic_radius2, project_camera_points
+from annotate.geometry.cameras import CameraRig, max_monotonic_radius2, project_camera_xyz
 from annotate.geometry.rotations import euler_from_matrix, quaternion_from_matrix, sixd_from_matrix
 
 REJECT_NONE = ""
@@ -28,21 +28,23 @@ class ViewConfig:
 
     min_fraction_inside: share of the head box that must lie inside the image.
     min_box_px: the head box's side (before clipping) must be at least this many pixels.
-    silhouette_points: points sampled on the sphere's outline (24 -> box within 0.9% of
-    the exact outline's extent).
+    silhouette_points: points sampled on the sphere's outline; with the parabolic peak
+    refinement 12 points put the box within 0.2% of the exact outline's extent.
     """
 
     min_fraction_inside: float = 0.6
     min_box_px: float = 32.0
-    silhouette_points: int = 24
+    silhouette_points: int = 12
 
 
-def sphere_outline_camera(centre_cam: np.ndarray, radius: np.ndarray, num_points: int) -> np.ndarray:
+def sphere_outline_xyz(centre_cam: np.ndarray, radius: np.ndarray, num_points: int
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Points on the outline (tangent circle) of spheres as seen from the camera origin.
 
-    centre_cam: (..., 3) cm; radius: (...,) cm. Returns (..., K, 3) in camera coordinates,
-    NaN where the camera is inside the sphere. The rays through these points graze the
-    sphere, so their projections (distortion included) trace its image outline exactly.
+    centre_cam: (..., 3) cm; radius: (...,) cm. Returns the x, y, z coordinate arrays, each
+    (..., K), in camera coordinates; NaN where the camera is inside the sphere. The rays
+    through these points graze the sphere, so their projections (distortion included)
+    trace its image outline exactly.
     """
     c = np.asarray(centre_cam, dtype=np.float64)
     r = np.asarray(radius, dtype=np.float64)
@@ -59,9 +61,30 @@ def sphere_outline_camera(centre_cam: np.ndarray, radius: np.ndarray, num_points
     u = u / np.linalg.norm(u, axis=-1, keepdims=True)
     v = np.cross(n, u)
     theta = np.linspace(0.0, 2.0 * np.pi, num_points, endpoint=False)
-    cos_t, sin_t = np.cos(theta), np.sin(theta)
-    offsets = cos_t[:, None] * u[..., None, :] + sin_t[:, None] * v[..., None, :]     # (..., K, 3)
-    return circle_centre[..., None, :] + circle_radius[..., None, None] * offsets
+    cos_t, sin_t = np.cos(theta) * circle_radius[..., None], np.sin(theta) * circle_radius[..., None]
+    return tuple(circle_centre[..., i, None] + cos_t * u[..., i, None] + sin_t * v[..., i, None] for i in range(3))
+
+
+def _refined_max(samples: np.ndarray) -> np.ndarray:
+    """Maximum of a smooth periodic function from K even samples (..., K).
+
+    A parabola through the largest sample and its two neighbours recovers the peak between
+    samples (error ~0.2% of the amplitude at K = 12, against 3.4% for the raw maximum).
+    """
+    i = np.argmax(samples, axis=-1)[..., None]
+    k = samples.shape[-1]
+    a0 = np.take_along_axis(samples, (i - 1) % k, axis=-1)[..., 0]
+    a1 = np.take_along_axis(samples, i, axis=-1)[..., 0]
+    a2 = np.take_along_axis(samples, (i + 1) % k, axis=-1)[..., 0]
+    curvature = a0 - 2.0 * a1 + a2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        peak = a1 - (a2 - a0) ** 2 / (8.0 * curvature)
+    return np.where(curvature < 0, peak, a1)
+
+
+def sphere_outline_camera(centre_cam: np.ndarray, radius: np.ndarray, num_points: int) -> np.ndarray:
+    """``sphere_outline_xyz`` stacked as (..., K, 3)."""
+    return np.stack(sphere_outline_xyz(centre_cam, radius, num_points), axis=-1)
 
 
 @dataclass(frozen=True)
@@ -98,14 +121,15 @@ def camera_labels(rig: CameraRig, R_world_head: np.ndarray, t_world_head: np.nda
     centre_cam = np.matmul(Rcw, t_world_head[None, :, :, None])[..., 0] + rig.t_cam_world[:, None, :]
     ypr = np.degrees(euler_from_matrix(R_cam_head))
 
-    outline = sphere_outline_camera(centre_cam, np.broadcast_to(helmet_radius_cm, centre_cam.shape[:-1]),
-                                    config.silhouette_points)              # (C,M,K,3)
-    px = project_camera_points(outline, rig.K[:, None, None], rig.dist[:, None, None])
+    ox, oy, oz = sphere_outline_xyz(centre_cam, np.broadcast_to(helmet_radius_cm, centre_cam.shape[:-1]),
+                                    config.silhouette_points)              # (C,M,K) each
+    K, dist = rig.K[:, None, None], rig.dist[:, None, None]
+    pu, pv = project_camera_xyz(ox, oy, oz, K, dist)
     with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = (outline[..., 0] ** 2 + outline[..., 1] ** 2) / outline[..., 2] ** 2
+        r2 = (ox * ox + oy * oy) / (oz * oz)
     lens_ok = (r2 <= max_monotonic_radius2(rig.dist)[:, None, None]).all(-1)
-    behind = ~(outline[..., 2] > 0).all(-1)                                # also NaN outlines
-    box_unclipped = np.concatenate([px.min(-2), px.max(-2)], axis=-1)     # (C,M,4)
+    behind = ~(oz > 0).all(-1)                                             # also NaN outlines
+    box_unclipped = np.stack([-_refined_max(-pu), -_refined_max(-pv), _refined_max(pu), _refined_max(pv)], axis=-1)
     wh = rig.image_size[:, None, :].astype(np.float64)                     # (C,1,2)
     lo = np.clip(box_unclipped[..., :2], 0.0, wh)
     hi = np.clip(box_unclipped[..., 2:], 0.0, wh)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
@@ -81,17 +82,21 @@ class FaceFrame:
 
 
 def _visibility(value) -> list[list[int]]:
+    """70 lists of camera indices (ints in [0, MAX_CAMERA_INDEX]), else ``RecordProblem``."""
     if not isinstance(value, list):
         raise RecordProblem(WRONG_TYPE, f"visibility is a {type(value).__name__}, expected a list")
     if len(value) != N_LANDMARKS:
         raise RecordProblem(WRONG_LENGTH, f"visibility has {len(value)} entries, expected {N_LANDMARKS}")
-    for i, cams in enumerate(value):
-        if not isinstance(cams, list) or not all(
-                isinstance(c, int) and not isinstance(c, bool) for c in cams):
-            raise RecordProblem(WRONG_TYPE, f"visibility[{i}] = {cams!r} is not a list of integers")
-        if any(c < 0 or c > MAX_CAMERA_INDEX for c in cams):
-            raise RecordProblem(BAD_VISIBILITY, f"visibility[{i}] = {cams!r} holds an index outside "
-                                                f"[0, {MAX_CAMERA_INDEX}]")
+    lists = all(type(cams) is list for cams in value)
+    flat = list(chain.from_iterable(value)) if lists else []
+    if not lists or not {type(c) for c in flat} <= {int}:
+        i = next(i for i, cams in enumerate(value) if type(cams) is not list
+                 or any(type(c) is not int for c in cams))
+        raise RecordProblem(WRONG_TYPE, f"visibility[{i}] = {value[i]!r} is not a list of integers")
+    if flat and (min(flat) < 0 or max(flat) > MAX_CAMERA_INDEX):
+        i = next(i for i, cams in enumerate(value) if any(c < 0 or c > MAX_CAMERA_INDEX for c in cams))
+        raise RecordProblem(BAD_VISIBILITY, f"visibility[{i}] = {value[i]!r} holds an index outside "
+                                            f"[0, {MAX_CAMERA_INDEX}]")
     return value
 
 

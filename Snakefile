@@ -1,0 +1,26 @@
+# Full-range head-pose labels from Panoptic-format captures.
+# All logic lives in the `annotate` package; the rules only wire files together.
+#   snakemake --cores 16                                         # embedded synthetic sequence
+#   snakemake --cores 16 --configfile pipelines/config/panoptic.yaml   # real Panoptic data
+#   snakemake --workflow-profile pipelines/profiles/slurm        # on a SLURM cluster
+from snakemake.utils import min_version, validate
+
+min_version("8.0")
+
+
+configfile: "pipelines/config/default.yaml"
+
+
+validate(config, "schemas/config.schema.yaml")
+
+
+include: "pipelines/common.smk"
+include: "pipelines/synth.smk"
+include: "pipelines/ingest.smk"
+include: "pipelines/label.smk"
+
+
+rule all:
+    input:
+        label_outputs(),
+    default_target: True

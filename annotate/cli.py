@@ -1,0 +1,120 @@
+"""``annotate <command>``: the same stage functions the Snakemake rules call.
+
+    annotate synth   --out ROOT [--sequence synth_000] [--config CFG] [overrides]
+    annotate ingest  --root ROOT --sequence NAME --out DIR [--config CFG]
+    annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
+    annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
+    annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
+
+``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from annotate import pipeline
+from annotate.config import ConfigError, resolve_config
+
+
+def _config(args, overrides: dict | None = None) -> dict:
+    import yaml
+
+    base = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
+    if base is None:
+        base = {}
+    for section, values in (overrides or {}).items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            base.setdefault(section, {}).update(values)
+    return resolve_config(base)
+
+
+def cmd_synth(args) -> None:
+    cfg = _config(args, {"synthetic": {
+        "seed": args.seed, "num_frames": args.frames, "num_cameras": args.cameras, "num_people": args.people,
+        "render_video": False if args.no_video else None}})
+    path = pipeline.run_synth(cfg, args.out, args.sequence, n_jobs=args.jobs)
+    print(f"wrote {path}")
+
+
+def cmd_ingest(args) -> None:
+    summary = pipeline.run_ingest(_config(args), args.root, args.sequence, args.out)
+    print(summary)
+
+
+def cmd_head_model(args) -> None:
+    model = pipeline.run_head_model(_config(args), args.faces3d, args.out)
+    print(f"head model from {model.faces_used} faces -> {args.out}")
+
+
+def cmd_fit_label(args) -> None:
+    print(pipeline.run_label(_config(args), args.faces3d, args.cameras, args.model, args.out))
+
+
+def cmd_label(args) -> None:
+    cfg = _config(args)
+    if args.model:
+        cfg["head_model"]["path"] = args.model
+    ingest, summary = pipeline.run_label_sequence(cfg, args.root, args.sequence, args.out)
+    print(ingest)
+    print(summary)
+    print(f"labels: {Path(args.out) / 'labels' / 'labels.parquet'}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="annotate", description="Full-range head-pose labels from Panoptic-format captures")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_text):
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        sp.add_argument("--config", help="YAML config (schemas/config.schema.yaml); defaults otherwise")
+        sp.set_defaults(func=func)
+        return sp
+
+    sp = add("synth", cmd_synth, "generate a synthetic Panoptic-format sequence")
+    sp.add_argument("--out", required=True, help="root directory; the sequence goes to OUT/SEQUENCE")
+    sp.add_argument("--sequence", default="synth_000")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--frames", type=int)
+    sp.add_argument("--cameras", type=int)
+    sp.add_argument("--people", type=int)
+    sp.add_argument("--no-video", action="store_true", help="skip rendering hdVideos/")
+    sp.add_argument("--jobs", type=int, default=2, help="parallel render workers")
+
+    sp = add("ingest", cmd_ingest, "read a Panoptic-layout sequence into Parquet tables")
+    sp.add_argument("--root", required=True, help="directory holding the sequence folder")
+    sp.add_argument("--sequence", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("head-model", cmd_head_model, "build the mean head model from faces3d tables")
+    sp.add_argument("--faces3d", nargs="+", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("fit-label", cmd_fit_label, "fit heads and write per-camera labels for one sequence")
+    sp.add_argument("--faces3d", required=True)
+    sp.add_argument("--cameras", required=True)
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--out", required=True)
+
+    sp = add("label", cmd_label, "ingest + head model + labels for one sequence (no Snakemake)")
+    sp.add_argument("--root", required=True, help="directory holding the sequence folder")
+    sp.add_argument("--sequence", required=True)
+    sp.add_argument("--out", required=True)
+    sp.add_argument("--model", help="use this saved head_model.json instead of building one")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as err:
+        print(f"annotate {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Pipeline configuration: validation against schemas/config.schema.yaml, defaults, and the
+parameter objects each stage takes.
+
+The Snakefile validates with the same schema; the CLI and the rule scripts call
+``resolve_config`` so every entry point sees the same defaults.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from annotate.datasets.schema import schemas_dir
+from annotate.geometry.head_frame import HeadFrameSpec
+from annotate.labels.fit import FitConfig
+from annotate.labels.per_view import ViewConfig
+
+
+class ConfigError(ValueError):
+    """The configuration does not match schemas/config.schema.yaml."""
+
+
+def config_schema() -> dict:
+    return yaml.safe_load((schemas_dir() / "config.schema.yaml").read_text())
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in ``default`` values of object properties while validating."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def resolve_config(config: dict | str | Path | None = None) -> dict:
+    """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled."""
+    if config is None:
+        doc, where = {}, "<defaults>"
+    elif isinstance(config, (str, Path)):
+        where = str(config)
+        try:
+            doc = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{config}: cannot read config: {err}") from err
+    else:
+        doc, where = copy.deepcopy(dict(config)), "<config>"
+    validator = _with_defaults(jsonschema.Draft202012Validator)(config_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        msgs = [f"  {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+        raise ConfigError(f"{where}: invalid configuration\n" + "\n".join(msgs))
+    if doc["source"] == "panoptic":
+        pan = doc["panoptic"]
+        if not pan.get("root") or not pan.get("sequences"):
+            raise ConfigError(f"{where}: source is panoptic but panoptic.root or panoptic.sequences is missing")
+    return doc
+
+
+def sequence_names(config: dict) -> list[str]:
+    """The sequences a resolved config covers."""
+    if config["source"] == "synthetic":
+        return [f"synth_{i:03d}" for i in range(config["synthetic"]["sequences"])]
+    return list(config["panoptic"]["sequences"])
+
+
+def sequence_root(config: dict) -> Path:
+    """The directory that holds the sequence folders."""
+    if config["source"] == "synthetic":
+        return Path(config["results"]) / "synthetic"
+    return Path(config["panoptic"]["root"])
+
+
+def head_frame_spec(config: dict) -> HeadFrameSpec:
+    hm = config["head_model"]
+    return HeadFrameSpec(tuple(float(v) for v in hm["centre_offset_cm"]), float(hm["helmet_radius_cm"]))
+
+
+def fit_config(config: dict) -> FitConfig:
+    f = dict(config["fit"])
+    f["scale_range"] = tuple(f["scale_range"])
+    return FitConfig(**f)
+
+
+def view_config(config: dict) -> ViewConfig:
+    return ViewConfig(**config["views"])

@@ -1,0 +1,462 @@
+"""Ingest one Panoptic sequence into four Parquet tables, and read those tables back.
+
+``ingest_sequence`` reads ``calibration_<seq>.json`` and the selected frames of
+``hdFace3d/`` and (if present) ``hdPose3d_stage1_coco19/`` and writes, in ``out_dir``::
+
+    cameras.parquet     one row per selected HD camera          (schemas/cameras)
+    faces3d.parquet     one row per (frame, person) face        (schemas/faces3d, source=published)
+    bodies.parquet      one row per (frame, person) body        (schemas/bodies)
+    rejections.parquet  everything skipped, with a reason code  (schemas/rejections)
+
+All four are always written (possibly empty). Frames are processed in chunks of
+``chunk_frames`` and streamed to disk, so memory does not grow with the sequence length.
+
+Frame selection. ``frame_start``/``frame_end`` (both inclusive, frame numbers as in the file
+names) default to the first/last frame present in either folder; the selected frames are
+``frame_start, frame_start + frame_step, ...`` within the frames present overall. For each
+folder, a selected frame inside that folder's first..last present frame whose file is absent
+is a ``missing_frame`` rejection (a gap); outside that span the folder simply has no data.
+A folder entry whose name does not fit is an ``unexpected_file`` rejection.
+
+Errors. With ``on_error="reject"`` a defective file or person becomes a rejection and the
+rest goes on; with ``on_error="raise"`` the first content defect raises
+``PanopticFormatError`` and no table is left behind for the failed run. Facts about the data
+(gaps, unexpected files, faces not associated with a person) are recorded in both modes.
+A broken calibration or a requested camera that does not exist always raises.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+from tqdm import tqdm
+
+from annotate.datasets.tables import (StreamingTableWriter, fixed_list_to_numpy, iter_batches,
+                                      read_table, write_table)
+from annotate.geometry.cameras import CameraRig
+from annotate.panoptic import bodies as _bodies
+from annotate.panoptic import faces as _faces
+from annotate.panoptic.calibration import Calibration, read_calibration_info
+from annotate.panoptic.errors import (BAD_VISIBILITY, MISSING_FRAME, UNEXPECTED_FILE, Rejection,
+                                      raise_on_errors, rejection_columns)
+from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
+
+TABLE_FILES = {"cameras": "cameras.parquet", "faces3d": "faces3d.parquet",
+               "bodies": "bodies.parquet", "rejections": "rejections.parquet"}
+SOURCE_PUBLISHED = "published"
+SOURCE_TRIANGULATED = "triangulated"
+
+
+# --- summary -----------------------------------------------------------------------------------
+@dataclass
+class IngestSummary:
+    """What one ``ingest_sequence`` call did.
+
+    frame_range: (first, last) selected frame, None when no frame was selected.
+    frames_selected: how many frame numbers were selected.
+    face_files / body_files: how many files were read from each folder.
+    rows: rows written per table name. rejections_by_reason: reason -> count.
+    negative_scores: face landmark scores that were negative in the files (stored as 0).
+    has_faces / has_bodies: whether ``hdFace3d/`` / ``hdPose3d_stage1_coco19/`` exist.
+    paths: table name -> written file.
+    """
+
+    sequence: str
+    out_dir: Path
+    cameras: int = 0
+    frame_range: tuple[int, int] | None = None
+    frame_step: int = 1
+    frames_selected: int = 0
+    face_files: int = 0
+    body_files: int = 0
+    has_faces: bool = False
+    has_bodies: bool = False
+    rows: dict[str, int] = field(default_factory=dict)
+    rejections_by_reason: dict[str, int] = field(default_factory=dict)
+    negative_scores: int = 0
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def rejections(self) -> int:
+        return sum(self.rejections_by_reason.values())
+
+    def __str__(self) -> str:
+        lines = [f"ingest {self.sequence} -> {self.out_dir}",
+                 f"  cameras:    {self.cameras}"]
+        if self.frame_range is None:
+            lines.append("  frames:     none selected")
+        else:
+            lines.append(f"  frames:     {self.frame_range[0]}..{self.frame_range[1]} step {self.frame_step} "
+                         f"({self.frames_selected} selected; {self.face_files} face files, "
+                         f"{self.body_files} body files read)")
+        if not self.has_faces:
+            lines.append("  hdFace3d/:  absent (no published faces; triangulate them)")
+        if not self.has_bodies:
+            lines.append("  hdPose3d_stage1_coco19/: absent")
+        lines.append(f"  faces3d:    {self.rows.get('faces3d', 0)} rows"
+                     + (f" ({self.negative_scores} negative scores read as 0)" if self.negative_scores else ""))
+        lines.append(f"  bodies:     {self.rows.get('bodies', 0)} rows")
+        by_reason = ", ".join(f"{k} {v}" for k, v in sorted(self.rejections_by_reason.items()))
+        lines.append(f"  rejections: {self.rejections}" + (f" ({by_reason})" if by_reason else ""))
+        return "\n".join(lines)
+
+
+# --- frame selection ---------------------------------------------------------------------------
+def select_frames(present: np.ndarray, frame_start: int | None, frame_end: int | None,
+                  frame_step: int) -> np.ndarray:
+    """(F,) int64 selected frame numbers: ``frame_start + k * frame_step`` (both ends
+    inclusive) inside ``[present.min(), present.max()]``. ``present``: frame numbers found."""
+    if isinstance(frame_step, bool) or not isinstance(frame_step, (int, np.integer)) or frame_step < 1:
+        raise ValueError(f"frame_step must be a positive integer, got {frame_step!r}")
+    if frame_start is not None and frame_end is not None and frame_start > frame_end:
+        raise ValueError(f"frame_start {frame_start} is after frame_end {frame_end}")
+    if len(present) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, hi = int(present.min()), int(present.max())
+    anchor = lo if frame_start is None else int(frame_start)
+    last = hi if frame_end is None else min(int(frame_end), hi)
+    first = anchor if anchor >= lo else anchor + -(-(lo - anchor) // frame_step) * frame_step
+    if first > last:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(first, last + 1, frame_step, dtype=np.int64)
+
+
+def gap_frames(selected: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Selected frames inside ``present``'s first..last span that are not present."""
+    if len(present) == 0:
+        return np.zeros(0, dtype=np.int64)
+    inside = selected[(selected >= present[0]) & (selected <= present[-1])]
+    return inside[~np.isin(inside, present)]
+
+
+# --- table columns -----------------------------------------------------------------------------
+def camera_columns(calib: Calibration, sequence: str) -> dict[str, object]:
+    """Columns of the ``cameras`` table for ``calib`` (C rows)."""
+    rig = calib.rig
+    c = len(rig)
+    return {
+        "sequence": [sequence] * c,
+        "camera": list(rig.names),
+        "camera_index": calib.camera_index.astype(np.int16),
+        "type": [calib.camera_type] * c,
+        "panel": calib.panels.astype(np.int16),
+        "node": calib.nodes.astype(np.int16),
+        "width": rig.image_size[:, 0].astype(np.int32),
+        "height": rig.image_size[:, 1].astype(np.int32),
+        "K": rig.K.reshape(c, 9),
+        "dist": rig.dist,
+        "R_cam_world": rig.R_cam_world.reshape(c, 9),
+        "t_cam_world": rig.t_cam_world,
+        "centre_world": rig.centres_world,
+    }
+
+
+def face_columns(sequence: str, rows: Sequence[tuple[int, _faces.FacePerson]],
+                 source: str = SOURCE_PUBLISHED) -> dict[str, object]:
+    """Columns of the ``faces3d`` table; rows: (frame, person record) pairs."""
+    n = len(rows)
+    return {
+        "sequence": [sequence] * n,
+        "frame": np.array([f for f, _ in rows], dtype=np.int32),
+        "person": np.array([p.id for _, p in rows], dtype=np.int32),
+        "landmarks_world": np.array([p.landmarks for _, p in rows], dtype=np.float32).reshape(n, 210),
+        "score": np.array([p.score for _, p in rows], dtype=np.float32).reshape(n, 70),
+        "repro_error": np.array([p.repro_error for _, p in rows], dtype=np.float32).reshape(n, 70),
+        "visibility": [p.visibility for _, p in rows],
+        "source": [source] * n,
+    }
+
+
+def body_columns(sequence: str, rows: Sequence[tuple[int, float, _bodies.BodyPerson]]) -> dict[str, object]:
+    """Columns of the ``bodies`` table; rows: (frame, univ_time ms, body record) triples."""
+    n = len(rows)
+    return {
+        "sequence": [sequence] * n,
+        "frame": np.array([f for f, _, _ in rows], dtype=np.int32),
+        "person": np.array([b.id for _, _, b in rows], dtype=np.int32),
+        "univ_time": np.array([t for _, t, _ in rows], dtype=np.float64),
+        "joints_world": np.array([b.joints for _, _, b in rows], dtype=np.float32).reshape(n, 57),
+        "joint_confidence": np.array([b.confidence for _, _, b in rows], dtype=np.float32).reshape(n, 19),
+    }
+
+
+# --- ingest ------------------------------------------------------------------------------------
+def _read_calibration(layout: SequenceLayout, cameras) -> Calibration:
+    if isinstance(cameras, str):
+        if cameras != "hd":
+            raise ValueError(f"cameras must be 'hd' or a list of HD camera names, got {cameras!r}")
+        return read_calibration_info(layout.calibration, "hd")
+    return read_calibration_info(layout.calibration, "hd", list(cameras))
+
+
+def _check_visibility(frame: _faces.FaceFrame, n_cameras: int, stage: str,
+                      sequence: str) -> _faces.FaceFrame:
+    """Reject people whose visibility names a camera index >= ``n_cameras`` (HD cameras in file)."""
+    kept, rejected = [], []
+    for p in frame.people:
+        top = max(chain.from_iterable(p.visibility), default=-1)
+        if top >= n_cameras:
+            rejected.append(Rejection(sequence, stage, frame.frame, p.id, None, frame.file, BAD_VISIBILITY,
+                                      f"visibility names camera index {top}, but the calibration has "
+                                      f"{n_cameras} HD cameras (indices 0..{n_cameras - 1})"))
+        else:
+            kept.append(p)
+    return dataclasses.replace(frame, people=kept, rejections=frame.rejections + rejected)
+
+
+class _Ingest:
+    """State of one ingest run: layout, listings, counters; one method per piece of work."""
+
+    def __init__(self, layout: SequenceLayout, calib: Calibration, on_error: str):
+        self.layout, self.calib, self.on_error = layout, calib, on_error
+        self.seq = layout.sequence
+        self.faces = list_frames(layout.face_dir, FACE_FILE)
+        self.bodies = list_frames(layout.body_dir, BODY_FILE)
+        self.reasons: Counter[str] = Counter()
+        self.face_files = self.body_files = self.negative_scores = 0
+
+    def _portable(self, rejections: Iterable[Rejection]) -> list[Rejection]:
+        out = [dataclasses.replace(r, file=self.layout.relative(r.file)) for r in rejections]
+        if self.on_error == "raise":
+            raise_on_errors(out)
+        self.reasons.update(r.reason for r in out)
+        return out
+
+    def listing_rejections(self, selected: np.ndarray) -> list[Rejection]:
+        """Unexpected folder entries and gaps, for both folders."""
+        out = []
+        for listing, stage, pattern, path_of in (
+                (self.faces, _faces.STAGE, FACE_FILE, self.layout.face_file),
+                (self.bodies, _bodies.STAGE, BODY_FILE, self.layout.body_file)):
+            for entry in listing.unexpected:
+                out.append(Rejection(self.seq, stage, None, None, None, str(entry), UNEXPECTED_FILE,
+                                     f"not a file named {pattern.prefix}%08d{pattern.suffix}"))
+            for f in gap_frames(selected, listing.frames):
+                out.append(Rejection(self.seq, stage, int(f), None, None, str(path_of(int(f))), MISSING_FRAME,
+                                     f"frame {int(f)} is absent while frames {int(listing.frames[0])}.."
+                                     f"{int(listing.frames[-1])} are present"))
+        return self._portable(out)
+
+    def read_chunk(self, frames: np.ndarray):
+        """Face rows, body rows and rejections for the frames of one chunk."""
+        face_rows, body_rows, rejections = [], [], []
+        face_set, body_set = self.faces.frames, self.bodies.frames
+        for f in frames:
+            f = int(f)
+            if _contains(face_set, f):
+                ff = read_face_frame_checked(self.layout.face_file(f), self.seq, self.calib.type_count)
+                self.face_files += 1
+                self.negative_scores += sum(p.negative_scores for p in ff.people)
+                rejections += self._portable(ff.rejections)
+                face_rows += [(f, p) for p in ff.people]
+            if _contains(body_set, f):
+                bf = _bodies.read_body_frame(self.layout.body_file(f), self.seq)
+                self.body_files += 1
+                rejections += self._portable(bf.rejections)
+                body_rows += [(f, bf.univ_time, b) for b in bf.bodies]
+        return face_rows, body_rows, rejections
+
+
+def _contains(sorted_frames: np.ndarray, frame: int) -> bool:
+    i = np.searchsorted(sorted_frames, frame)
+    return bool(i < len(sorted_frames) and sorted_frames[i] == frame)
+
+
+def read_face_frame_checked(path: Path, sequence: str, n_hd_cameras: int) -> _faces.FaceFrame:
+    """``read_face_frame`` plus the check that visibility indices are HD cameras of the rig."""
+    return _check_visibility(_faces.read_face_frame(path, sequence), n_hd_cameras, _faces.STAGE, sequence)
+
+
+def _chunks(frames: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(frames), size):
+        yield frames[i:i + size]
+
+
+def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, cameras="hd",
+                    frame_start: int | None = None, frame_end: int | None = None,
+                    frame_step: int = 1, chunk_frames: int = 500,
+                    on_error: str = "reject") -> IngestSummary:
+    """Ingest ``<root>/<sequence>/`` into ``out_dir`` (see the module docstring).
+
+    cameras: ``"hd"`` (all HD cameras) or a list of HD camera names.
+    frame_start, frame_end: inclusive frame numbers; frame_step: take every k-th number.
+    chunk_frames: frames read per streamed chunk. on_error: ``"reject"`` or ``"raise"``.
+    """
+    if on_error not in ("reject", "raise"):
+        raise ValueError(f"on_error must be 'reject' or 'raise', got {on_error!r}")
+    if chunk_frames < 1:
+        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+    layout = SequenceLayout(root, sequence)
+    if not layout.directory.is_dir():
+        raise FileNotFoundError(f"sequence directory {layout.directory} does not exist")
+    calib = _read_calibration(layout, cameras)
+    run = _Ingest(layout, calib, on_error)
+    present = np.union1d(run.faces.frames, run.bodies.frames)
+    selected = select_frames(present, frame_start, frame_end, frame_step)
+    out_dir = Path(out_dir)
+    paths = {name: out_dir / file for name, file in TABLE_FILES.items()}
+    with ExitStack() as stack:
+        writers = {name: stack.enter_context(StreamingTableWriter(paths[name], name))
+                   for name in ("faces3d", "bodies", "rejections")}
+        _write_rejections(writers["rejections"], run.listing_rejections(selected))
+        bar = stack.enter_context(tqdm(total=len(selected), desc=f"ingest {sequence}", unit="frame",
+                                       disable=None))
+        for chunk in _chunks(selected, chunk_frames):
+            face_rows, body_rows, rejections = run.read_chunk(chunk)
+            if face_rows:
+                writers["faces3d"].write(face_columns(sequence, face_rows))
+            if body_rows:
+                writers["bodies"].write(body_columns(sequence, body_rows))
+            _write_rejections(writers["rejections"], rejections)
+            bar.update(len(chunk))
+        rows = {name: w.rows for name, w in writers.items()}
+    write_table(camera_columns(calib, sequence), paths["cameras"], "cameras")
+    rows["cameras"] = len(calib.rig)
+    return IngestSummary(
+        sequence=sequence, out_dir=out_dir, cameras=len(calib.rig),
+        frame_range=(int(selected[0]), int(selected[-1])) if len(selected) else None,
+        frame_step=frame_step, frames_selected=len(selected),
+        face_files=run.face_files, body_files=run.body_files,
+        has_faces=run.faces.exists, has_bodies=run.bodies.exists, rows=rows,
+        rejections_by_reason=dict(run.reasons), negative_scores=run.negative_scores, paths=paths)
+
+
+def _write_rejections(writer: StreamingTableWriter, rejections: list[Rejection]) -> None:
+    if rejections:
+        writer.write(rejection_columns(rejections))
+
+
+# --- reading the tables back ------------------------------------------------------------------
+def _strings(col) -> np.ndarray:
+    """A string or dictionary<string> column as an (M,) object array."""
+    return np.asarray(col.cast(pa.string()).to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _only_sequence(table: pa.Table, path, sequence: str | None) -> pa.Table:
+    seqs = _strings(table.column("sequence"))
+    if sequence is None:
+        names = sorted(set(seqs.tolist()))
+        if len(names) > 1:
+            raise ValueError(f"{path} holds sequences {names}; pass sequence=")
+        return table
+    return table.filter(pa.array(seqs == sequence, type=pa.bool_()))
+
+
+@dataclass(frozen=True, eq=False)
+class Faces3D:
+    """Rows of a ``faces3d`` table as arrays (M rows).
+
+    frame, person: (M,) int64. landmarks: (M, 70, 3) float64 cm world, NaN = missing.
+    score, repro_error (px): (M, 70) float64. sequence, source: (M,) str.
+    visibility: M lists of 70 lists of camera indices, or None unless asked for.
+    """
+
+    sequence: np.ndarray
+    frame: np.ndarray
+    person: np.ndarray
+    landmarks: np.ndarray
+    score: np.ndarray
+    repro_error: np.ndarray
+    source: np.ndarray
+    visibility: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _faces_from_table(table, with_visibility: bool) -> Faces3D:
+    return Faces3D(
+        sequence=_strings(table.column("sequence")),
+        frame=table.column("frame").to_numpy().astype(np.int64),
+        person=table.column("person").to_numpy().astype(np.int64),
+        landmarks=fixed_list_to_numpy(table.column("landmarks_world"), (70, 3)).astype(np.float64),
+        score=fixed_list_to_numpy(table.column("score"), (70,)).astype(np.float64),
+        repro_error=fixed_list_to_numpy(table.column("repro_error"), (70,)).astype(np.float64),
+        source=_strings(table.column("source")),
+        visibility=table.column("visibility").to_pylist() if with_visibility else None,
+    )
+
+
+def load_faces3d(path: str | Path, sequence: str | None = None,
+                 with_visibility: bool = False) -> Faces3D:
+    """Read a ``faces3d`` table (all of it; see ``iter_faces3d`` for bounded memory)."""
+    table = _only_sequence(read_table(path, "faces3d"), path, sequence)
+    return _faces_from_table(table, with_visibility)
+
+
+def iter_faces3d(path: str | Path, batch_rows: int = 10_000,
+                 with_visibility: bool = False) -> Iterator[Faces3D]:
+    """``Faces3D`` chunks of at most ``batch_rows`` rows, in file order."""
+    for batch in iter_batches(path, "faces3d", batch_rows):
+        yield _faces_from_table(pa.Table.from_batches([batch]), with_visibility)
+
+
+@dataclass(frozen=True, eq=False)
+class Bodies3D:
+    """Rows of a ``bodies`` table: frame, person (M,) int64; univ_time (M,) ms (NaN = none);
+    joints (M, 19, 3) float64 cm world, NaN = missing; confidence (M, 19), -1 = missing/invalid."""
+
+    sequence: np.ndarray
+    frame: np.ndarray
+    person: np.ndarray
+    univ_time: np.ndarray
+    joints: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def load_bodies(path: str | Path, sequence: str | None = None) -> Bodies3D:
+    """Read a ``bodies`` table."""
+    table = _only_sequence(read_table(path, "bodies"), path, sequence)
+    return Bodies3D(
+        sequence=_strings(table.column("sequence")),
+        frame=table.column("frame").to_numpy().astype(np.int64),
+        person=table.column("person").to_numpy().astype(np.int64),
+        univ_time=table.column("univ_time").to_numpy(zero_copy_only=False).astype(np.float64),
+        joints=fixed_list_to_numpy(table.column("joints_world"), (19, 3)).astype(np.float64),
+        confidence=fixed_list_to_numpy(table.column("joint_confidence"), (19,)).astype(np.float64),
+    )
+
+
+def load_camera_info(path: str | Path, sequence: str | None = None) -> Calibration:
+    """Read a ``cameras`` table back as a ``Calibration`` (rig, panels, nodes, camera_index).
+
+    ``source`` is the table's path; ``type_count`` is only a lower bound (max camera_index
+    + 1), since the table does not list cameras that were not ingested.
+    """
+    table = _only_sequence(read_table(path, "cameras"), path, sequence)
+    c = table.num_rows
+    if c == 0:
+        raise ValueError(f"{path} holds no cameras" + (f" for sequence {sequence!r}" if sequence else ""))
+    types = sorted(set(_strings(table.column("type")).tolist()))
+    if len(types) != 1:
+        raise ValueError(f"{path} mixes camera types {types}")
+    rig = CameraRig(
+        names=tuple(_strings(table.column("camera")).tolist()),
+        K=fixed_list_to_numpy(table.column("K"), (3, 3)),
+        dist=fixed_list_to_numpy(table.column("dist"), (5,)),
+        R_cam_world=fixed_list_to_numpy(table.column("R_cam_world"), (3, 3)),
+        t_cam_world=fixed_list_to_numpy(table.column("t_cam_world"), (3,)),
+        image_size=np.stack([table.column("width").to_numpy(), table.column("height").to_numpy()],
+                            axis=1).astype(np.int64),
+    )
+    index = table.column("camera_index").to_numpy().astype(np.int64)
+    return Calibration(rig=rig, camera_type=types[0],
+                       panels=table.column("panel").to_numpy().astype(np.int64),
+                       nodes=table.column("node").to_numpy().astype(np.int64),
+                       camera_index=index, source=str(path),
+                       type_count=int(index.max()) + 1)
+
+
+def load_cameras(path: str | Path, sequence: str | None = None) -> CameraRig:
+    """Read a ``cameras`` table back as the ``CameraRig`` it was written from."""
+    return load_camera_info(path, sequence).rig

@@ -1,0 +1,31 @@
+# Mean head model over all sequences, then per-face fits and per-camera labels.
+
+
+rule head_model:
+    input:
+        faces3d=expand(f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet", sequence=SEQUENCES),
+    output:
+        f"{RESULTS}/head_model.json",
+    log:
+        f"{RESULTS}/logs/head_model.log",
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/head_model.py"
+
+
+rule label:
+    input:
+        faces3d=f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet",
+        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
+        model=f"{RESULTS}/head_model.json",
+    output:
+        fits=f"{RESULTS}/{{sequence}}/labels/head_fits.parquet",
+        labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
+        summary=f"{RESULTS}/{{sequence}}/labels/summary.json",
+    log:
+        f"{RESULTS}/logs/label/{{sequence}}.log",
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/label.py"

@@ -1,0 +1,13 @@
+# The embedded synthetic sequence, in the real Panoptic layout (only with source: synthetic).
+
+
+rule synth:
+    output:
+        directory(f"{SEQUENCE_ROOT}/{{sequence}}"),
+    log:
+        f"{RESULTS}/logs/synth/{{sequence}}.log",
+    threads: 2
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/synth.py"
