@@ -29,7 +29,8 @@ def _column_to_arrow(values, field: pa.Field, table: str) -> pa.Array:
         if a.ndim < 2 or int(np.prod(a.shape[1:])) != n:
             raise SchemaError(f"table {table}: column {field.name!r} needs shape (rows, {n}), got {a.shape}")
         flat = a.reshape(len(a), n).reshape(-1)
-        child = pa.array(flat, type=field.type.value_type, from_pandas=True)
+        # from_pandas=False keeps NaN as a float NaN ("not seen"), never a null.
+        child = pa.array(flat, type=field.type.value_type, from_pandas=False)
         arr = pa.FixedSizeListArray.from_arrays(child, n)
     elif isinstance(field.type, pa.DictionaryType):
         arr = pa.array(np.asarray(values, dtype=object), type=field.type.value_type).dictionary_encode()
@@ -38,7 +39,8 @@ def _column_to_arrow(values, field: pa.Field, table: str) -> pa.Array:
             # Never silently truncate floats into integer columns.
             if np.any(values != np.round(values)):
                 raise SchemaError(f"table {table}: column {field.name!r} holds non-integer values")
-        arr = pa.array(values, type=field.type, from_pandas=True)
+        numeric = isinstance(values, np.ndarray) and values.dtype.kind in "fiub"
+        arr = pa.array(values, type=field.type, from_pandas=not numeric)
     if arr.type != field.type:
         arr = arr.cast(field.type)
     if not field.nullable and arr.null_count:

@@ -132,9 +132,9 @@ def label_faces(model: HeadModel, rig: CameraRig, landmarks_world: np.ndarray, s
     """
     fits = fit_heads(model, landmarks_world, scores, fit_config)
     helmet = model.spec.helmet_radius_cm * np.where(np.isfinite(fits.scale), fits.scale, 1.0)
-    R = np.where(fits.ok[:, None, None], fits.R_world_head, np.eye(3))
-    t = np.where(fits.ok[:, None], fits.t_world_head, 0.0)
-    views = camera_labels(rig, R, t, helmet, fits.ok, view_config)
+    # A face whose fit was refused keeps its fitted values (NaN where there are none) and
+    # every one of its views is marked fit_failed.
+    views = camera_labels(rig, fits.R_world_head, fits.t_world_head, helmet, fits.ok, view_config)
     return fits, helmet, views
 
 

@@ -11,14 +11,17 @@ The coordinates below are laid out by hand from published adult anthropometry (F
 measure                                     value      where it shows below
 ==========================================  =========  ======================================
 interpupillary distance                     6.3 cm     pupils 68/69 at x = -/+3.15
-palpebral fissure (eye) width ex-en         3.0 cm     corners 36/39 at x = -4.65 / -1.65
+palpebral fissure (eye) width ex-en         3.0 cm     corners 36/39 at x = -4.475 / -1.65,
+                                                         the outer one 1.0 cm further back
 intercanthal width en-en                    3.3 cm     inner corners 39/42 at x = -/+1.65
-nasal tip protrusion, ahead of the          2.3 cm     tip 30 at z = 1.7 (inner corners z = 0,
-  coronal plane of the four eye corners                outer corners z = -1.2: mean -0.6)
+biocular width ex-ex                        9.0 cm     outer corners 36/45
+nasal tip protrusion, ahead of the          2.3 cm     tip 30 at z = 1.8 (inner corners z = 0,
+  coronal plane of the four eye corners                outer corners z = -1.0: mean -0.5)
 nasion - subnasale (nose height)            4.7 cm     27 at y = 0.35, 33 at y = -4.35
-alar (nose) width                           3.4 cm     nose wings 31/35 at x = -/+1.7 ... base
+nostril base width (iBUG 31-35)             2.7 cm     31/35 at x = -/+1.35 (the alar wings,
+                                                         not landmarks, are ~3.4 cm apart)
 mouth width ch-ch                           5.0 cm     corners 48/54 at x = -/+2.5
-upper / lower vermilion height              0.8 / 1.0  51 to stomion / stomion to 57
+upper / lower vermilion height              0.7 / 1.0  51 to stomion / stomion to 57
 eye line - menton (chin)                    11.5 cm    chin 8 at y = -11.5
 bizygomatic width (contour near the ears)   14.0 cm    contour ends 0/16 at x = -/+7.0
 bigonial width (jaw angles)                 11.2 cm    contour 4/12 at x = -/+5.6
@@ -57,11 +60,11 @@ _RIGHT_AND_MIDLINE: dict[int, tuple[float, float, float]] = {
     20: (-2.40, 2.35, 0.50), 21: (-1.30, 2.05, 0.80),
     # nose bridge (27 nasion-ish -> 30 tip) and base (31 right wing -> 33 subnasale)
     27: (0.00, 0.35, 0.60), 28: (0.00, -0.75, 0.95), 29: (0.00, -1.95, 1.30),
-    30: (0.00, -3.20, 1.70),
+    30: (0.00, -3.20, 1.80),
     31: (-1.35, -3.85, -0.35), 32: (-0.70, -4.15, 0.00), 33: (0.00, -4.35, 0.15),
     # right eye: outer corner 36, upper lid 37-38, inner corner 39, lower lid 40-41
-    36: (-4.65, 0.15, -1.20), 37: (-3.85, 0.50, -0.50), 38: (-2.45, 0.50, -0.15),
-    39: (-1.65, 0.00, 0.00), 40: (-2.45, -0.45, -0.20), 41: (-3.85, -0.40, -0.55),
+    36: (-4.475, 0.15, -1.00), 37: (-3.75, 0.50, -0.45), 38: (-2.6375, 0.50, -0.12),
+    39: (-1.65, 0.00, 0.00), 40: (-2.6375, -0.45, -0.17), 41: (-3.75, -0.40, -0.50),
     # outer lips: right corner 48, upper 49-51 (51 = top centre), lower 57 (centre) - 59
     48: (-2.50, -6.50, -0.90), 49: (-1.75, -6.05, -0.25), 50: (-0.85, -5.65, 0.25),
     51: (0.00, -5.80, 0.35), 57: (0.00, -7.55, 0.10), 58: (-0.90, -7.45, 0.00),
