@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from annotate.panoptic.bodies import read_body_frame
 from annotate.panoptic.calibration import read_calibration
 from annotate.panoptic.faces import read_face_frame
 from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
-from annotate.synth.face_model import base_face_landmarks, person_shape
+from annotate.synth.face_model import base_face_landmarks, person_shape, shape_scale
 from annotate.synth.generate import (GROUND_TRUTH_KEYS, generate_sequence, landmark_views,
                                      load_ground_truth, scene_frames)
 from annotate.synth.render import FrameScene, landmark_visibility
@@ -71,12 +70,14 @@ def test_person_shape_is_aligned_with_the_base_face_by_construction():
     base = base_face_landmarks()
     rng = np.random.default_rng(3)
     for _ in range(20):
-        shape, scale = person_shape(rng, base, 0.07, 0.15)
+        shape = person_shape(rng, base, 0.07, 0.15)
+        scale = shape_scale(base, shape)
         assert 0.93 <= scale <= 1.07
         fit = umeyama(base, shape)
         np.testing.assert_allclose(fit.R, np.eye(3), atol=1e-9)
         np.testing.assert_allclose(fit.t, 0.0, atol=1e-9)
         assert fit.scale == pytest.approx(scale, abs=1e-12)
+        assert shape.shape == (70, 3)
         R_canonical, _ = head_frame_from_landmarks(shape)
         assert np.degrees(geodesic_distance(R_canonical, np.eye(3))) < 0.05
         residual = shape - scale * base
@@ -179,11 +180,12 @@ def test_heads_turn_fully_and_stay_near_upright(default_scene):
     assert np.degrees(step).max() < 30
 
 
-def test_people_stay_inside_the_dome_and_apart(default_scene):
-    s = default_scene
+@pytest.mark.parametrize("num_people", [3, 8])
+def test_people_stay_inside_the_dome_and_apart(default_scene, num_people):
+    s = default_scene if num_people == 3 else simulate_scene(SceneConfig(seed=5, num_people=num_people))
     t = s.t_world_head                                                    # (F, P, 3)
     gap = np.linalg.norm(t[:, :, None] - t[:, None], axis=-1)
-    gap[:, np.arange(3), np.arange(3)] = np.inf
+    gap[:, np.arange(num_people), np.arange(num_people)] = np.inf
     assert gap.min() >= 35.0
     dome = np.array(s.config.dome_centre_cm)
     cameras = np.linalg.norm(s.rig.centres_world - dome, axis=1).min()

@@ -70,7 +70,7 @@ FACE_ANGLE_RAD = np.deg2rad(45.0)         # around the face landmarks, jaw inclu
 DEDUPE_CM = 0.02                          # landmarks closer than this are one vertex
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HeadMesh:
     """A closed triangle mesh of a head in the head frame (cm).
 
@@ -91,26 +91,27 @@ class HeadMesh:
         return _vertex_normals(self.vertices, self.triangles)
 
     @functools.cached_property
-    def bounding_sphere(self) -> tuple[np.ndarray, float]:
-        """(centre (3,) head frame cm, radius cm) of a sphere containing every vertex."""
-        centre = 0.5 * (self.vertices.min(axis=0) + self.vertices.max(axis=0))
-        radius = float(np.linalg.norm(self.vertices - centre, axis=1).max())
-        return centre, radius
-
-    @functools.cached_property
     def bounding_polytope(self) -> np.ndarray:
-        """(K, 3) vertices (head frame, cm) of a convex polytope containing the mesh.
+        """(K, 3) points (head frame, cm) whose convex hull contains the mesh.
 
-        The intersection of the 42 half-spaces ``n . x <= max_v n . v`` over the level-1
-        icosphere directions n: about 80 vertices and only ~12 % more volume than the
-        mesh's convex hull (a bounding sphere has about twice), so the projected box of these
-        few points bounds the head's image tightly.
+        The vertices of the intersection of the 42 half-spaces ``n . x <= max_v n . v``
+        over the level-1 icosphere directions n (about 80 vertices, only ~12 % more volume
+        than the mesh's convex hull; a bounding sphere has about twice), plus 3 points on
+        each edge of it: a lens bends the image of a long edge, and the extra points keep
+        the box of the projected points a bound of the head's image (the bend between
+        points is 1/16 of the whole edge's).
         """
         normals = np.asarray(icosphere_directions(1))
         support = (self.vertices @ normals.T).max(axis=0)
         halfspaces = np.concatenate([normals, -support[:, None]], axis=1)   # n.x - h <= 0
-        interior = self.vertices.mean(axis=0)                  # inside: the surface is star-shaped
-        return HalfspaceIntersection(halfspaces, interior).intersections
+        interior = self.vertices.mean(axis=0)              # inside: the surface is star-shaped
+        corners = HalfspaceIntersection(halfspaces, interior).intersections
+        facets = ConvexHull(corners).simplices
+        edges = np.unique(np.sort(np.concatenate([facets[:, [0, 1]], facets[:, [1, 2]],
+                                                  facets[:, [2, 0]]]), axis=1), axis=0)
+        s = np.array([0.25, 0.5, 0.75])[:, None, None]
+        along = (1.0 - s) * corners[edges[:, 0]] + s * corners[edges[:, 1]]    # (3, E, 3)
+        return np.concatenate([corners, along.reshape(-1, 3)])
 
     def transformed(self, R_world_head: np.ndarray, t_world_head: np.ndarray,
                     scale: float = 1.0) -> np.ndarray:
@@ -131,7 +132,7 @@ def build_head_mesh(landmarks_head: np.ndarray,
     skull_radii: ellipsoid half-axes (x half-width, y half-height, z half-depth), cm.
     skull_centre: ellipsoid centre in the head frame, cm; the origin must lie inside it.
     detail_level: icosphere level around the facial features (6: about 0.17 cm edges on the
-        face, ~17k triangles; 5 halves the resolution for quick previews).
+        face, ~19k triangles; 5 halves the resolution for quick previews).
     """
     landmarks = np.asarray(landmarks_head, dtype=np.float64)
     if landmarks.shape != (NUM_LANDMARKS, 3):
@@ -147,7 +148,10 @@ def build_head_mesh(landmarks_head: np.ndarray,
     triangles = _sphere_triangulation(directions)
 
     offset_field = _radial_offset_field(key_dirs, key_radius, radii, centre)
-    radius = _ellipsoid_radius(directions, radii, centre) + offset_field(directions)
+    skull = _ellipsoid_radius(directions, radii, centre)
+    # The interpolated offset cannot push the surface through the centre for any sane face;
+    # the floor keeps the mesh star-shaped (and valid) even for a wild one.
+    radius = np.maximum(skull + offset_field(directions), 0.3 * skull)
     radius[: len(key_dirs)] = key_radius                 # landmarks exactly on the surface
     vertices = directions * radius[:, None]
 

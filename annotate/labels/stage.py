@@ -140,7 +140,7 @@ def label_faces(model: HeadModel, rig: CameraRig, landmarks_world: np.ndarray, s
 
 def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: HeadModel,
                    out_dir: str | Path, fit_config: FitConfig = FitConfig(),
-                   view_config: ViewConfig = ViewConfig(), chunk_faces: int = 2000,
+                   view_config: ViewConfig = ViewConfig(), chunk_faces: int = 200,
                    progress: bool | None = None) -> LabelSummary:
     """Write ``out_dir/head_fits.parquet`` and ``out_dir/labels.parquet`` for one sequence."""
     start = time.perf_counter()

@@ -173,8 +173,8 @@ def _shape_projector(base_bytes: bytes) -> np.ndarray:
 
 
 def person_shape(rng: np.random.Generator, base: np.ndarray, scale_range: float = 0.07,
-                 landmark_sigma_cm: float = 0.15) -> tuple[np.ndarray, float]:
-    """One person's face (70, 3) in their own head frame, cm, and its scale.
+                 landmark_sigma_cm: float = 0.15) -> np.ndarray:
+    """One person's face (70, 3) in their own head frame, cm, at their own size.
 
     base: (70, 3) a face in its canonical head frame (``base_face_landmarks()``).
     The person is ``base`` scaled by a factor drawn uniformly in ``1 +- scale_range``
@@ -190,10 +190,8 @@ def person_shape(rng: np.random.Generator, base: np.ndarray, scale_range: float 
     therefore projected onto the subspace with no translation, rotation or scale component
     and no first-order change of the canonical axes; a final exact Umeyama fit removes what
     is left at second order. So the best similarity from ``base`` to the returned shape is
-    the identity rotation, zero translation and ``scale`` (returned), and the canonical
-    axes of the shape agree with the head frame to well under 0.1 degree.
-
-    Returns ``(shape_head (70, 3), scale)`` with ``shape_head ~ scale * base``.
+    the identity rotation, zero translation and the drawn scale (``shape_scale``), and the
+    canonical axes of the shape agree with the head frame to well under 0.1 degree.
     """
     base = np.asarray(base, dtype=np.float64)
     scale = 1.0 + rng.uniform(-scale_range, scale_range)
@@ -206,5 +204,14 @@ def person_shape(rng: np.random.Generator, base: np.ndarray, scale_range: float 
     # Exact removal of the (second-order) rigid residue: express the shape in the frame
     # of the best similarity from the base face.
     fit = umeyama(base, shape, with_scale=True)
-    shape_head = (shape - fit.t) @ fit.R          # R^T (x - t) for each row x
-    return shape_head, float(fit.scale)
+    return (shape - fit.t) @ fit.R                # R^T (x - t) for each row x
+
+
+def shape_scale(base: np.ndarray, shapes_head: np.ndarray) -> np.ndarray:
+    """(...,) similarity scale from ``base`` (70, 3) to shapes (..., 70, 3) in its frame.
+
+    For ``person_shape`` outputs the best similarity has identity rotation and zero
+    translation, so ``shapes_head ~ scale * base``: the ground-truth head scale.
+    """
+    shapes = np.asarray(shapes_head, dtype=np.float64)
+    return umeyama(np.broadcast_to(base, shapes.shape), shapes, with_scale=True).scale

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.geometry.cameras import CameraRig
 from annotate.labels.head_mesh import HeadMesh, build_head_mesh
+from annotate.open3d_loader import open3d_module
 from annotate.panoptic.bodies import write_body_frame
 from annotate.panoptic.calibration import write_calibration
 from annotate.panoptic.faces import FacePerson, write_face_frame
 from annotate.panoptic.layout import SequenceLayout, write_json_atomic
-from annotate.open3d_loader import open3d_module
 from annotate.synth.render import (RayHits, RenderPerson, landmark_visibility, random_palette,
                                    render_videos)
 from annotate.synth.scene import (STREAM_APPEARANCE, PublishedLandmarks, SceneConfig, SceneState,
@@ -108,7 +107,8 @@ class PosedHeadCaster:
     for three 19k-triangle heads). Here each person's mesh gets one ``RaycastingScene`` in
     its own head frame, and a frame's rays are mapped into each head's frame instead
     (``x_head = R^T (x_world - t) / scale``; the direction is mapped without normalising,
-    so hit distances stay in world cm). Same meshes, same first hits, ~20x less work.
+    so hit distances stay in world cm). Same meshes, same first hits, ~5x faster here
+    (10 ms instead of 50-70 ms a frame for 31 cameras and three heads).
     """
 
     def __init__(self, meshes: list, nthreads: int = 0):

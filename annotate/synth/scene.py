@@ -21,7 +21,8 @@ import numpy as np
 
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import FLIP_YZ, euler_from_matrix, matrix_from_euler, rot_y, rot_z
-from annotate.synth.face_model import RIGHT_PUPIL, LEFT_PUPIL, base_face_landmarks, person_shape
+from annotate.synth.face_model import (LEFT_PUPIL, RIGHT_PUPIL, base_face_landmarks, person_shape,
+                                       shape_scale)
 
 # Independent random streams, children of SeedSequence(seed) (order fixed forever).
 (STREAM_CAMERAS, STREAM_SHAPES, STREAM_MOTION, STREAM_PRESENCE, STREAM_BODY, STREAM_NOISE,
@@ -66,7 +67,7 @@ class SceneConfig:
     head_height_cm: tuple[float, float] = (150.0, 166.0)   # head centre above the floor
     body_joint_sigma_cm: float = 0.5              # noise of the non-face body joints
     # motion
-    walk_radius_cm: tuple[float, float] = (30.0, 100.0)    # head distance from the axis
+    walk_radius_cm: tuple[float, float] = (30.0, 100.0)    # neck pivots from the dome axis
     min_head_separation_cm: float = 35.0
     body_turns: tuple[float, float] = (1.2, 1.6)  # full body turns over the sequence
     max_neck_yaw_deg: float = 30.0                # head yaw relative to the body
@@ -171,6 +172,11 @@ def make_dome_rig(num_cameras: int, image_size=(1920, 1080), rng: np.random.Gene
 
 # ---------------------------------------------------------------------------------- motion
 
+# Head centre above the neck pivot (the upper cervical spine), head frame, cm: nodding and
+# tilting swing the head about this point, as real heads do.
+PIVOT_TO_HEAD_CM = np.array([0.0, 9.0, 0.5])
+
+
 def _sequence_time(num_frames: int) -> np.ndarray:
     """(F,) time from 0 (first frame) to 1 (last frame)."""
     return np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
@@ -195,7 +201,8 @@ def _min_walk_radius(config: SceneConfig, angle_wobble_rad: float) -> float:
 
     People keep their order around the axis, 2 pi / P apart give or take twice the wobble.
     Two points at angular separation d with radii >= r are at least 2 r sin(d / 2) apart
-    (for d <= pi), so r >= (separation + margin) / (2 sin(d / 2)) suffices.
+    (for d <= pi), so neck pivots at r >= (separation + margin) / (2 sin(d / 2)) keep the
+    heads apart as long as the margin covers both heads swinging about their pivots.
     """
     p = config.num_people
     if p < 2:
@@ -203,7 +210,8 @@ def _min_walk_radius(config: SceneConfig, angle_wobble_rad: float) -> float:
     d = min(np.pi, 2.0 * np.pi / p - 2.0 * angle_wobble_rad)
     if d <= 0:
         raise ValueError(f"{p} people cannot keep apart with this angular wobble")
-    needed = (config.min_head_separation_cm + 5.0) / (2.0 * np.sin(d / 2.0))
+    margin = 2.0 * np.linalg.norm(PIVOT_TO_HEAD_CM) + 2.0
+    needed = (config.min_head_separation_cm + margin) / (2.0 * np.sin(d / 2.0))
     return max(config.walk_radius_cm[0], needed)
 
 
@@ -215,7 +223,7 @@ def _walk_paths(rng: np.random.Generator, config: SceneConfig, tau: np.ndarray) 
     without ever meeting (``_min_walk_radius``) and without leaving ``walk_radius_cm``.
     """
     p = config.num_people
-    wobble = 0.15 * (2.0 * np.pi / max(p, 1))
+    wobble = 0.1 * (2.0 * np.pi / max(p, 1))
     r_min = _min_walk_radius(config, wobble)
     r_max = config.walk_radius_cm[1]
     if r_min > r_max:
@@ -255,11 +263,6 @@ def level_head_angles(R_world_head: np.ndarray) -> np.ndarray:
     heading = np.arctan2(-face[..., 0], -face[..., 2])
     angles = euler_from_matrix(rot_y(-heading) @ R)
     return np.stack([heading, angles[..., 1], angles[..., 2]], axis=-1)
-
-
-# Head centre above the neck pivot (the upper cervical spine), head frame, cm: nodding and
-# tilting swing the head about this point, as real heads do.
-PIVOT_TO_HEAD_CM = np.array([0.0, 9.0, 0.5])
 
 
 @dataclass(frozen=True)
@@ -415,10 +418,10 @@ def simulate_scene(config: SceneConfig = SceneConfig()) -> SceneState:
                         config.dome_centre_cm, config.dome_radius_cm, config.camera_aim_cm)
     base = base_face_landmarks()
     shape_rng = streams[STREAM_SHAPES]
-    shapes, scales = zip(*(person_shape(shape_rng, base, config.shape_scale_range,
-                                        config.shape_landmark_sigma_cm)
-                           for _ in range(config.num_people)))
-    shapes_head, scale = np.stack(shapes), np.array(scales)
+    shapes_head = np.stack([person_shape(shape_rng, base, config.shape_scale_range,
+                                         config.shape_landmark_sigma_cm)
+                            for _ in range(config.num_people)])
+    scale = shape_scale(base, shapes_head)
     motion_rng = streams[STREAM_MOTION]
     heights = motion_rng.uniform(*config.head_height_cm, config.num_people)
     motion = simulate_motion(motion_rng, config, heights)
