@@ -82,3 +82,15 @@ def test_head_model_file_round_trip_and_errors(tmp_path):
         load_head_model(tmp_path / "short.json")
     with pytest.raises(ValueError, match="at least 3"):
         build_head_model(np.zeros((2, 70, 3)))
+
+
+def test_never_observed_landmarks_are_filled_from_the_reference_face():
+    rng = np.random.default_rng(4)
+    base, noisy, *_ = posed_faces(rng, 50, noise=0.05, outliers=0.0, scale=(1.0, 1.0))
+    noisy[:, 11:17] = np.nan                      # one side of the jaw is never seen
+    model = build_head_model(noisy)
+    assert np.isfinite(model.landmarks_head).all()
+    np.testing.assert_allclose(model.landmarks_head, base, atol=0.1)
+    assert "[11, 12, 13, 14, 15, 16]" in model.source
+    with pytest.raises(ValueError, match="only 2 landmarks"):
+        build_head_model(np.where(np.arange(70)[None, :, None] < 2, noisy, np.nan))

@@ -145,7 +145,8 @@ def generalized_procrustes(shapes: np.ndarray, weights: np.ndarray | None = None
     """Mean shape of many landmark sets, each aligned by a similarity to the mean.
 
     shapes: (M, N, 3) landmark sets (NaN = missing landmark); weights: (M, N) or None.
-    Returns ``(mean (N, 3), inlier_weights (M, N))``. The mean is centred at its
+    Returns ``(mean (N, 3), inlier_weights (M, N))``; a landmark never observed in any set is
+    NaN in the mean. The mean is centred at its
     centroid, in the input units and at the inputs' median size (median fitted scale 1), in the
     orientation of the first complete set; the caller fixes the canonical frame. With
     ``robust``, each alignment is ``robust_umeyama`` and the mean is a weighted mean with
@@ -156,6 +157,17 @@ def generalized_procrustes(shapes: np.ndarray, weights: np.ndarray | None = None
         raise ValueError(f"generalized_procrustes: shapes must be (M, N, 3) with M > 0, got {X.shape}")
     finite = np.isfinite(X).all(axis=-1)
     w0 = finite.astype(np.float64) if weights is None else np.where(finite, np.asarray(weights, dtype=np.float64), 0.0)
+    observed = w0.sum(axis=0) > 0
+    if observed.sum() < 3:
+        raise ValueError(f"generalized_procrustes: only {int(observed.sum())} landmarks were ever observed")
+    if not observed.all():
+        # Landmarks never observed get NaN in the mean; the rest is solved without them.
+        sub_mean, sub_w = generalized_procrustes(X[:, observed], w0[:, observed], iterations, tol_cm, robust)
+        mean = np.full((X.shape[1], 3), np.nan)
+        mean[observed] = sub_mean
+        w_fit = np.zeros(w0.shape)
+        w_fit[:, observed] = sub_w
+        return mean, w_fit
     complete = finite.all(axis=-1)
     ref = int(np.argmax(complete)) if complete.any() else int(np.argmax(finite.sum(axis=-1)))
     X0 = np.where(finite[..., None], X, 0.0)
@@ -187,10 +199,10 @@ def generalized_procrustes(shapes: np.ndarray, weights: np.ndarray | None = None
             T, w_fit = umeyama(X0, np.broadcast_to(mean, X0.shape), w0), w0
         aligned = T.apply(X0)
         aligned = np.where(np.isfinite(aligned), aligned, 0.0)
+        # A landmark every fit rejected keeps its previous position.
         wsum = w_fit.sum(axis=0)
-        if np.any(wsum <= 0):
-            raise ValueError(f"generalized_procrustes: landmarks {np.flatnonzero(wsum <= 0).tolist()} have no valid observation")
-        new = (w_fit[..., None] * aligned).sum(0) / wsum[:, None]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = np.where((wsum > 0)[:, None], (w_fit[..., None] * aligned).sum(0) / wsum[:, None], mean)
         new = new - new.mean(0)
         new = new * (target_size / np.sqrt((new ** 2).sum(-1).mean()))
         # Keep the orientation fixed (align the new mean to the old) so iterations converge.

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.geometry.head_frame import NUM_LANDMARKS, HeadFrameSpec, canonicalize_landmarks
-from annotate.geometry.procrustes import generalized_procrustes
+from annotate.geometry.procrustes import generalized_procrustes, umeyama
 
 MODEL_FORMAT = "annotate.head_model"
 MODEL_VERSION = "1.0.0"
@@ -98,7 +98,28 @@ def build_head_model(landmarks: np.ndarray, scores: np.ndarray | None = None,
     if len(landmarks) < 3:
         raise ValueError(f"build_head_model: need at least 3 faces to build a mean head, got {len(landmarks)}")
     mean, _ = generalized_procrustes(landmarks, scores, robust=True)
+    missing = ~np.isfinite(mean).all(axis=-1)
+    if missing.any():
+        mean = fill_from_reference(mean, missing)
+        source = f"{source}; landmarks {np.flatnonzero(missing).tolist()} never observed, taken from the reference face"
     return HeadModel(canonicalize_landmarks(mean, spec), spec, len(landmarks), source)
+
+
+def fill_from_reference(mean: np.ndarray, missing: np.ndarray) -> np.ndarray:
+    """Complete a mean shape (70, 3) whose ``missing`` (70,) landmarks were never observed.
+
+    The built-in reference adult face (the one the synthetic generator uses) is aligned to
+    the observed landmarks by a similarity fit and lends its positions for the missing
+    ones, so the model stays a full 70-point head; the fits never use those points anyway,
+    since the data has no observation of them.
+    """
+    from annotate.synth.face_model import base_face_landmarks
+
+    reference = base_face_landmarks()
+    T = umeyama(reference[~missing], mean[~missing])
+    filled = mean.copy()
+    filled[missing] = T.apply(reference[missing])
+    return filled
 
 
 def subsample_indices(num_rows: int, max_faces: int) -> np.ndarray:

@@ -1,0 +1,63 @@
+"""The Snakemake workflow end to end on a tiny synthetic config, in a temporary directory."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {
+    "results": "results",
+    "synthetic": {"num_frames": 4, "num_cameras": 4, "num_people": 2, "image_size": [640, 360],
+                  "render_video": True},
+}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflow")
+    (work / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    run = snakemake(work, "--configfile", str(work / "tiny.yaml"), "--cores", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return work
+
+
+def test_workflow_builds_labels_from_the_synthetic_sequence(workflow_run):
+    res = workflow_run / "results"
+    seq = res / "synthetic" / "synth_000"
+    assert (seq / "calibration_synth_000.json").is_file()
+    assert sorted(p.name for p in (seq / "hdVideos").iterdir()) == [f"hd_00_{i:02d}.mp4" for i in range(4)]
+    assert (res / "head_model.json").is_file()
+    for table in ("cameras", "faces3d", "bodies", "rejections"):
+        assert pq.read_schema(res / "synth_000" / "ingest" / f"{table}.parquet").metadata[b"schema_name"] == table.encode()
+    faces = pq.read_table(res / "synth_000" / "ingest" / "faces3d.parquet")
+    labels = pq.read_table(res / "synth_000" / "labels" / "labels.parquet")
+    assert labels.num_rows == 4 * faces.num_rows > 0
+    assert (res / "synth_000" / "labels" / "summary.json").is_file()
+    assert (res / "logs" / "label" / "synth_000.log").read_text().strip()
+
+
+def test_second_run_has_nothing_to_do(workflow_run):
+    run = snakemake(workflow_run, "--configfile", str(workflow_run / "tiny.yaml"), "--cores", "2", "-n")
+    assert run.returncode == 0
+    assert "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_invalid_config_is_refused_with_the_key(tmp_path):
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"fit": {"landmarks": "nose_only"}}))
+    run = snakemake(tmp_path, "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", "-n")
+    assert run.returncode != 0
+    assert "nose_only" in run.stdout + run.stderr
+
+
+def test_lint_is_clean():
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
