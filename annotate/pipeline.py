@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 

@@ -31,7 +31,7 @@ import numpy as np
 from annotate.config import resolve_config
 from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.fit import FitConfig
-from annotate.labels.per_view import ViewConfig, camera_labels
+from annotate.labels.per_view import ViewConfig
 from annotate.labels.stage import label_faces
 from annotate.pipeline import run_head_model, run_ingest, run_label
 from annotate.synth.generate import generate_sequence, load_ground_truth
@@ -104,8 +104,8 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
     """The same work as ``label_faces``, written as a plain per-sample loop.
 
     The strongest simple version: per face one robust fit; per camera one
-    ``cv2.projectPoints`` call on the sphere outline (C code, Rodrigues vectors computed
-    once), the Euler angles and quaternion of one matrix, the box, the facing flag.
+    ``cv2.projectPoints`` call (C code) on the sphere outline in camera coordinates, the
+    Euler angles and quaternion of one matrix, the box, the facing flag.
     """
     import cv2
 
@@ -113,7 +113,6 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
     from annotate.labels.fit import fit_heads
     from annotate.labels.per_view import sphere_outline_camera
 
-    rvecs = [cv2.Rodrigues(R)[0] for R in rig.R_cam_world]
     zero = np.zeros(3)
     rows = []
     for m in range(len(landmarks)):
@@ -136,7 +135,7 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
 
 
 def speed(frames: int, faces: int) -> None:
-    print(f"\n== 2. Speed, one core (head fit + per-camera labels)")
+    print("\n== 2. Speed, one core (head fit + per-camera labels)")
     from annotate.labels.head_model import build_head_model
     from annotate.synth.scene import published_landmarks, simulate_scene
 
@@ -184,7 +183,7 @@ print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]
 
 
 def memory(frames: int) -> None:
-    print(f"\n== 3. Memory: peak RSS of the label stage (separate process each)")
+    print("\n== 3. Memory: peak RSS of the label stage (separate process each)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         peaks = {}

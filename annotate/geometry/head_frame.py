@@ -20,7 +20,7 @@ Definition (fixed; tests lock it in). For a landmark set in any frame:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 

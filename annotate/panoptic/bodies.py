@@ -24,17 +24,16 @@ content.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from annotate.panoptic.errors import (ABSURD_VALUE, BAD_SCORE, DUPLICATE_PERSON, MISSING_KEY,
-                                      UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT, WRONG_TYPE,
+from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, MISSING_KEY,
+                                      UNSUPPORTED_LAYOUT, WRONG_TYPE,
                                       PanopticFormatError, RecordProblem, Rejection,
-                                      numeric_vector, person_id)
+                                      numeric_vector)
 from annotate.panoptic.layout import BODY_FILE, read_json, write_json_atomic
 
 N_JOINTS = 19
@@ -132,29 +131,7 @@ def parse_body_document(doc, file: str, frame: int | None = None, sequence: str 
     if not isinstance(doc["bodies"], list):
         reject(WRONG_TYPE, f"'bodies' is a {type(doc['bodies']).__name__}, expected a list")
         return BodyFrame(file, frame, version, univ_time, fps_type, rejections=rejections)
-    parsed: list[tuple[int | None, BodyPerson | None]] = []
-    for i, body in enumerate(doc["bodies"]):
-        pid = None
-        try:
-            pid = person_id(body)
-            if pid < 0:
-                reject(UNIDENTIFIED_PERSON, f"bodies[{i}] has id {pid} (not associated with a person)", pid)
-                parsed.append((None, None))
-                continue
-            parsed.append((pid, _parse_body(body, pid)))
-        except RecordProblem as p:
-            reject(p.reason, f"bodies[{i}]: {p.detail}", pid)
-            parsed.append((pid if pid is not None and pid >= 0 else None, None))
-    counts = Counter(pid for pid, _ in parsed if pid is not None)
-    kept = []
-    for pid, rec in parsed:
-        if rec is None:
-            continue
-        if counts[pid] > 1:
-            reject(DUPLICATE_PERSON, f"id {pid} appears {counts[pid]} times in the frame; "
-                                     f"none of them is kept", pid)
-        else:
-            kept.append(rec)
+    kept = parse_person_records(doc["bodies"], "bodies", _parse_body, reject)
     return BodyFrame(file, frame, version, univ_time, fps_type, kept, rejections)
 
 

@@ -16,6 +16,8 @@ middle of a sequence, a face not associated with any person) and are always reco
 """
 from __future__ import annotations
 
+from collections import Counter
+
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
@@ -175,3 +177,35 @@ def numeric_vector(value, length: int, what: str) -> np.ndarray:
         raise RecordProblem(NON_FINITE, f"{what} holds {int(bad.sum())} non-finite value(s) "
                                         f"at index {np.flatnonzero(bad)[:5].tolist()}")
     return arr
+
+
+def parse_person_records(records: list, label: str, parse_one, reject) -> list:
+    """Parse the per-person records of one frame file (faces or bodies).
+
+    ``parse_one(record, pid)`` returns the parsed record or raises ``RecordProblem``;
+    ``reject(reason, detail, person)`` records a rejection. A person with an id below 0 is
+    rejected as unidentified; an id that appears more than once is rejected in every copy
+    (none can be trusted). Returns the kept records in file order.
+    """
+    parsed = []
+    for i, record in enumerate(records):
+        pid = None
+        try:
+            pid = person_id(record)
+            if pid < 0:
+                reject(UNIDENTIFIED_PERSON, f"{label}[{i}] has id {pid} (not associated with a person)", pid)
+                continue
+            parsed.append((pid, parse_one(record, pid)))
+        except RecordProblem as p:
+            reject(p.reason, f"{label}[{i}]: {p.detail}", pid)
+            if pid is not None and pid >= 0:
+                parsed.append((pid, None))
+    counts = Counter(pid for pid, _ in parsed)
+    kept = []
+    for pid, rec in parsed:
+        if counts[pid] > 1:
+            if rec is not None:
+                reject(DUPLICATE_PERSON, f"id {pid} appears {counts[pid]} times in the frame; none of them is kept", pid)
+        elif rec is not None:
+            kept.append(rec)
+    return kept

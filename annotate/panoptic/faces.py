@@ -24,7 +24,6 @@ raises for content; ``errors.raise_on_errors`` makes any content defect an excep
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -32,10 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
-from annotate.panoptic.errors import (ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, DUPLICATE_PERSON,
-                                      MISSING_KEY, UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT,
+from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
                                       WRONG_LENGTH, WRONG_TYPE, PanopticFormatError, RecordProblem,
-                                      Rejection, numeric_vector, person_id, require_key)
+                                      Rejection, numeric_vector, require_key)
 from annotate.panoptic.layout import FACE_FILE, read_json, write_json_atomic
 
 N_LANDMARKS = 70
@@ -151,28 +149,7 @@ def parse_face_document(doc, file: str, frame: int | None = None, sequence: str 
     if not isinstance(doc["people"], list):
         reject(WRONG_TYPE, f"'people' is a {type(doc['people']).__name__}, expected a list")
         return out
-    parsed: list[tuple[int | None, FacePerson | None]] = []
-    for i, person in enumerate(doc["people"]):
-        pid = None
-        try:
-            pid = person_id(person)
-            if pid < 0:
-                reject(UNIDENTIFIED_PERSON, f"people[{i}] has id {pid} (not associated with a person)", pid)
-                parsed.append((None, None))
-                continue
-            parsed.append((pid, _parse_person(person, pid)))
-        except RecordProblem as p:
-            reject(p.reason, f"people[{i}]: {p.detail}", pid)
-            parsed.append((pid if pid is not None and pid >= 0 else None, None))
-    counts = Counter(pid for pid, _ in parsed if pid is not None)
-    for pid, rec in parsed:
-        if rec is None:
-            continue
-        if counts[pid] > 1:
-            reject(DUPLICATE_PERSON, f"id {pid} appears {counts[pid]} times in the frame; "
-                                     f"none of them is kept", pid)
-        else:
-            out.people.append(rec)
+    out.people.extend(parse_person_records(doc["people"], "people", _parse_person, reject))
     return out
 
 
