@@ -81,6 +81,7 @@ def run_label(config: dict, faces3d_path: str | Path, cameras_path: str | Path, 
         "faces": summary.faces, "fits_ok": summary.fits_ok, "labels": summary.labels,
         "labels_valid": summary.labels_valid, "fit_status": dict(summary.fit_status),
         "reject_reasons": {k or "accepted": v for k, v in summary.reject_reasons.items()},
+        "visibility": summary.visibility_json(),
         "seconds": round(summary.seconds, 3)})
     return summary
 

@@ -1,4 +1,4 @@
-"""Ray-cast rendering through distorted cameras, landmark visibility and the video writer."""
+"""Ray-cast rendering through distorted cameras, landmark visibility and the videos."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -9,6 +9,7 @@ import pytest
 
 from annotate.geometry.cameras import CameraRig
 from annotate.labels import head_mesh as hm
+from annotate.media.video_writer import video_path, video_rate
 from annotate.synth import render as rd
 from annotate.synth.face_model import base_face_landmarks
 
@@ -287,6 +288,6 @@ def test_failed_render_leaves_no_partial_file(tmp_path, mesh):
 
 
 def test_video_naming_and_rate():
-    assert rd.video_path("/x", "00_07").as_posix() == "/x/hdVideos/hd_00_07.mp4"
-    assert rd.video_rate(29.97) == Fraction(30000, 1001)
-    assert rd.video_rate(25) == Fraction(25)
+    assert video_path("/x", "00_07").as_posix() == "/x/hdVideos/hd_00_07.mp4"
+    assert video_rate(29.97) == Fraction(30000, 1001)
+    assert video_rate(25) == Fraction(25)

@@ -10,6 +10,8 @@ import pytest
 from annotate.geometry.head_frame import HeadFrameSpec, head_frame_from_landmarks
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import euler_from_matrix, geodesic_distance, is_rotation
+from annotate.labels.per_view import project_landmarks
+from annotate.labels.visibility import TOLERANCE_CM
 from annotate.panoptic.bodies import read_body_frame
 from annotate.panoptic.calibration import read_calibration
 from annotate.panoptic.faces import read_face_frame
@@ -228,12 +230,22 @@ def test_heads_occlude_each_other_in_some_views(tiny_scene):
 
 
 def test_fast_visibility_matches_the_renderers_scene(tiny_scene):
+    """Head-frame casting (one BVH per mesh) against the renderer's world-space scene (one
+    BVH of the posed heads per frame): the first hit toward each landmark inside the image
+    must not be nearer than the landmark's distance minus the tolerance."""
     source = scene_frames(tiny_scene)
     views = landmark_views(tiny_scene, source)
     clean = tiny_scene.landmarks_world()
+    rig = tiny_scene.rig
+    inside = project_landmarks(rig, clean.reshape(-1, 70, 3)).inside.reshape(len(rig), -1, 3, 70)
     for k in (0, 5, 9):
-        reference = landmark_visibility(tiny_scene.rig, source(k), clean[k],
-                                        scene=FrameScene(source(k), nthreads=1))
+        scene = FrameScene(source(k), nthreads=1)
+        c, p, l = np.nonzero(inside[:, k])
+        offset = clean[k, p, l] - rig.centres_world[c]
+        distance = np.linalg.norm(offset, axis=1)
+        hits = scene.cast_segments(rig.centres_world[c], offset / distance[:, None])
+        reference = np.zeros(views[k].shape, dtype=bool)
+        reference[c, p, l] = hits.t_hit >= distance - TOLERANCE_CM
         assert (reference != views[k]).mean() < 1e-3
 
 

@@ -65,7 +65,8 @@ def to_arrow(columns: Mapping[str, object] | pd.DataFrame, schema: TableSchema |
 
 
 def _parquet_options(schema: TableSchema) -> dict:
-    """Writer options: zstd level 1, dictionary encoding only for discrete columns.
+    """Writer options: zstd level 1 (binary media columns uncompressed), dictionary encoding
+    only for discrete columns.
 
     Dictionary-encoding float columns costs more than compressing them and gains nothing
     (measured on a labels table: 0.42 s -> 0.11 s to write 108k rows, 13% smaller).
@@ -73,7 +74,11 @@ def _parquet_options(schema: TableSchema) -> dict:
     discrete = [f.name for f in schema.arrow
                 if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type) or pa.types.is_integer(f.type)
                 or pa.types.is_boolean(f.type)]
-    return {"compression": "zstd", "compression_level": 1, "use_dictionary": discrete}
+    # Binary columns hold already-compressed media (JPEG): zstd would cost time for ~0% gain.
+    compression = {f.name: ("none" if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type) else "zstd")
+                   for f in schema.arrow}
+    level = {name: 1 for name, codec in compression.items() if codec == "zstd"}
+    return {"compression": compression, "compression_level": level, "use_dictionary": discrete}
 
 
 def _tmp_path(path: Path) -> Path:

@@ -3,7 +3,8 @@
 For each camera c and fitted face m: the head rotation in the camera (``R_cam_head``), its
 Euler angles (DESIGN convention), quaternion and 6D forms, the head centre in camera
 coordinates (the 6DoF translation), the head box (the projected crop sphere, lens
-distortion included), whether the face is turned toward the camera, and a reject reason.
+distortion included), whether the face is turned toward the camera, a reject reason, and
+the 70 landmarks in full-frame pixels (``project_landmarks``).
 """
 from __future__ import annotations
 
@@ -30,11 +31,14 @@ class ViewConfig:
     min_box_px: the head box's side (before clipping) must be at least this many pixels.
     silhouette_points: points sampled on the sphere's outline; with the parabolic peak
     refinement 12 points put the box within 0.2% of the exact outline's extent.
+    visibility: ray-cast per-landmark occlusion (``annotate.labels.visibility``); when
+    false only "outside the image" is decided and the rest is marked not tested.
     """
 
     min_fraction_inside: float = 0.6
     min_box_px: float = 32.0
     silhouette_points: int = 12
+    visibility: bool = True
 
 
 def sphere_outline_xyz(centre_cam: np.ndarray, radius: np.ndarray, num_points: int
@@ -148,3 +152,59 @@ def camera_labels(rig: CameraRig, R_world_head: np.ndarray, t_world_head: np.nda
     reject[:, ~np.asarray(fit_ok, bool)] = REJECT_FIT
     return ViewLabels(R_cam_head, ypr, quaternion_from_matrix(R_cam_head), sixd_from_matrix(R_cam_head),
                       centre_cam, box, box_unclipped, fraction, facing, reject)
+
+
+# ------------------------------------------------------------------------- 2D landmarks
+
+def model_landmarks_world(landmarks_head: np.ndarray, R_world_head: np.ndarray,
+                          t_world_head: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """(M, L, 3) world cm: the model's landmarks (L, 3) head frame posed by M fits,
+    ``scale * R_world_head @ x + t_world_head``. NaN where a fit has no pose."""
+    lm = np.asarray(landmarks_head, dtype=np.float64)
+    R = np.asarray(R_world_head, dtype=np.float64)
+    s = np.asarray(scale, dtype=np.float64)
+    return s[:, None, None] * np.einsum("mij,lj->mli", R, lm) + np.asarray(t_world_head)[:, None, :]
+
+
+@dataclass(frozen=True)
+class LandmarkViews:
+    """M landmark sets (L points each) as C cameras see them; arrays (C, M, L).
+
+    x, y, z: camera coordinates, cm. u, v: full-frame pixels, lens distortion applied
+    (OpenCV convention: pixel (col, row) is centred on (u, v) = (col, row)); NaN behind the
+    camera or beyond the lens model's monotonic radius, where a projection folds back into
+    the image and means nothing. inside: in front of the camera, within the lens model and
+    u, v within [-0.5, size - 0.5), i.e. on one of the image's pixels.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    inside: np.ndarray
+
+    def pixels(self) -> np.ndarray:
+        """(C, M, L, 2) float ``(u, v)``."""
+        return np.stack([self.u, self.v], axis=-1)
+
+
+def project_landmarks(rig: CameraRig, landmarks_world: np.ndarray) -> LandmarkViews:
+    """Project (M, L, 3) world landmarks (cm, NaN = none) into every camera of ``rig``."""
+    lm = np.asarray(landmarks_world, dtype=np.float64)
+    M, L = lm.shape[:2]
+    # Planar (C, 3, M*L) camera coordinates: project_camera_xyz is fastest on planar arrays.
+    xyz = np.einsum("cij,nj->cin", rig.R_cam_world, lm.reshape(-1, 3)) + rig.t_cam_world[:, :, None]
+    x, y, z = (xyz[:, i].reshape(-1, M, L) for i in range(3))
+    u, v = project_camera_xyz(x, y, z, rig.K[:, None, None], rig.dist[:, None, None])
+    front = z > 1e-6                                                       # False for NaN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = (x * x + y * y) / (z * z)
+    usable = front & (r2 <= max_monotonic_radius2(rig.dist)[:, None, None])
+    u = np.where(usable, u, np.nan)
+    v = np.where(usable, v, np.nan)
+    w = rig.image_size[:, 0, None, None] - 0.5
+    h = rig.image_size[:, 1, None, None] - 0.5
+    with np.errstate(invalid="ignore"):
+        inside = (u >= -0.5) & (u < w) & (v >= -0.5) & (v < h)            # False for NaN
+    return LandmarkViews(x, y, z, u, v, inside)

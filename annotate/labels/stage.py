@@ -1,9 +1,11 @@
 """The label stage: mean head model, per-face fits and per-camera labels, chunked on disk.
 
 Reads the ingest tables (``faces3d.parquet``, ``cameras.parquet``) and writes
-``head_fits.parquet`` and ``labels.parquet``. Faces are processed in chunks of
-``chunk_faces`` rows, streamed from and to Parquet, so peak memory does not grow with the
-sequence length. No videos are needed.
+``head_fits.parquet`` and ``labels.parquet``: per (face, camera) the pose labels
+(``per_view``), the 70 landmarks in full-frame pixels and their visibility
+(``visibility``). Faces are processed in chunks of about ``chunk_faces`` rows made of whole
+frames (occlusion needs every person of a frame together), streamed from and to Parquet, so
+peak memory does not grow with the sequence length. No videos are needed.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
@@ -21,11 +25,17 @@ from annotate.datasets.tables import StreamingTableWriter, fixed_list_to_numpy, 
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.head_frame import HeadFrameSpec
 from annotate.labels.fit import FitConfig, HeadFits, fit_heads
+from annotate.labels.head_mesh import build_head_mesh
 from annotate.labels.head_model import HeadModel, build_head_model, subsample_indices
-from annotate.labels.per_view import ViewConfig, ViewLabels, camera_labels
+from annotate.labels.per_view import (ViewConfig, ViewLabels, camera_labels, model_landmarks_world,
+                                      project_landmarks)
+from annotate.labels.raycast import HeadFrameCaster
+from annotate.labels.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
+                                        face_visible, landmark_visibility, occluder_sets,
+                                        untested_codes, visible_fraction)
 from annotate.panoptic.ingest import load_cameras
 
-FACE_COLUMNS = ["sequence", "frame", "person", "landmarks_world", "score", "source"]
+FACE_COLUMNS = ["sequence", "frame", "person", "landmarks_world", "score", "visibility", "source"]
 
 
 @dataclass
@@ -36,11 +46,34 @@ class LabelSummary:
     labels_valid: int = 0
     fit_status: Counter = field(default_factory=Counter)
     reject_reasons: Counter = field(default_factory=Counter)
+    visibility: bool = True
+    landmark_codes: Counter = field(default_factory=Counter)
+    views_face_visible: int = 0
+    face70: ListAgreement = field(default_factory=ListAgreement)
     seconds: float = 0.0
+
+    def visibility_json(self) -> dict:
+        """The visibility part of summary.json: code counts and agreement with face70 lists."""
+        return {
+            "ray_cast": self.visibility,
+            "landmark_codes": {CODE_NAMES[k]: self.landmark_codes.get(k, 0) for k in CODE_NAMES},
+            "views_face_visible": self.views_face_visible,
+            "face70_agreement": {
+                "measures": "our visible flag (code 0) against membership in the faces3d "
+                            "visibility camera lists, over (face, landmark, camera) triples of "
+                            "faces with a successful fit and at least one listed camera, "
+                            "ingested cameras only; positive = visible / listed",
+                **self.face70.to_json()},
+        }
 
     def __str__(self) -> str:
         lines = [f"faces fitted: {self.faces} ({self.fits_ok} ok)",
                  f"camera labels: {self.labels} ({self.labels_valid} valid) in {self.seconds:.1f} s"]
+        if self.face70.faces:
+            agreement = self.face70.to_json()
+            lines.append(f"visibility vs face70 lists: agreement {agreement['agreement']}, "
+                         f"precision {agreement['precision']}, recall {agreement['recall']} "
+                         f"({agreement['faces']} faces)")
         if self.fit_status:
             lines.append("fit status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.fit_status.items())))
         bad = {k: v for k, v in self.reject_reasons.items() if k}
@@ -91,8 +124,49 @@ def _fit_columns(batch, fits: HeadFits) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class LandmarkLabels:
+    """2D landmarks and visibility of M faces in C cameras; arrays (C, M, ...).
+
+    fitted_px, observed_px: (C, M, 70, 2) full-frame pixels of the fitted model's landmarks
+    and of the face row's own landmarks (``per_view.LandmarkViews``); visibility: codes and
+    occluder head indices (into the M faces) of the fitted landmarks.
+    """
+
+    fitted_px: np.ndarray
+    observed_px: np.ndarray
+    visibility: LandmarkVisibility
+
+
+def landmark_labels(model: HeadModel, rig: CameraRig, fits: HeadFits, frames: np.ndarray,
+                    observed_world: np.ndarray, caster: HeadFrameCaster | None) -> LandmarkLabels:
+    """Project and ray-cast the landmarks of M fitted faces: the stage's landmark core.
+
+    frames: (M,) frame of each face (heads occlude each other within a frame);
+    observed_world: (M, 70, 3) the faces' own landmarks, cm, NaN = missing;
+    caster: the head model's mesh (``model_caster``), or None to skip ray casting (codes
+    inside the image are then NOT_TESTED).
+    """
+    fitted_world = model_landmarks_world(model.landmarks_head, fits.R_world_head, fits.t_world_head, fits.scale)
+    views = project_landmarks(rig, fitted_world)
+    heads = HeadPoses.one_mesh(fits.R_world_head, fits.t_world_head, fits.scale, fits.ok, frames)
+    if caster is None:
+        code = untested_codes(views.inside, heads.ok)
+        visibility = LandmarkVisibility(code, np.full(code.shape, -1, dtype=np.int64))
+    else:
+        visibility = landmark_visibility(rig, caster, heads, fitted_world, views)
+    observed = project_landmarks(rig, observed_world)
+    return LandmarkLabels(views.pixels(), observed.pixels(), visibility)
+
+
+def model_caster(model: HeadModel, nthreads: int = 1) -> HeadFrameCaster:
+    """A caster over the head model's closed mesh (a surface through its landmarks
+    completed by a skull), built once per model."""
+    return HeadFrameCaster([build_head_mesh(model.landmarks_head)], nthreads)
+
+
 def _label_columns(batch, rig: CameraRig, camera_index: np.ndarray, fits: HeadFits,
-                   helmet: np.ndarray, views: ViewLabels) -> dict:
+                   helmet: np.ndarray, views: ViewLabels, marks: LandmarkLabels) -> dict:
     """Rows in (face, camera) order: arrays (C, M, ...) are transposed to (M, C, ...)."""
     C, M = len(rig), batch.num_rows
 
@@ -104,10 +178,14 @@ def _label_columns(batch, rig: CameraRig, camera_index: np.ndarray, fits: HeadFi
         return np.repeat(np.asarray(a), C, axis=0)
 
     reject = rows(views.reject)
+    code = rows(marks.visibility.code)                                     # (M*C, 70)
+    persons = batch.column("person").to_numpy()
+    occluder = rows(marks.visibility.occluder)
+    offsets, occluder_ids = occluder_sets(np.where(occluder >= 0, persons[np.maximum(occluder, 0)], -1))
     return {
         "sequence": per_face(batch.column("sequence").to_numpy(zero_copy_only=False)),
         "frame": per_face(batch.column("frame").to_numpy()),
-        "person": per_face(batch.column("person").to_numpy()),
+        "person": per_face(persons),
         "camera": np.tile(np.asarray(rig.names, dtype=object), M),
         "camera_index": np.tile(camera_index, M),
         "yaw": rows(views.euler_deg[..., 0]), "pitch": rows(views.euler_deg[..., 1]),
@@ -119,6 +197,11 @@ def _label_columns(batch, rig: CameraRig, camera_index: np.ndarray, fits: HeadFi
         "box_fraction_inside": rows(views.fraction_inside), "facing_camera": rows(views.facing),
         "fit_rms_cm": per_face(fits.rms_cm), "fit_landmarks_used": per_face(fits.landmarks_used),
         "valid": reject == "", "reject_reason": reject,
+        "landmarks_2d": rows(marks.fitted_px).reshape(-1, 140),
+        "landmarks_2d_observed": rows(marks.observed_px).reshape(-1, 140),
+        "landmark_visibility": code, "visible_fraction": visible_fraction(code),
+        "face_visible": face_visible(code),
+        "occluders": pa.ListArray.from_arrays(pa.array(offsets), pa.array(occluder_ids)),
     }
 
 
@@ -138,35 +221,102 @@ def label_faces(model: HeadModel, rig: CameraRig, landmarks_world: np.ndarray, s
     return fits, helmet, views
 
 
+def iter_frame_chunks(path: str | Path, chunk_faces: int, columns: list[str]):
+    """``pa.Table`` chunks of a faces3d table made of whole frames, about ``chunk_faces``
+    rows each (more when one frame has more faces).
+
+    The rows must be sorted by frame, as ingest and triangulation write them; memory holds
+    one chunk plus the next frame's rows.
+    """
+    carry, last = None, None
+    for batch in iter_batches(path, "faces3d", chunk_faces, columns=columns):
+        frames = batch.column("frame").to_numpy()
+        if len(frames) == 0:
+            continue
+        if np.any(np.diff(frames) < 0) or (last is not None and frames[0] < last):
+            raise ValueError(f"{path}: rows are not sorted by frame (the label stage needs every "
+                             f"person of a frame together)")
+        last = frames[-1]
+        table = pa.Table.from_batches([batch])
+        table = table if carry is None else pa.concat_tables([carry, table])
+        all_frames = table.column("frame").to_numpy()
+        cut = int(np.searchsorted(all_frames, all_frames[-1], side="left"))  # last frame may go on
+        if cut:
+            yield table.slice(0, cut)
+        carry = table.slice(cut)
+    if carry is not None and carry.num_rows:
+        yield carry
+
+
+def listed_cameras(visibility: pa.ChunkedArray | pa.Array, camera_index: np.ndarray) -> np.ndarray:
+    """(M, C, 70) bool: face m's list for landmark l names the camera at rig position c.
+
+    visibility: the faces3d ``visibility`` column (M rows of 70 lists of camera_index
+    values); camera_index: (C,) the camera_index of each rig camera. Indices of cameras not
+    in the rig (not ingested) are ignored.
+    """
+    col = visibility.combine_chunks() if isinstance(visibility, pa.ChunkedArray) else visibility
+    M, C = len(col), len(camera_index)
+    lists = col.flatten()                                         # one list per (face, landmark)
+    face_of_list = pc.list_parent_indices(col).to_numpy()
+    starts = np.concatenate([[0], np.cumsum(pc.list_value_length(col).to_numpy())[:-1]])
+    landmark_of_list = np.arange(len(lists)) - starts[face_of_list]
+    cameras = lists.flatten().to_numpy().astype(np.int64)
+    owner = pc.list_parent_indices(lists).to_numpy()
+    position = np.full(max(int(camera_index.max(initial=0)), int(cameras.max(initial=0))) + 1, -1, np.int64)
+    position[np.asarray(camera_index, np.int64)] = np.arange(C)
+    pos = position[cameras]
+    keep = (pos >= 0) & (landmark_of_list[owner] < 70)
+    listed = np.zeros((M, C, 70), dtype=bool)
+    listed[face_of_list[owner][keep], pos[keep], landmark_of_list[owner][keep]] = True
+    return listed
+
+
+def _count(summary: LabelSummary, fits: HeadFits, cols: dict, code_mcl: np.ndarray, listed: np.ndarray) -> None:
+    """Add one chunk to the summary; code_mcl (M, C, 70), listed (M, C, 70)."""
+    summary.faces += len(fits.ok)
+    summary.fits_ok += int(fits.ok.sum())
+    summary.fit_status.update(fits.status.tolist())
+    summary.labels += len(cols["valid"])
+    summary.labels_valid += int(cols["valid"].sum())
+    summary.reject_reasons.update(cols["reject_reason"].tolist())
+    summary.landmark_codes.update({int(k): int(n) for k, n in zip(*np.unique(code_mcl, return_counts=True))})
+    summary.views_face_visible += int(cols["face_visible"].sum())
+    compared = fits.ok & listed.any(axis=(1, 2))
+    if summary.visibility and compared.any():
+        summary.face70.add(code_mcl[compared], listed[compared])
+
+
 def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: HeadModel,
                    out_dir: str | Path, fit_config: FitConfig = FitConfig(),
                    view_config: ViewConfig = ViewConfig(), chunk_faces: int = 200,
-                   progress: bool | None = None) -> LabelSummary:
-    """Write ``out_dir/head_fits.parquet`` and ``out_dir/labels.parquet`` for one sequence."""
+                   progress: bool | None = None, nthreads: int = 1) -> LabelSummary:
+    """Write ``out_dir/head_fits.parquet`` and ``out_dir/labels.parquet`` for one sequence.
+
+    nthreads: open3d threads for the visibility casts (1: Snakemake runs jobs side by side).
+    """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     rig = load_cameras(cameras_path)
     cams = read_table(cameras_path, "cameras", columns=["camera", "camera_index"]).to_pydict()
     index_of = dict(zip(cams["camera"], cams["camera_index"]))
     camera_index = np.array([index_of[n] for n in rig.names], dtype=np.int16)
+    caster = model_caster(model, nthreads) if view_config.visibility else None
     total = pq.ParquetFile(faces3d_path).metadata.num_rows
-    summary = LabelSummary()
+    summary = LabelSummary(visibility=view_config.visibility)
     with StreamingTableWriter(out_dir / "head_fits.parquet", "head_fits") as fits_out, \
             StreamingTableWriter(out_dir / "labels.parquet", "labels") as labels_out, \
             tqdm(total=total, unit="face", desc="label", disable=None if progress is None else not progress) as bar:
-        for batch in iter_batches(faces3d_path, "faces3d", chunk_faces, columns=FACE_COLUMNS):
+        for batch in iter_frame_chunks(faces3d_path, chunk_faces, FACE_COLUMNS):
             landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
             scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)
             fits, helmet, views = label_faces(model, rig, landmarks, scores, fit_config, view_config)
+            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster)
             fits_out.write(_fit_columns(batch, fits))
-            cols = _label_columns(batch, rig, camera_index, fits, helmet, views)
+            cols = _label_columns(batch, rig, camera_index, fits, helmet, views, marks)
             labels_out.write(cols)
-            summary.faces += batch.num_rows
-            summary.fits_ok += int(fits.ok.sum())
-            summary.fit_status.update(fits.status.tolist())
-            summary.labels += len(cols["valid"])
-            summary.labels_valid += int(cols["valid"].sum())
-            summary.reject_reasons.update(cols["reject_reason"].tolist())
+            _count(summary, fits, cols, np.swapaxes(marks.visibility.code, 0, 1),
+                   listed_cameras(batch.column("visibility"), camera_index))
             bar.update(batch.num_rows)
     summary.seconds = time.perf_counter() - start
     return summary

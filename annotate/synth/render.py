@@ -1,7 +1,7 @@
-"""CPU ray-casting renderer and video writer for the synthetic Panoptic-format sequence.
+"""CPU ray-casting renderer of the synthetic Panoptic-format sequence, and its videos.
 
 One open3d ``RaycastingScene`` per frame holds every person's posed head mesh (geometry i is
-``people[i]``). Rays are cast only for the pixels inside each head's projected bound (the
+``people[i]``; the casting core is ``annotate.labels.raycast.WorldScene``). Rays are cast only for the pixels inside each head's projected bound (the
 box of the projected ``HeadMesh.bounding_polytope``, with distortion); every other pixel is
 background. Each ray honours the lens model exactly: the pixel centre is undistorted with the
 project's ``undistort_pixels`` (cached per camera, see ``PixelDirectionMap``), rotated into
@@ -9,7 +9,9 @@ the world with ``R_cam_world^T`` and started at the camera centre, so a rendered
 ``project_camera_points`` of the surface point it shows agree to the undistortion's precision.
 
 Shading: region colour x (ambient + Lambert) with a light near each camera, interpolated from
-the vertices (Gouraud), which costs a few gathers per pixel.
+the vertices (Gouraud), which costs a few gathers per pixel. Videos are encoded with
+``annotate.media.video_writer.VideoWriter``; landmark visibility is
+``annotate.labels.visibility`` (``landmark_visibility`` here adapts it to ``RenderPerson``).
 
 Pixel convention: OpenCV's, pixel (col, row) has its centre at (u, v) = (col, row).
 Units: world in cm; the head frame as in DESIGN.md.
@@ -31,9 +33,11 @@ import numpy as np
 
 from annotate.geometry.cameras import (CameraRig, max_monotonic_radius2, project_camera_points,
                                        undistort_pixels)
+from annotate.labels import visibility
 from annotate.labels.head_mesh import (BROW, EYE_WHITE, HAIR, IRIS, LIPS, NOSE, SKIN,
                                        HeadMesh)
-from annotate.open3d_loader import open3d_module
+from annotate.labels.raycast import HeadFrameCaster, RayHits, WorldScene
+from annotate.media.video_writer import VideoWriter, video_path, video_rate
 
 NUM_REGIONS = 7
 # Background: a vertical gradient from the top colour to the bottom colour (grey dome).
@@ -42,7 +46,6 @@ AMBIENT = 0.35
 DIFFUSE = 0.65
 LIGHT_OFFSET_CAM_CM = np.array([30.0, -50.0, 0.0])       # right of and above each camera
 BOX_PADDING_PX = 2                                        # covers edge curvature under distortion
-VISIBILITY_TOLERANCE_CM = 0.5
 PIXEL_MAP_TILE = 32
 PIXEL_MAP_CACHE_SIZE = 64                                 # cameras (lazily filled, <= 24 MB each at 1080p)
 
@@ -123,42 +126,18 @@ class RenderedView:
 
 # ---------------------------------------------------------------------------- ray casting
 
-@dataclass(eq=False)
-class RayHits:
-    """First hits of N rays.
-
-    person_index: (N,) int64 index into the frame's people, -1 for a miss.
-    triangle: (N,) int32 triangle of that person's mesh, -1 for a miss.
-    uv: (N, 2) float32 barycentrics, hit = (1-u-v) v0 + u v1 + v v2.
-    t_hit: (N,) float32 distance in units of the ray direction's length (inf for a miss).
-    """
-
-    person_index: np.ndarray
-    triangle: np.ndarray
-    uv: np.ndarray
-    t_hit: np.ndarray
-
-
-class FrameScene:
-    """Every person's posed mesh of one frame in one RaycastingScene, plus shading tables.
+class FrameScene(WorldScene):
+    """Every person's posed mesh of one frame in one RaycastingScene (geometry i is
+    ``people[i]``, ``RayHits.person_index`` indexes ``people``), plus shading tables.
 
     nthreads: threads open3d may use to build and cast (0 = all cores; 1 inside workers
     that are already parallel).
     """
 
     def __init__(self, people: Sequence[RenderPerson], nthreads: int = 0):
-        o3d = open3d_module()
         self.people = list(people)
-        self.nthreads = nthreads
-        self._scene = o3d.t.geometry.RaycastingScene(nthreads=nthreads)
-        gids = []
-        for person in self.people:
-            vertices = np.ascontiguousarray(person.vertices_world(), dtype=np.float32)
-            triangles = np.ascontiguousarray(person.mesh.triangles, dtype=np.uint32)
-            gids.append(self._scene.add_triangles(o3d.core.Tensor.from_numpy(vertices),
-                                                  o3d.core.Tensor.from_numpy(triangles)))
-        self._person_of_geometry = np.full(max(gids, default=0) + 1, -1, dtype=np.int64)
-        self._person_of_geometry[gids] = np.arange(len(gids))
+        super().__init__([p.vertices_world() for p in self.people],
+                         [p.mesh.triangles for p in self.people], nthreads)
         self._build_shading_tables()
 
     def _build_shading_tables(self) -> None:
@@ -183,29 +162,6 @@ class FrameScene:
         self.palettes = np.concatenate([p.palette_array() for p in self.people])   # (P*7, 3)
         self.R_world_head = np.stack([np.asarray(p.R_world_head, np.float64) for p in self.people])
         self.centres_world = np.stack([np.asarray(p.t_world_head, np.float64) for p in self.people])
-
-    def cast(self, rays: np.ndarray) -> RayHits:
-        """First hits of rays (N, 6) float32 ``[origin (cm), direction]`` in the world."""
-        o3d = open3d_module()
-        n = len(rays)
-        if n == 0 or not self.people:
-            return RayHits(np.full(n, -1, np.int64), np.full(n, -1, np.int32),
-                           np.zeros((n, 2), np.float32), np.full(n, np.inf, np.float32))
-        out = self._scene.cast_rays(o3d.core.Tensor.from_numpy(np.ascontiguousarray(rays, np.float32)),
-                                    nthreads=self.nthreads)
-        gid = out["geometry_ids"].numpy()
-        hit = gid != o3d.t.geometry.RaycastingScene.INVALID_ID
-        person = np.full(n, -1, dtype=np.int64)
-        person[hit] = self._person_of_geometry[gid[hit]]
-        triangle = np.where(hit, out["primitive_ids"].numpy(), -1).astype(np.int32)
-        return RayHits(person, triangle, out["primitive_uvs"].numpy(), out["t_hit"].numpy())
-
-    def cast_segments(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
-        """First hits of rays (N, 3) origins and (N, 3) directions, world cm."""
-        rays = np.empty((len(origins), 6), dtype=np.float32)
-        rays[:, :3] = origins
-        rays[:, 3:] = directions
-        return self.cast(rays)
 
     def shade(self, hits: RayHits, light_world: np.ndarray) -> np.ndarray:
         """(N, 3) uint8 RGB of hits (every ray must have hit): region colour x
@@ -397,8 +353,7 @@ def _cast_cameras(rig: CameraRig, scene: FrameScene, camera_indices: Sequence[in
     for cam_boxes in per_camera:
         n = int(np.sum((cam_boxes[:, 2] - cam_boxes[:, 0]) * (cam_boxes[:, 3] - cam_boxes[:, 1])))
         s = slice(start, start + n)
-        out.append(_CameraHits(cam_boxes, RayHits(hits.person_index[s], hits.triangle[s],
-                                                  hits.uv[s], hits.t_hit[s])))
+        out.append(_CameraHits(cam_boxes, hits.take(s)))
         start += n
     return out
 
@@ -422,8 +377,7 @@ def _paint(rig: CameraRig, camera_index: int, scene: FrameScene, cam: _CameraHit
     triangle_id = np.full((height, width), -1, dtype=np.int32) if with_ids else None
     hit = np.flatnonzero(cam.hits.person_index >= 0)
     if len(hit):
-        h = cam.hits
-        hits = RayHits(h.person_index[hit], h.triangle[hit], h.uv[hit], h.t_hit[hit])
+        hits = cam.hits.take(hit)
         flat = _flat_pixel_index(cam.boxes, hit, width)
         image.reshape(-1, 3)[flat] = scene.shade(hits, camera_light_world(rig, camera_index))
         if with_ids:
@@ -487,138 +441,39 @@ def render_frame(rig: CameraRig, people: Sequence[RenderPerson],
 # ---------------------------------------------------------------------------- visibility
 
 def landmark_visibility(rig: CameraRig, people: Sequence[RenderPerson], landmarks_world: np.ndarray,
-                        scene: FrameScene | None = None,
-                        tolerance_cm: float = VISIBILITY_TOLERANCE_CM) -> np.ndarray:
+                        tolerance_cm: float = visibility.TOLERANCE_CM, nthreads: int = 0) -> np.ndarray:
     """(C, P, L) bool: landmark l of person p is seen by camera c.
 
-    Seen = in front of the camera, inside the lens model's monotonic radius, projecting
-    inside the image, and the first hit along the ray from the camera centre toward it is
-    no nearer than its distance minus ``tolerance_cm`` (other heads and the person's own
-    head occlude). NaN landmarks are never seen.
-    landmarks_world: (P, L, 3) cm; people[p] is the head of landmarks_world[p].
+    ``annotate.labels.visibility`` with each person's own mesh and pose, all heads in one
+    frame: seen = in front of the camera, inside the lens model, projecting inside the
+    image, and hidden neither by the person's own head nor by another (code VISIBLE).
+    landmarks_world: (P, L, 3) cm, on the surface of people[p]'s posed mesh. NaN
+    landmarks are never seen.
     """
-    lm = np.asarray(landmarks_world, dtype=np.float64)
-    scene = scene if scene is not None else FrameScene(people)
-    pts_cam = rig.world_to_camera(lm)                                      # (C, P, L, 3)
-    finite = np.all(np.isfinite(pts_cam), axis=-1)
-    z = np.where(finite, pts_cam[..., 2], -1.0)
-    in_front = z > 1e-6
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ideal_r2 = (pts_cam[..., 0] ** 2 + pts_cam[..., 1] ** 2) / np.where(in_front, z, 1.0) ** 2
-    in_lens = ideal_r2 <= max_monotonic_radius2(rig.dist)[:, None, None]
-    pix = project_camera_points(pts_cam, rig.K[:, None, None], rig.dist[:, None, None])
-    w = rig.image_size[:, 0][:, None, None]
-    h = rig.image_size[:, 1][:, None, None]
-    with np.errstate(invalid="ignore"):
-        in_image = ((pix[..., 0] >= -0.5) & (pix[..., 0] < w - 0.5)
-                    & (pix[..., 1] >= -0.5) & (pix[..., 1] < h - 0.5))
-    candidate = finite & in_front & in_lens & in_image
-    visible = np.zeros(candidate.shape, dtype=bool)
-    c_idx, p_idx, l_idx = np.nonzero(candidate)
-    if len(c_idx):
-        origins = rig.centres_world[c_idx]
-        offset = lm[p_idx, l_idx] - origins
-        distance = np.linalg.norm(offset, axis=1)
-        hits = scene.cast_segments(origins, offset / distance[:, None])
-        visible[c_idx, p_idx, l_idx] = hits.t_hit >= distance - tolerance_cm
-    return visible
+    caster, heads = people_heads(people, nthreads)
+    codes = visibility.landmark_visibility(rig, caster, heads, landmarks_world, tolerance_cm=tolerance_cm)
+    return codes.code == visibility.VISIBLE
+
+
+def people_heads(people: Sequence[RenderPerson], nthreads: int = 0
+                 ) -> tuple[HeadFrameCaster, visibility.HeadPoses]:
+    """A caster over the people's distinct meshes and their poses, as one frame's heads."""
+    meshes: dict[int, HeadMesh] = {}
+    for p in people:
+        meshes.setdefault(id(p.mesh), p.mesh)
+    index = {key: k for k, key in enumerate(meshes)}
+    n = len(people)
+    heads = visibility.HeadPoses(
+        np.array([p.R_world_head for p in people], np.float64).reshape(n, 3, 3),
+        np.array([p.t_world_head for p in people], np.float64).reshape(n, 3),
+        np.array([p.scale for p in people], np.float64), np.ones(n, bool), np.zeros(n, np.int64),
+        np.array([index[id(p.mesh)] for p in people], np.int64))
+    return HeadFrameCaster(list(meshes.values()), nthreads), heads
 
 
 # -------------------------------------------------------------------------------- videos
 
 FrameSource = Callable[[int], Sequence[RenderPerson]]
-
-
-def video_path(seq_dir: str | os.PathLike, camera_name: str) -> Path:
-    """``seq_dir/hdVideos/hd_00_XX.mp4`` for camera ``"00_XX"`` (Panoptic HD naming)."""
-    return Path(seq_dir) / "hdVideos" / f"hd_00_{camera_name.split('_')[-1]}.mp4"
-
-
-def video_rate(fps: float) -> Fraction:
-    """Exact frame rate: 29.97 -> 30000/1001 (NTSC, as Panoptic's HD cameras), else as given."""
-    if abs(fps - 30000 / 1001) < 1e-3:
-        return Fraction(30000, 1001)
-    return Fraction(fps).limit_denominator(1001)
-
-
-class VideoWriter:
-    """H.264 (libx264, yuv420p, BT.601 limited range) mp4 written to a temporary name and
-    renamed into place by ``close()``; ``abort()`` removes the temporary file.
-
-    The YUV buffer and the AVFrame are allocated once and reused: libx264 copies each
-    picture into its own frame pool during ``encode``, and fresh 1080p buffers per frame
-    cost page faults that rival the encoding itself.
-    """
-
-    def __init__(self, path: Path, width: int, height: int, rate: Fraction, crf: int, preset: str):
-        import av
-        if width % 2 or height % 2:
-            raise ValueError(f"yuv420p needs even image sizes, got {width}x{height}")
-        self.path = path
-        self.tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        self.width, self.height = width, height
-        self._container = av.open(str(self.tmp_path), mode="w", format="mp4")
-        try:
-            stream = self._container.add_stream("libx264", rate=rate,
-                                                options={"crf": str(crf), "preset": preset})
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            # One thread per encoder: the parallelism is many encoders at once.
-            stream.codec_context.thread_count = 1
-            # Tag what cv2's I420 conversion produces (FFmpeg enums: AVCOL_RANGE_MPEG = 1,
-            # AVCOL_SPC/PRI/TRC_SMPTE170M = 6, i.e. BT.601), so players and decoders that
-            # would assume BT.709 for HD convert back with the right matrix.
-            stream.codec_context.color_range = 1
-            stream.codec_context.colorspace = 6
-            stream.codec_context.color_primaries = 6
-            stream.codec_context.color_trc = 6
-        except BaseException:
-            self._container.close()
-            self.tmp_path.unlink(missing_ok=True)
-            raise
-        self._stream = stream
-        self._yuv = np.empty((height * 3 // 2, width), dtype=np.uint8)
-        self._frame = av.VideoFrame(width, height, "yuv420p")
-        self._count = 0
-
-    def _plane_views(self) -> list[np.ndarray]:
-        """Writable (h, w) views of the AVFrame's Y, U, V planes (rows may be padded)."""
-        views = []
-        for plane in self._frame.planes:
-            buf = np.frombuffer(plane, dtype=np.uint8)
-            views.append(buf.reshape(plane.height, plane.line_size)[:, :plane.width])
-        return views
-
-    def write(self, image_rgb: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 RGB frame."""
-        import cv2
-        # OpenCV's I420 conversion is BT.601 limited range (FFmpeg's default when decoding)
-        # and several times faster than swscale from rgb24.
-        cv2.cvtColor(image_rgb, cv2.COLOR_RGB2YUV_I420, dst=self._yuv)
-        h, w = self.height, self.width
-        q = h * w // 4
-        chroma = self._yuv[h:].reshape(-1)
-        self._frame.make_writable()                 # copies only if the encoder kept a ref
-        y_plane, u_plane, v_plane = self._plane_views()
-        y_plane[:] = self._yuv[:h]
-        u_plane[:] = chroma[:q].reshape(h // 2, w // 2)
-        v_plane[:] = chroma[q:].reshape(h // 2, w // 2)
-        self._frame.pts = self._count
-        self._count += 1
-        self._container.mux(self._stream.encode(self._frame))
-
-    def close(self) -> None:
-        """Flush the encoder, finish the file and move it to its final name."""
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
-        os.replace(self.tmp_path, self.path)
-
-    def abort(self) -> None:
-        """Drop the partial file."""
-        try:
-            self._container.close()
-        except Exception:                                      # noqa: BLE001 (already broken)
-            pass
-        self.tmp_path.unlink(missing_ok=True)
 
 
 def _encode_camera_group(seq_dir: str, rig: CameraRig, camera_indices: list[int], source,

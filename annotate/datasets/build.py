@@ -1,0 +1,492 @@
+"""Head crops from the camera videos into sample shards, one (sequence, camera) unit at a time.
+
+For each camera of a sequence, the planned samples (plan.parquet) are joined with their
+labels, the selected frames are decoded once, sequentially (annotate.media.video), each
+head is cut out of the decoder's YUV planes (annotate.media.crops) and JPEG-encoded
+(annotate.media.jpeg), and the rows go to size-bounded shards
+``<out>/shards/<split>/<sequence>/<camera>-NNN.parquet`` (annotate.datasets.shards).
+
+Resuming: a unit is finished when its manifest ``<out>/parts/<sequence>/<camera>.json``
+exists (written last, atomically) with a fingerprint of the configuration and of the
+planned rows. A rerun skips finished units and redoes the others from scratch (removing
+their leftover shards first), so an interrupted run ends with the same shards as an
+uninterrupted one.
+
+Bad media never stop the run: a missing, unreadable, corrupt or short video (or a missing
+or bad extracted image) rejects exactly the samples it cannot provide, with a reason code,
+and the other cameras go on. ``<out>/parts/<sequence>.json`` sums up the sequence and
+``<out>/parts/<sequence>-rejections.parquet`` lists every rejected sample.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
+from annotate.datasets.tables import fixed_list_to_numpy, read_table, write_table
+from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_inside, crop_rgb, crop_transforms,
+                                  crop_yuv420, transform_boxes)
+from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
+from annotate.media.video import (MISSING_VIDEO, VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
+                                  iter_video_frames, probe_video, read_image_frame)
+
+STAGE = "dataset.media"
+VIDEO_SIZE_MISMATCH = "video_size_mismatch"
+# Label columns copied into every sample (the rest of the samples schema is built here).
+LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
+                 "head_scale", "helmet_radius_cm", "box", "box_unclipped", "box_fraction_inside", "facing_camera",
+                 "fit_rms_cm", "fit_landmarks_used"]
+LIST_SHAPES = {"R_cam_head": (9,), "rot6d": (6,), "quat_cam_head": (4,), "head_centre_cam": (3,), "box": (4,),
+               "box_unclipped": (4,)}
+# Per-view 2D landmarks and visibility (issue 4): used when labels.parquet has them.
+LANDMARKS_COLUMN = "landmarks_2d"
+VISIBILITY_COLUMNS = ("landmark_visibility", "visibility")
+NUM_LANDMARKS = 70
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """crop: geometry and size; jpeg_quality (1-100); shard: size limits; source: 'video'
+    (hdVideos) or 'images' (hdImgs); threads: cameras processed at once; full_frames:
+    also write each used frame as a JPEG (for the COCO export)."""
+
+    crop: CropSpec = field(default_factory=CropSpec)
+    jpeg_quality: int = 90
+    shard: ShardLimits = field(default_factory=ShardLimits)
+    source: str = "video"
+    threads: int = 2
+    full_frames: bool = False
+
+    def fingerprint_doc(self) -> dict:
+        d = asdict(self)
+        d.pop("threads")                     # does not change the output
+        return d
+
+
+@dataclass
+class UnitResult:
+    """One camera of one sequence: its shards, rejected samples and timing."""
+
+    sequence: str
+    camera: str
+    shards: list = field(default_factory=list)         # dicts: path (relative), split, rows, bytes
+    samples: int = 0
+    rejections: list = field(default_factory=list)     # dicts: frame, person, reason, file, detail
+    frames_decoded: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+
+
+@dataclass
+class SequenceBuild:
+    sequence: str
+    units: list = field(default_factory=list)
+
+    @property
+    def samples(self) -> int:
+        return sum(u.samples for u in self.units)
+
+    def rejection_counts(self) -> Counter:
+        return Counter(r["reason"] for u in self.units for r in u.rejections)
+
+    def __str__(self) -> str:
+        lines = [f"{self.sequence}: {self.samples} samples in {sum(len(u.shards) for u in self.units)} shards "
+                 f"from {len(self.units)} cameras ({sum(u.resumed for u in self.units)} already done)"]
+        counts = self.rejection_counts()
+        if counts:
+            lines.append("rejected samples: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+            for u in self.units:
+                reasons = Counter(r["reason"] for r in u.rejections)
+                if reasons:
+                    first = u.rejections[0]
+                    lines.append(f"  camera {u.camera}: " + ", ".join(f"{k}={v}" for k, v in sorted(reasons.items()))
+                                 + f" ({first['file']}: {first['detail']})")
+        else:
+            lines.append("no media rejections")
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------ inputs
+
+def _camera_table(cameras_path: str | Path) -> dict[str, dict]:
+    """camera name -> {K (9,), dist (5,), width, height}."""
+    t = read_table(cameras_path, "cameras", columns=["camera", "width", "height", "K", "dist"])
+    K = fixed_list_to_numpy(t.column("K"), (9,))
+    dist = fixed_list_to_numpy(t.column("dist"), (5,))
+    names = t.column("camera").to_pylist()
+    return {n: {"K": K[i], "dist": dist[i], "width": int(t.column("width")[i].as_py()),
+                "height": int(t.column("height")[i].as_py())} for i, n in enumerate(names)}
+
+
+def _label_rows(labels_path: str | Path, camera: str, plan: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The planned rows of one camera with their label arrays, sorted by (frame, person).
+
+    Returns the plan rows (frame, person, subject, split, sample_weight) and a dict of
+    label arrays aligned with them (fixed-size lists as (N, k) arrays).
+    """
+    from pyarrow import parquet as pq
+
+    names = set(pq.read_schema(labels_path).names)
+    columns = ["frame", "person"] + LABEL_COLUMNS
+    if LANDMARKS_COLUMN in names:
+        columns.append(LANDMARKS_COLUMN)
+    visibility = next((c for c in VISIBILITY_COLUMNS if c in names), None)
+    if visibility:
+        columns.append(visibility)
+    table = read_table(labels_path, "labels", columns=columns,
+                       filters=[("camera", "=", camera), ("reject_reason", "=", "")])
+    frame = table.column("frame").to_numpy()
+    person = table.column("person").to_numpy()
+    key = pd.MultiIndex.from_arrays([frame, person])
+    rows = plan.sort_values(["frame", "person"], kind="stable").reset_index(drop=True)
+    pos = key.get_indexer(pd.MultiIndex.from_arrays([rows["frame"].to_numpy(), rows["person"].to_numpy()]))
+    if (pos < 0).any():
+        missing = rows[pos < 0].iloc[0]
+        raise ValueError(f"{labels_path}: planned sample frame {missing.frame} person {missing.person} camera "
+                         f"{camera} has no valid label; the plan is stale, rebuild it")
+    arrays = {}
+    for c in LABEL_COLUMNS:
+        col = table.column(c)
+        a = fixed_list_to_numpy(col, LIST_SHAPES[c]) if c in LIST_SHAPES else col.to_numpy(zero_copy_only=False)
+        arrays[c] = a[pos]
+    if LANDMARKS_COLUMN in columns:
+        arrays[LANDMARKS_COLUMN] = fixed_list_to_numpy(table.column(LANDMARKS_COLUMN), (NUM_LANDMARKS, 2))[pos]
+    if visibility:
+        arrays["landmark_visibility"] = fixed_list_to_numpy(table.column(visibility), (NUM_LANDMARKS,))[pos]
+    return rows, arrays
+
+
+def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.DataFrame) -> str:
+    """A digest of what a unit's output depends on: the build config and its planned rows."""
+    h = hashlib.sha256(json.dumps(config.fingerprint_doc(), sort_keys=True, default=str).encode())
+    h.update(f"{sequence}/{camera}".encode())
+    h.update(pd.util.hash_pandas_object(plan_rows[["frame", "person", "split", "sample_weight", "yaw"]]
+                                        .astype({"split": str}), index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------ samples
+
+@dataclass
+class _UnitSamples:
+    """Everything known about one camera's samples before decoding: arrays aligned by row."""
+
+    sequence: str
+    camera: str
+    rows: pd.DataFrame
+    arrays: dict
+    camera_info: dict
+    transforms: np.ndarray             # (N, 2, 3)
+
+    def columns(self, idx: np.ndarray, images: list[bytes], spec: CropSpec) -> dict:
+        """Sample columns (schemas/samples.schema.yaml) for rows ``idx`` with their JPEGs."""
+        r = self.rows.iloc[idx]
+        a = {k: v[idx] for k, v in self.arrays.items()}
+        n = len(idx)
+        A = self.transforms[idx]
+        frames = r["frame"].to_numpy().astype(np.int32)
+        persons = r["person"].to_numpy().astype(np.int32)
+        cols = {
+            "sample_id": [f"{self.sequence}/{f:08d}/{p}/{self.camera}" for f, p in zip(frames, persons)],
+            "sequence": [self.sequence] * n, "frame": frames, "person": persons, "camera": [self.camera] * n,
+            "subject": r["subject"].astype(str).to_numpy(), "split": r["split"].astype(str).to_numpy(),
+            "sample_weight": r["sample_weight"].to_numpy().astype(np.float32),
+            "image": pa.array(images, type=pa.binary()), "image_size": np.full(n, spec.size, np.int16),
+            "crop_from_image": A.reshape(n, 6),
+            "crop_fraction_inside": crop_fraction_inside(A, self.camera_info["width"], self.camera_info["height"],
+                                                         spec.size).astype(np.float32),
+            "box_crop": transform_boxes(A, a["box_unclipped"]).astype(np.float32),
+            "image_width": np.full(n, self.camera_info["width"], np.int32),
+            "image_height": np.full(n, self.camera_info["height"], np.int32),
+            "K": np.repeat(self.camera_info["K"][None], n, axis=0),
+            "dist": np.repeat(self.camera_info["dist"][None], n, axis=0),
+        }
+        for c in LABEL_COLUMNS:
+            cols[c] = a[c]
+        list140 = pa.list_(pa.float32(), 2 * NUM_LANDMARKS)
+        if LANDMARKS_COLUMN in a:
+            lm = a[LANDMARKS_COLUMN]
+            cols["landmarks_2d"] = lm.reshape(n, -1).astype(np.float32)
+            crop_lm = np.stack([apply_transform(A[i], lm[i]) for i in range(n)]) if n else lm
+            cols["landmarks_crop"] = crop_lm.reshape(n, -1).astype(np.float32)
+        else:
+            cols["landmarks_2d"] = pa.nulls(n, list140)
+            cols["landmarks_crop"] = pa.nulls(n, list140)
+        cols["landmark_visibility"] = (a["landmark_visibility"].astype(np.uint8) if "landmark_visibility" in a
+                                       else pa.nulls(n, pa.list_(pa.uint8(), NUM_LANDMARKS)))
+        return cols
+
+
+def encode_crop(frame, transform: np.ndarray, spec: CropSpec, quality: int) -> bytes:
+    """JPEG bytes of one head crop of a decoded frame (YUV planes when it has them)."""
+    planes = frame.yuv420()
+    if planes is not None and frame.colour.bt601:
+        y, u, v = crop_yuv420(planes, transform, spec, full_range=frame.colour.full_range)
+        return encode_jpeg_yuv420(y, u, v, quality, full_range=frame.colour.full_range)
+    return encode_jpeg_rgb(crop_rgb(frame.rgb(), transform, spec), quality)
+
+
+def _write_full_frame(frame, path: Path, quality: int) -> None:
+    """The whole frame as a JPEG, written atomically (for the COCO export)."""
+    planes = frame.yuv420()
+    if planes is not None and frame.colour.bt601:
+        data = encode_jpeg_yuv420(*planes, quality=quality, full_range=frame.colour.full_range)
+    else:
+        data = encode_jpeg_rgb(frame.rgb(), quality)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def frame_path(out_dir: str | Path, sequence: str, camera: str, frame: int) -> Path:
+    """``<out>/frames/<sequence>/<camera>/<frame:08d>.jpg``: a full frame for the COCO export."""
+    return Path(out_dir) / "frames" / sequence / camera / f"{int(frame):08d}.jpg"
+
+
+def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str, threads: int, reject):
+    """Yield the decoded frames; per-image problems are passed to ``reject`` and skipped.
+
+    For videos a VideoError propagates (after the good frames): the caller rejects the rest.
+    """
+    if source == "video":
+        yield from iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
+        return
+    image_dir = camera_image_dir(seq_dir, camera)
+    for k in frames:
+        try:
+            yield read_image_frame(image_dir, camera, int(k))
+        except VideoError as err:
+            reject(int(k), err.reason, err.path, err.detail)
+
+
+# ------------------------------------------------------------------------------- a unit
+
+class _Unit:
+    """Builds the shards of one (sequence, camera)."""
+
+    def __init__(self, samples: _UnitSamples, seq_dir: Path, out_dir: Path, config: BuildConfig,
+                 decoder_threads: int, on_shard=None):
+        self.s = samples
+        self.seq_dir = seq_dir
+        self.out_dir = out_dir
+        self.config = config
+        self.decoder_threads = decoder_threads
+        self.on_shard = on_shard
+        self.result = UnitResult(samples.sequence, samples.camera)
+        self.done = np.zeros(len(samples.rows), dtype=bool)
+        frames = samples.rows["frame"].to_numpy()
+        self.frames = np.unique(frames)
+        self.rows_of_frame = {f: np.flatnonzero(frames == f) for f in self.frames}
+
+    def reject_frames(self, frames, reason: str, file: str, detail: str) -> None:
+        """Reject every not-yet-done sample of the given frames."""
+        for f in np.atleast_1d(frames):
+            for i in self.rows_of_frame.get(int(f), []):
+                if not self.done[i]:
+                    r = self.s.rows.iloc[i]
+                    self.result.rejections.append({"frame": int(r.frame), "person": int(r.person), "reason": reason,
+                                                   "file": str(file), "detail": detail})
+                    self.done[i] = True
+
+    def _check_video(self) -> bool:
+        """Reject everything when the video is absent/unreadable or of the wrong size."""
+        if self.config.source != "video":
+            return True
+        path = camera_video_path(self.seq_dir, self.s.camera)
+        try:
+            info = probe_video(path)
+        except VideoError as err:
+            self.reject_frames(self.frames, err.reason, err.path, err.detail)
+            return False
+        want = (self.s.camera_info["width"], self.s.camera_info["height"])
+        if (info.width, info.height) != want:
+            self.reject_frames(self.frames, VIDEO_SIZE_MISMATCH, str(path),
+                               f"video is {info.width}x{info.height}, calibration says {want[0]}x{want[1]}")
+            return False
+        return True
+
+    def run(self) -> UnitResult:
+        start = time.perf_counter()
+        writers: dict[str, ShardWriter] = {}
+        pending: dict[str, tuple[list, list]] = {}
+        spec, quality = self.config.crop, self.config.jpeg_quality
+        group = self.config.shard.row_group_samples
+
+        def flush(split: str, force: bool = False) -> None:
+            idx, images = pending.get(split, ([], []))
+            if idx and (force or len(idx) >= group):
+                if split not in writers:
+                    writers[split] = ShardWriter(self.out_dir / "shards" / split / self.s.sequence, self.s.camera,
+                                                 self.config.shard, self.on_shard)
+                writers[split].write(self.s.columns(np.asarray(idx), images, spec))
+                pending[split] = ([], [])
+
+        def reject(frame, reason, file, detail):
+            self.reject_frames([frame], reason, file, detail)
+
+        split_of = self.s.rows["split"].astype(str).to_numpy()
+        try:
+            if self._check_video():
+                try:
+                    for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.config.source,
+                                                 self.decoder_threads, reject):
+                        self.result.frames_decoded += 1
+                        if self.config.full_frames:
+                            _write_full_frame(frame, frame_path(self.out_dir, self.s.sequence, self.s.camera,
+                                                                frame.index), quality)
+                        for i in self.rows_of_frame[frame.index]:
+                            jpeg = encode_crop(frame, self.s.transforms[i], spec, quality)
+                            idx, images = pending.setdefault(split_of[i], ([], []))
+                            idx.append(i)
+                            images.append(jpeg)
+                            self.done[i] = True
+                            flush(split_of[i])
+                except VideoError as err:
+                    self.reject_frames(self.frames, err.reason, err.path, err.detail)
+                # Frames the video never reached: it is shorter than the labelled frames.
+                if self.config.source == "video":
+                    left = np.unique(self.s.rows["frame"].to_numpy()[~self.done])
+                    if len(left):
+                        self.reject_frames(left, VIDEO_TOO_SHORT, str(camera_video_path(self.seq_dir, self.s.camera)),
+                                           f"video ends before frame {int(left[0])} "
+                                           f"({self.result.frames_decoded} selected frames decoded)")
+            for split in sorted(pending):
+                flush(split, force=True)
+            for split in sorted(writers):
+                for info in writers[split].close():
+                    self.result.shards.append(_shard_doc(info, split, self.out_dir))
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        self.result.samples = sum(s["rows"] for s in self.result.shards)
+        self.result.seconds = round(time.perf_counter() - start, 3)
+        return self.result
+
+
+def _shard_doc(info: ShardInfo, split: str, out_dir: Path) -> dict:
+    return {"path": info.path.relative_to(out_dir).as_posix(), "split": split, "rows": info.rows, "bytes": info.bytes}
+
+
+# -------------------------------------------------------------------------- a sequence
+
+def manifest_path(out_dir: str | Path, sequence: str, camera: str) -> Path:
+    return Path(out_dir) / "parts" / sequence / f"{camera}.json"
+
+
+def _write_json(path: Path, doc) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
+    tmp.replace(path)
+
+
+def _finished(out_dir: Path, sequence: str, camera: str, digest: str) -> UnitResult | None:
+    """The manifest of a finished unit with this fingerprint whose shards all exist."""
+    path = manifest_path(out_dir, sequence, camera)
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if doc.get("fingerprint") != digest or not all((out_dir / s["path"]).is_file() for s in doc["shards"]):
+        return None
+    doc.pop("fingerprint")
+    return UnitResult(**{**doc, "resumed": True})
+
+
+def _remove_leftovers(out_dir: Path, sequence: str, camera: str) -> None:
+    """Shards and frames of an unfinished earlier attempt at this unit."""
+    for path in (out_dir / "shards").glob(f"*/{sequence}/{camera}-*.parquet"):
+        path.unlink()
+    manifest_path(out_dir, sequence, camera).unlink(missing_ok=True)
+
+
+def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path, cameras_path: str | Path,
+                   seq_dir: str | Path, out_dir: str | Path, config: BuildConfig = BuildConfig(),
+                   on_shard=None) -> SequenceBuild:
+    """Crop every planned sample of ``sequence`` into shards under ``out_dir`` (resumable).
+
+    plan_path: plan.parquet; labels_path, cameras_path: the sequence's labels and cameras
+    tables; seq_dir: the Panoptic sequence folder (hdVideos/ or hdImgs/). on_shard: called
+    with each finished ShardInfo. Writes ``parts/<sequence>.json`` and
+    ``parts/<sequence>-rejections.parquet`` last.
+    """
+    out_dir, seq_dir = Path(out_dir), Path(seq_dir)
+    plan = read_table(plan_path, "dataset_plan", filters=[("sequence", "=", sequence)]).to_pandas()
+    plan["camera"] = plan["camera"].astype(str)
+    cameras = _camera_table(cameras_path)
+    names = sorted(set(plan["camera"]))
+    unknown = [c for c in names if c not in cameras]
+    if unknown:
+        raise ValueError(f"{cameras_path}: no calibration for planned cameras {unknown}")
+    jobs = []
+    build = SequenceBuild(sequence)
+    results: dict[str, UnitResult] = {}
+    for camera in names:
+        rows, arrays = _label_rows(labels_path, camera, plan[plan["camera"] == camera])
+        digest = fingerprint(config, sequence, camera, rows)
+        done = _finished(out_dir, sequence, camera, digest)
+        if done is not None:
+            results[camera] = done
+            continue
+        _remove_leftovers(out_dir, sequence, camera)
+        samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera],
+                               crop_transforms(arrays["box_unclipped"], config.crop))
+        jobs.append((camera, samples, digest))
+
+    parallel = max(1, min(config.threads, len(jobs)))
+    # Several cameras at once: one decoder thread each; one camera: let FFmpeg thread it.
+    decoder_threads = 1 if parallel > 1 else 0
+
+    def run(job):
+        camera, samples, digest = job
+        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads, on_shard).run()
+        doc = asdict(result)
+        doc.pop("resumed")
+        _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
+        return camera, result
+
+    if parallel > 1:
+        with ThreadPoolExecutor(parallel) as pool:
+            for camera, result in pool.map(run, jobs):
+                results[camera] = result
+    else:
+        for job in jobs:
+            camera, result = run(job)
+            results[camera] = result
+    build.units = [results[c] for c in names]
+    _write_rejections(out_dir / "parts" / f"{sequence}-rejections.parquet", build)
+    _write_json(out_dir / "parts" / f"{sequence}.json", sequence_doc(build))
+    return build
+
+
+def sequence_doc(build: SequenceBuild) -> dict:
+    """The per-sequence summary the card reads (no per-sample rejections: see the table)."""
+    return {"sequence": build.sequence, "samples": build.samples,
+            "rejections": dict(sorted(build.rejection_counts().items())),
+            "units": [{"camera": u.camera, "samples": u.samples, "frames_decoded": u.frames_decoded,
+                       "seconds": u.seconds, "shards": u.shards,
+                       "rejections": dict(Counter(r["reason"] for r in u.rejections))} for u in build.units]}
+
+
+def _write_rejections(path: Path, build: SequenceBuild) -> None:
+    rows = [(u.camera, r) for u in build.units for r in u.rejections]
+    write_table({
+        "sequence": [build.sequence] * len(rows), "stage": [STAGE] * len(rows),
+        "frame": np.array([r["frame"] for _, r in rows], dtype=np.int32),
+        "person": np.array([r["person"] for _, r in rows], dtype=np.int32),
+        "camera": [c for c, _ in rows], "file": [r["file"] for _, r in rows],
+        "reason": [r["reason"] for _, r in rows], "detail": [r["detail"] for _, r in rows],
+    }, path, "rejections")

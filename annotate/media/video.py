@@ -1,0 +1,318 @@
+"""Sequential, frame-accurate decoding of a Panoptic camera's frames (video or extracted JPEGs).
+
+Frame numbering is Panoptic's: frame k of ``hdVideos/hd_00_XX.mp4`` is the k-th decoded
+picture (0-based) and is the same instant as ``hdFace3d/faceRecon3D_hd%08d.json`` with
+number k and ``hdImgs/00_XX/00_XX_%08d.jpg`` with number k.
+
+Why PyAV rather than OpenCV's VideoCapture:
+
+- frame-accurate indexing: PyAV hands over every decoded picture with its pts, so the
+  index is counted exactly (and cross-checked against the pts after a seek); VideoCapture's
+  ``CAP_PROP_POS_FRAMES`` seeks are approximate on H.264 in several FFmpeg builds;
+- threads: ``thread_type='AUTO'`` turns on FFmpeg's frame and slice threading, and the
+  decoder releases the GIL, so other Python threads (cropping, JPEG encoding) run alongside;
+- zero-copy access to the decoder's YUV 4:2:0 planes: the crop stage warps the planes of the
+  head region only and never converts a whole 1080p frame to RGB;
+- corrupt pictures are flagged (``is_corrupt``) and errors carry FFmpeg's message.
+
+Selection: ``frames`` is any iterable of frame numbers (``select_frames(start, end, step)``
+builds the usual every-N-th / range selection). Decoding stops after the last selected
+frame; everything is decoded up to it (H.264 frames depend on earlier ones), except that a
+selection starting far into the file seeks to the preceding key frame first.
+
+Failures raise ``VideoError`` with a reason code (``MISSING_VIDEO``, ``UNREADABLE_VIDEO``,
+``CORRUPT_VIDEO``), after the frames decoded so far were yielded, so a caller keeps those
+and records the rest. A video that ends before a selected frame simply stops yielding:
+``missing_frames`` tells the caller which selected frames never came (``VIDEO_TOO_SHORT``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from annotate.panoptic.layout import SequenceLayout, image_file_pattern
+
+# Reason codes of the rejections a decoding problem produces (annotate.datasets rejections).
+MISSING_VIDEO = "missing_video"
+UNREADABLE_VIDEO = "unreadable_video"
+CORRUPT_VIDEO = "corrupt_video"
+VIDEO_TOO_SHORT = "video_too_short"
+MISSING_IMAGE = "missing_image"
+UNREADABLE_IMAGE = "unreadable_image"
+
+# FFmpeg colour enums (AVColorSpace / AVColorRange) that matter here.
+_BT601_SPACES = {2, 5, 6}          # unspecified (FFmpeg's decoders assume BT.601), BT470BG, SMPTE170M
+_FULL_RANGE = 2                    # AVCOL_RANGE_JPEG
+
+# Seeking costs one key-frame search; below this many frames, decoding from the start is
+# as fast and needs no pts arithmetic.
+DEFAULT_SEEK_THRESHOLD = 300
+
+
+class VideoError(RuntimeError):
+    """A camera's video (or image) could not be read; ``reason`` is a rejection reason code."""
+
+    def __init__(self, reason: str, path: str | Path, detail: str, frames_read: int = 0):
+        super().__init__(f"{path}: {reason}: {detail}")
+        self.reason = reason
+        self.path = str(path)
+        self.detail = detail
+        self.frames_read = frames_read
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about the first video stream (frame_count may be 0 = unknown)."""
+
+    width: int
+    height: int
+    frame_count: int
+    rate: Fraction
+    codec: str
+    pix_fmt: str
+
+
+@dataclass(frozen=True)
+class ColourInfo:
+    """How a YUV picture's samples map to RGB: BT.601 matrix or not, full or limited range."""
+
+    bt601: bool = True
+    full_range: bool = False
+
+
+class DecodedFrame:
+    """One decoded picture of camera video or image folder, frame number ``index``.
+
+    ``rgb()`` (H, W, 3) uint8 RGB; ``yuv420()`` the (Y (H, W), U (H/2, W/2), V (H/2, W/2))
+    planes as zero-copy views of the decoder's buffers, or None for a source without them
+    (JPEG images). Pixel (col, row) has its centre at (u, v) = (col, row) (OpenCV).
+    """
+
+    def __init__(self, index: int, width: int, height: int, colour: ColourInfo,
+                 av_frame=None, image_rgb: np.ndarray | None = None):
+        self.index = int(index)
+        self.width = int(width)
+        self.height = int(height)
+        self.colour = colour
+        self._av_frame = av_frame
+        self._rgb = image_rgb
+
+    def yuv420(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(Y, U, V) uint8 plane views for a yuv420p video picture, else None."""
+        f = self._av_frame
+        if f is None or f.format.name not in ("yuv420p", "yuvj420p"):
+            return None
+        planes = []
+        for plane in f.planes:
+            buf = np.frombuffer(plane, dtype=np.uint8)
+            planes.append(buf.reshape(plane.height, plane.line_size)[:, :plane.width])
+        return planes[0], planes[1], planes[2]
+
+    def rgb(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of the whole picture (a new array for video pictures)."""
+        if self._rgb is not None:
+            return self._rgb
+        planes = self.yuv420()
+        if planes is not None and self.colour.bt601 and not self.colour.full_range:
+            import cv2
+
+            # cv2's I420 conversion is BT.601 limited range, the inverse of what encoders
+            # (and annotate.synth) use, and several times faster than swscale.
+            i420 = np.concatenate([np.ascontiguousarray(p).reshape(-1) for p in planes])
+            return cv2.cvtColor(i420.reshape(self.height * 3 // 2, self.width), cv2.COLOR_YUV2RGB_I420)
+        return self._av_frame.to_ndarray(format="rgb24")
+
+
+def select_frames(start: int = 0, end: int | None = None, step: int = 1,
+                  available: Iterable[int] | None = None) -> np.ndarray:
+    """Sorted frame numbers ``start, start+step, ... <= end`` (end inclusive).
+
+    With ``available`` (e.g. the frames that have labels), keep only those in it; ``end``
+    None means up to the last available frame (required when ``available`` is None).
+    """
+    if step < 1 or start < 0:
+        raise ValueError(f"frame selection needs start >= 0 and step >= 1, got start={start}, step={step}")
+    avail = None if available is None else np.unique(np.asarray(list(available), dtype=np.int64))
+    if end is None:
+        if avail is None:
+            raise ValueError("select_frames: give end or available frames")
+        end = int(avail[-1]) if len(avail) else start - 1
+    frames = np.arange(start, end + 1, step, dtype=np.int64)
+    return frames if avail is None else frames[np.isin(frames, avail)]
+
+
+def _wanted(frames: Iterable[int] | None) -> np.ndarray | None:
+    if frames is None:
+        return None
+    wanted = np.unique(np.asarray(list(frames) if not isinstance(frames, np.ndarray) else frames, dtype=np.int64))
+    if len(wanted) and wanted[0] < 0:
+        raise ValueError(f"negative frame number {wanted[0]}")
+    return wanted
+
+
+def _open(path: Path):
+    import av
+
+    if not path.is_file():
+        raise VideoError(MISSING_VIDEO, path, "no such file")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise VideoError(UNREADABLE_VIDEO, path, f"cannot open: {err}") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoError(UNREADABLE_VIDEO, path, "no video stream")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Size, frame count (0 if the container does not say), rate, codec of a video file."""
+    path = Path(path)
+    container = _open(path)
+    try:
+        s = container.streams.video[0]
+        cc = s.codec_context
+        return VideoInfo(int(cc.width), int(cc.height), int(s.frames or 0),
+                         Fraction(s.average_rate or 0), cc.name, str(cc.pix_fmt))
+    finally:
+        container.close()
+
+
+def _colour(av_frame) -> ColourInfo:
+    full = av_frame.color_range == _FULL_RANGE or av_frame.format.name == "yuvj420p"
+    return ColourInfo(bt601=int(av_frame.colorspace) in _BT601_SPACES, full_range=full)
+
+
+def _pts_index(av_frame, stream) -> int | None:
+    """Frame number from the pts (constant frame rate), or None when it cannot be known."""
+    if av_frame.pts is None or not stream.average_rate or stream.time_base is None:
+        return None
+    start = stream.start_time or 0
+    return int(round(float((av_frame.pts - start) * stream.time_base * stream.average_rate)))
+
+
+def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, threads: int = 0,
+                      seek_threshold: int = DEFAULT_SEEK_THRESHOLD) -> Iterator[DecodedFrame]:
+    """Decode ``path`` sequentially and yield the selected frames in increasing order.
+
+    path: an H.264 (or any FFmpeg-readable) video; frame k = k-th decoded picture.
+    frames: frame numbers to yield (any order, duplicates ignored); None yields every frame.
+    threads: decoder threads (0 = FFmpeg's choice, one per core), with thread_type 'AUTO'.
+    seek_threshold: when the first selected frame is at least this far in, seek to the key
+        frame before it and number frames from their pts (exact for constant frame rate).
+
+    Each yielded ``DecodedFrame`` stays valid after the iterator moves on (own buffers).
+    Raises ``VideoError`` (MISSING_VIDEO / UNREADABLE_VIDEO on opening, CORRUPT_VIDEO on a
+    decoding error or a picture the decoder flags as corrupt) after yielding every good
+    frame before the problem. Frames past the end of the video are not yielded: compare with
+    ``missing_frames``.
+    """
+    import av
+
+    path = Path(path)
+    wanted = _wanted(frames)
+    if wanted is not None and len(wanted) == 0:
+        return
+    container = _open(path)
+    read = 0
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = int(threads)
+        index = 0
+        numbered_by_pts = False
+        if wanted is not None and wanted[0] >= seek_threshold and stream.average_rate:
+            target = wanted[0] / stream.average_rate / stream.time_base + (stream.start_time or 0)
+            container.seek(int(target), stream=stream, backward=True, any_frame=False)
+            numbered_by_pts = True
+        pos = 0                                   # wanted[pos] = next frame to yield
+        last = None if wanted is None else int(wanted[-1])
+        for av_frame in container.decode(stream):
+            if numbered_by_pts:
+                # After a seek the decoder starts at a key frame <= the target: its pts says
+                # which frame it is; from there on frames are counted.
+                found = _pts_index(av_frame, stream)
+                if found is None:
+                    raise VideoError(UNREADABLE_VIDEO, path, "frame without pts after a seek", read)
+                index, numbered_by_pts = found, False
+            if av_frame.is_corrupt:
+                raise VideoError(CORRUPT_VIDEO, path, f"decoder flagged frame {index} as corrupt", read)
+            if wanted is not None:
+                # Normally wanted[pos] >= index; a seek that lands past selected frames makes
+                # them missing (the caller records them), never yields a wrong frame.
+                pos = int(np.searchsorted(wanted, index))
+                if pos == len(wanted):
+                    return
+            if wanted is None or wanted[pos] == index:
+                read += 1
+                yield DecodedFrame(index, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame)
+            index += 1
+            if last is not None and index > last:
+                return
+    except av.FFmpegError as err:
+        raise VideoError(CORRUPT_VIDEO, path, f"decoding failed after {read} selected frames: {err}", read) from err
+    finally:
+        container.close()
+
+
+def iter_image_frames(image_dir: str | Path, camera: str, frames: Iterable[int]) -> Iterator[DecodedFrame]:
+    """Yield ``image_dir/<camera>_%08d.jpg`` (Panoptic ``hdImgs/00_XX/``) for each selected frame.
+
+    A missing or undecodable image raises ``VideoError`` (MISSING_IMAGE / UNREADABLE_IMAGE)
+    after the frames before it were yielded; to skip single bad images instead, call
+    ``read_image_frame`` per frame.
+    """
+    wanted = _wanted(frames)
+    for k in ([] if wanted is None else wanted):
+        yield read_image_frame(image_dir, camera, int(k))
+
+
+def read_image_frame(image_dir: str | Path, camera: str, frame: int) -> DecodedFrame:
+    """One extracted frame ``image_dir/<camera>_%08d.jpg`` as a DecodedFrame (RGB)."""
+    path = Path(image_dir) / image_file_pattern(camera).name(frame)
+    if not path.is_file():
+        raise VideoError(MISSING_IMAGE, path, "no such file")
+    from annotate.media.jpeg import decode_jpeg_rgb
+
+    try:
+        rgb = decode_jpeg_rgb(path.read_bytes())
+    except (ValueError, OSError) as err:
+        raise VideoError(UNREADABLE_IMAGE, path, f"cannot decode: {err}") from err
+    return DecodedFrame(frame, rgb.shape[1], rgb.shape[0], ColourInfo(True, True), image_rgb=rgb)
+
+
+def missing_frames(wanted: Iterable[int], yielded: Iterable[int]) -> np.ndarray:
+    """Selected frame numbers that were never yielded (e.g. past the end of a short video)."""
+    return np.setdiff1d(np.asarray(list(wanted), dtype=np.int64), np.asarray(list(yielded), dtype=np.int64))
+
+
+def camera_video_path(seq_dir: str | Path, camera: str) -> Path:
+    """``<seq_dir>/hdVideos/hd_<camera>.mp4``."""
+    seq_dir = Path(seq_dir)
+    return SequenceLayout(seq_dir.parent, seq_dir.name).video_file(camera)
+
+
+def camera_image_dir(seq_dir: str | Path, camera: str) -> Path:
+    """``<seq_dir>/hdImgs/<camera>/``."""
+    seq_dir = Path(seq_dir)
+    return SequenceLayout(seq_dir.parent, seq_dir.name).image_dir(camera)
+
+
+def iter_camera_frames(seq_dir: str | Path, camera: str, frames: Iterable[int] | None = None,
+                       source: str = "video", threads: int = 0) -> Iterator[DecodedFrame]:
+    """The selected frames of one camera of a Panoptic sequence folder.
+
+    source: 'video' reads ``hdVideos/hd_<camera>.mp4``; 'images' reads
+    ``hdImgs/<camera>/<camera>_%08d.jpg`` (frames must then be given).
+    """
+    if source == "video":
+        return iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
+    if source == "images":
+        if frames is None:
+            raise ValueError("reading hdImgs needs the selected frame numbers")
+        return iter_image_frames(camera_image_dir(seq_dir, camera), camera, frames)
+    raise ValueError(f"unknown frame source {source!r} (video or images)")

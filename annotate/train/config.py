@@ -1,0 +1,106 @@
+"""The trainer's configuration: schema validation, defaults and the architecture presets.
+
+``schemas/train_config.schema.yaml`` declares every key with its default. ``model`` keys
+left null take the values of the chosen ``model.arch`` preset below, so a config can be as
+short as ``{model: {arch: hopenet}, data: {train: [...], val: [...]}}``.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from annotate.config import ConfigError, _with_defaults
+from annotate.datasets.schema import schemas_dir
+from annotate.train.bins import (COARSE_FINE_CE_WEIGHTS, HOPENET_BINS, WHENET_YAW_BINS, BinSpec,
+                                 coarse_fine_specs)
+
+
+def _specs(specs: list[BinSpec]) -> list[list]:
+    return [[s.start_deg, s.width_deg, s.count] for s in specs]
+
+
+_HOPENET_BINS = {a: _specs([HOPENET_BINS]) for a in ("yaw", "pitch", "roll")}
+_CF_BINS = {a: _specs(coarse_fine_specs()) for a in ("yaw", "pitch", "roll")}
+
+# Defaults per architecture (the published set-ups). alpha weighs the squared error in deg^2.
+ARCH_PRESETS: dict[str, dict] = {
+    "whenet": {"backbone": "efficientnet_b0", "pose_head": "bins",
+               "bins": {"yaw": _specs([WHENET_YAW_BINS]), "pitch": _specs([HOPENET_BINS]),
+                        "roll": _specs([HOPENET_BINS])},
+               "ce_weights": [1.0], "alpha": 1.0, "yaw_loss": "wrapped", "expectation": "linear",
+               "landmarks": False, "visibility": False},
+    "hopenet": {"backbone": "resnet50", "pose_head": "bins", "bins": _HOPENET_BINS, "ce_weights": [1.0],
+                "alpha": 1.0, "yaw_loss": "mse", "expectation": "linear", "landmarks": False, "visibility": False},
+    "coarse_fine": {"backbone": "resnet50", "pose_head": "bins", "bins": _CF_BINS,
+                    "ce_weights": list(COARSE_FINE_CE_WEIGHTS), "alpha": 2.0, "yaw_loss": "mse",
+                    "expectation": "linear", "landmarks": False, "visibility": False},
+    "sixd": {"backbone": "resnet50", "pose_head": "sixd", "bins": None, "ce_weights": None, "alpha": None,
+             "yaw_loss": None, "expectation": None, "landmarks": False, "visibility": False},
+    "multitask": {"backbone": "resnet50", "pose_head": "sixd", "bins": None, "ce_weights": None, "alpha": None,
+                  "yaw_loss": None, "expectation": None, "landmarks": True, "visibility": True},
+}
+# Presets for a bins head reached from sixd / multitask by setting pose_head: bins.
+_BIN_DEFAULTS = {k: ARCH_PRESETS["whenet"][k] for k in ("bins", "ce_weights", "alpha", "yaw_loss", "expectation")}
+
+
+def train_config_schema() -> dict:
+    return yaml.safe_load((schemas_dir() / "train_config.schema.yaml").read_text())
+
+
+def _apply_preset(model: dict) -> None:
+    preset = ARCH_PRESETS[model["arch"]]
+    for key, value in preset.items():
+        if model.get(key) is None:
+            model[key] = copy.deepcopy(value)
+    if model["pose_head"] == "bins":
+        for key, value in _BIN_DEFAULTS.items():
+            if model.get(key) is None:
+                model[key] = copy.deepcopy(value)
+
+
+def _check_model(model: dict, where: str) -> None:
+    if model["pose_head"] != "bins":
+        return
+    n = max(len(model["bins"][a]) for a in ("yaw", "pitch", "roll"))
+    if len(model["ce_weights"]) < n:
+        raise ConfigError(f"{where}: model.ce_weights has {len(model['ce_weights'])} weights for {n} bin specs")
+    yaw0 = BinSpec.from_list(model["bins"]["yaw"][0])
+    if model["expectation"] == "circular" and not yaw0.periodic:
+        raise ConfigError(f"{where}: model.expectation circular needs yaw bins covering 360 deg, got {yaw0}")
+
+
+def resolve_train_config(config: dict | str | Path | None = None) -> dict:
+    """Validate a train config (dict or YAML path); return a copy with every default filled."""
+    if config is None:
+        doc, where = {}, "<defaults>"
+    elif isinstance(config, (str, Path)):
+        where = str(config)
+        try:
+            doc = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{config}: cannot read train config: {err}") from err
+    else:
+        doc, where = copy.deepcopy(dict(config)), "<train config>"
+    validator = _with_defaults(jsonschema.Draft202012Validator)(train_config_schema())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        msgs = [f"  {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
+        raise ConfigError(f"{where}: invalid train configuration\n" + "\n".join(msgs))
+    _apply_preset(doc["model"])
+    _check_model(doc["model"], where)
+    return doc
+
+
+def save_train_config(config: dict, path: str | Path) -> Path:
+    """Write the resolved config as YAML (atomically)."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp, path)
+    return path
