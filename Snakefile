@@ -18,9 +18,11 @@ include: "pipelines/common.smk"
 include: "pipelines/synth.smk"
 include: "pipelines/ingest.smk"
 include: "pipelines/label.smk"
+include: "pipelines/dataset.smk"
 
 
 rule all:
     input:
         label_outputs(),
+        dataset_outputs(),
     default_target: True

@@ -31,7 +31,8 @@ from annotate.labels.fit import fit_heads
 from annotate.labels.head_mesh import build_head_mesh
 from annotate.labels.head_model import build_head_model
 from annotate.labels.per_view import model_landmarks_world
-from annotate.labels.raycast import HeadFrameCaster
+from annotate.labels.raycast import HeadFrameCaster, rays_from
+from annotate.open3d_loader import open3d_module
 from annotate.synth.face_model import base_face_landmarks
 from annotate.synth.generate import landmark_views, scene_frames
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene
@@ -76,7 +77,7 @@ def loop_baseline(state, caster: HeadFrameCaster, landmarks_head: np.ndarray, fr
                 direction = offset / distance[:, None]
                 for q in [p] + [q for q in range(P) if q != p]:
                     o = np.broadcast_to((centres[c] - t[q]) @ R[q] / s[q], (70, 3))
-                    hit = caster.t_hit(o, direction @ R[q] / s[q]) < distance - vis.TOLERANCE_CM
+                    hit = caster.t_hit(rays_from(o, direction @ R[q] / s[q])) < distance - vis.TOLERANCE_CM
                     hidden = inside & hit & (code == vis.VISIBLE)
                     code[hidden] = vis.SELF_OCCLUDED if q == p else vis.OCCLUDED_BY_OTHER
                 views += 1
@@ -87,6 +88,7 @@ def speed(frames: int) -> None:
     print(f"\n== 1. Speed, one core ({frames} frames x 3 people x 31 cameras, 70 landmarks each)")
     state = simulate_scene(SceneConfig(num_frames=frames))
     landmarks_head = base_face_landmarks()
+    open3d_module()                                              # the import is not the mesh
     start = time.perf_counter()
     caster = HeadFrameCaster([build_head_mesh(landmarks_head)], nthreads=1)
     print(f"head mesh and BVH: {time.perf_counter() - start:.2f} s (once per head model)")

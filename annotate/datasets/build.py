@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from annotate.datasets.schema import load_schema
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
 from annotate.datasets.tables import fixed_list_to_numpy, read_table, write_table
 from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_inside, crop_rgb, crop_transforms,
@@ -47,10 +48,11 @@ LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", 
                  "fit_rms_cm", "fit_landmarks_used"]
 LIST_SHAPES = {"R_cam_head": (9,), "rot6d": (6,), "quat_cam_head": (4,), "head_centre_cam": (3,), "box": (4,),
                "box_unclipped": (4,)}
-# Per-view 2D landmarks and visibility (issue 4): used when labels.parquet has them.
-LANDMARKS_COLUMN = "landmarks_2d"
-VISIBILITY_COLUMNS = ("landmark_visibility", "visibility")
-NUM_LANDMARKS = 70
+# Per-view 2D landmarks, visibility and occlusion (labels 1.1): copied when the labels
+# have them (null otherwise); the two landmark sets are also mapped into the crop.
+OPTIONAL_COLUMNS = {"landmarks_2d": (70, 2), "landmarks_2d_observed": (70, 2), "landmark_visibility": (70,),
+                    "visible_fraction": None, "face_visible": None, "occluders": None}
+CROP_LANDMARKS = {"landmarks_2d": "landmarks_crop", "landmarks_2d_observed": "landmarks_observed_crop"}
 
 
 @dataclass(frozen=True)
@@ -136,12 +138,8 @@ def _label_rows(labels_path: str | Path, camera: str, plan: pd.DataFrame) -> tup
     from pyarrow import parquet as pq
 
     names = set(pq.read_schema(labels_path).names)
-    columns = ["frame", "person"] + LABEL_COLUMNS
-    if LANDMARKS_COLUMN in names:
-        columns.append(LANDMARKS_COLUMN)
-    visibility = next((c for c in VISIBILITY_COLUMNS if c in names), None)
-    if visibility:
-        columns.append(visibility)
+    optional = [c for c in OPTIONAL_COLUMNS if c in names]
+    columns = ["frame", "person"] + LABEL_COLUMNS + optional
     table = read_table(labels_path, "labels", columns=columns,
                        filters=[("camera", "=", camera), ("reject_reason", "=", "")])
     frame = table.column("frame").to_numpy()
@@ -158,11 +156,18 @@ def _label_rows(labels_path: str | Path, camera: str, plan: pd.DataFrame) -> tup
         col = table.column(c)
         a = fixed_list_to_numpy(col, LIST_SHAPES[c]) if c in LIST_SHAPES else col.to_numpy(zero_copy_only=False)
         arrays[c] = a[pos]
-    if LANDMARKS_COLUMN in columns:
-        arrays[LANDMARKS_COLUMN] = fixed_list_to_numpy(table.column(LANDMARKS_COLUMN), (NUM_LANDMARKS, 2))[pos]
-    if visibility:
-        arrays["landmark_visibility"] = fixed_list_to_numpy(table.column(visibility), (NUM_LANDMARKS,))[pos]
+    for c in optional:
+        col = table.column(c)
+        shape = OPTIONAL_COLUMNS[c]
+        arrays[c] = (fixed_list_to_numpy(col, shape) if shape else _values(col))[pos]
     return rows, arrays
+
+
+def _values(col) -> np.ndarray:
+    """A column's per-row values as a numpy array (object rows for lists)."""
+    if pa.types.is_list(col.type):
+        return np.array(col.to_pylist() + [None], dtype=object)[:-1]
+    return col.to_numpy(zero_copy_only=False)
 
 
 def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.DataFrame) -> str:
@@ -212,17 +217,20 @@ class _UnitSamples:
         }
         for c in LABEL_COLUMNS:
             cols[c] = a[c]
-        list140 = pa.list_(pa.float32(), 2 * NUM_LANDMARKS)
-        if LANDMARKS_COLUMN in a:
-            lm = a[LANDMARKS_COLUMN]
-            cols["landmarks_2d"] = lm.reshape(n, -1).astype(np.float32)
-            crop_lm = np.stack([apply_transform(A[i], lm[i]) for i in range(n)]) if n else lm
-            cols["landmarks_crop"] = crop_lm.reshape(n, -1).astype(np.float32)
-        else:
-            cols["landmarks_2d"] = pa.nulls(n, list140)
-            cols["landmarks_crop"] = pa.nulls(n, list140)
-        cols["landmark_visibility"] = (a["landmark_visibility"].astype(np.uint8) if "landmark_visibility" in a
-                                       else pa.nulls(n, pa.list_(pa.uint8(), NUM_LANDMARKS)))
+        schema = load_schema("samples").arrow
+        for c, shape in OPTIONAL_COLUMNS.items():
+            if c not in a:
+                cols[c] = pa.nulls(n, schema.field(c).type)
+                continue
+            cols[c] = a[c].reshape(n, -1) if shape else (pa.array(list(a[c]), type=schema.field(c).type)
+                                                         if c == "occluders" else a[c])
+            if c in CROP_LANDMARKS:
+                cols[c] = cols[c].astype(np.float32)
+                crop = apply_transform(A, a[c].astype(np.float64))
+                cols[CROP_LANDMARKS[c]] = crop.reshape(n, -1).astype(np.float32)
+        for c, crop_name in CROP_LANDMARKS.items():
+            if c not in a:
+                cols[crop_name] = pa.nulls(n, schema.field(crop_name).type)
         return cols
 
 

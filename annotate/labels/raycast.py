@@ -57,7 +57,7 @@ def _tensor(array: np.ndarray, dtype):
     return open3d_module().core.Tensor.from_numpy(np.ascontiguousarray(array, dtype=dtype))
 
 
-def _rays(origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+def rays_from(origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
     """(N, 6) float32 ``[origin, direction]`` from (N, 3) origins and (N, 3) directions."""
     rays = np.empty((len(origins), 6), dtype=np.float32)
     rays[:, :3] = origins
@@ -100,7 +100,7 @@ class WorldScene:
 
     def cast_segments(self, origins: np.ndarray, directions: np.ndarray) -> RayHits:
         """First hits of rays from (N, 3) origins along (N, 3) directions, world cm."""
-        return self.cast(_rays(origins, directions))
+        return self.cast(rays_from(origins, directions))
 
 
 class HeadFrameCaster:
@@ -124,40 +124,37 @@ class HeadFrameCaster:
     def __len__(self) -> int:
         return len(self._scenes)
 
-    def t_hit(self, origins_head: np.ndarray, directions_head: np.ndarray,
-              mesh_index: np.ndarray | int = 0) -> np.ndarray:
+    def t_hit(self, rays_head: np.ndarray, mesh_index: np.ndarray | int = 0) -> np.ndarray:
         """(N,) float32 distance to the first hit of each ray, inf for a miss.
 
-        origins_head, directions_head: (N, 3) in the head frame of mesh ``mesh_index``
+        rays_head: (N, 6) ``[origin, direction]`` in the head frame of mesh ``mesh_index``
         ((N,) or one int for all). A direction mapped from a unit world direction by
         ``R^T d / scale`` makes the distance world cm.
         """
-        out = np.full(len(origins_head), np.inf, dtype=np.float32)
-        for k, sel, rays in self._rays_by_mesh(origins_head, directions_head, mesh_index):
+        out = np.full(len(rays_head), np.inf, dtype=np.float32)
+        for k, sel, rays in self._rays_by_mesh(rays_head, mesh_index):
             out[sel] = self._scenes[k].cast_rays(rays, nthreads=self.nthreads)["t_hit"].numpy()
         return out
 
-    def occluded(self, origins_head: np.ndarray, segments_head: np.ndarray,
-                 mesh_index: np.ndarray | int = 0) -> np.ndarray:
-        """(N,) bool: the mesh has a point on the segment ``origin + [0, 1) * segment``.
+    def occluded(self, segments_head: np.ndarray, mesh_index: np.ndarray | int = 0) -> np.ndarray:
+        """(N,) bool: the mesh has a point on the segment ``origin + [0, 1) * vector``.
 
-        origins_head, segments_head: (N, 3) in the head frame of mesh ``mesh_index``.
+        segments_head: (N, 6) ``[origin, vector]`` in the head frame of mesh ``mesh_index``.
         An any-hit query: about twice as fast as ``t_hit`` (open3d stops at the first
         triangle found instead of searching for the nearest).
         """
-        out = np.zeros(len(origins_head), dtype=bool)
-        for k, sel, rays in self._rays_by_mesh(origins_head, segments_head, mesh_index):
+        out = np.zeros(len(segments_head), dtype=bool)
+        for k, sel, rays in self._rays_by_mesh(segments_head, mesh_index):
             out[sel] = self._scenes[k].test_occlusions(rays, tnear=0.0, tfar=1.0, nthreads=self.nthreads).numpy()
         return out
 
-    def _rays_by_mesh(self, origins: np.ndarray, directions: np.ndarray, mesh_index):
-        """Yield (mesh k, selection, open3d ray tensor) for the rays of each mesh."""
-        n = len(origins)
+    def _rays_by_mesh(self, rays: np.ndarray, mesh_index):
+        """Yield (mesh k, selection, open3d float32 tensor) for the rays of each mesh."""
+        n = len(rays)
         mesh_index = np.broadcast_to(np.asarray(mesh_index, dtype=np.int64), (n,))
         for k in range(len(self._scenes)):
             sel = np.flatnonzero(mesh_index == k)
             if len(sel) == 0:
                 continue
-            whole = len(sel) == n                  # the common case: skip the gathers
-            rays = _rays(origins if whole else origins[sel], directions if whole else directions[sel])
-            yield k, (slice(None) if whole else sel), _tensor(rays, np.float32)
+            whole = len(sel) == n                  # the common case: skip the gather
+            yield k, (slice(None) if whole else sel), _tensor(rays if whole else rays[sel], np.float32)

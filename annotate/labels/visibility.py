@@ -33,7 +33,7 @@ import numpy as np
 
 from annotate.geometry.cameras import CameraRig
 from annotate.labels.per_view import LandmarkViews, project_landmarks
-from annotate.labels.raycast import HeadFrameCaster
+from annotate.labels.raycast import HeadFrameCaster, rays_from
 
 VISIBLE, OUTSIDE_IMAGE, SELF_OCCLUDED, OCCLUDED_BY_OTHER, NO_POSE, NOT_TESTED = range(6)
 CODE_NAMES = {VISIBLE: "visible", OUTSIDE_IMAGE: "outside_image", SELF_OCCLUDED: "self_occluded",
@@ -113,9 +113,11 @@ def landmark_visibility(rig: CameraRig, caster: HeadFrameCaster, heads: HeadPose
     with np.errstate(invalid="ignore", divide="ignore"):
         length = heads.scale[None, :, None] * np.sqrt(np.einsum("cmli,cmli->cml", segment, segment))
         keep = np.maximum(length - tolerance_cm, 0.0) / length
-    self_hidden = caster.occluded(np.broadcast_to(origins_head[:, :, None], segment.shape)[test],
-                                  (segment * keep[..., None])[test],
-                                  np.broadcast_to(heads.mesh_index[None, :, None], code.shape)[test])
+    segments = np.empty(code.shape + (6,), dtype=np.float32)                 # one mask below
+    segments[..., :3] = origins_head[:, :, None]
+    np.multiply(segment, keep[..., None], out=segments[..., 3:], casting="same_kind")
+    mesh = np.broadcast_to(heads.mesh_index[None, :, None], code.shape)
+    self_hidden = caster.occluded(segments[test], mesh[test] if len(caster) > 1 else 0)
     code[test] = np.where(self_hidden, SELF_OCCLUDED, VISIBLE)
 
     # 2. Other heads of the same frame, for the landmarks the own head lets through.
@@ -126,7 +128,7 @@ def landmark_visibility(rig: CameraRig, caster: HeadFrameCaster, heads: HeadPose
     R, t, s = heads.R_world_head[q], heads.t_world_head[q], heads.scale[q]
     target = np.einsum("nji,nj->ni", R, lm[m, l] - t) / s[:, None]
     o = origins_head[c, q]
-    t_other = caster.t_hit(o, (target - o) / distance[:, None], heads.mesh_index[q])
+    t_other = caster.t_hit(rays_from(o, (target - o) / distance[:, None]), heads.mesh_index[q])
     hidden = np.flatnonzero(t_other < distance - tolerance_cm)
     ray = np.ravel_multi_index((c[hidden], m[hidden], l[hidden]), code.shape)
     order = np.lexsort((t_other[hidden], ray))                  # nearest occluder first per ray

@@ -67,10 +67,19 @@ def crop_transforms(boxes: np.ndarray, spec: CropSpec) -> np.ndarray:
 
 
 def apply_transform(crop_from_image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Map (..., 2) full-frame px points through one (2, 3) transform; NaN stays NaN."""
+    """Map full-frame px points into crops; NaN stays NaN.
+
+    crop_from_image (2, 3) with points (..., 2), or (N, 2, 3) with points (N, ..., 2)
+    (one transform per sample).
+    """
     A = np.asarray(crop_from_image, dtype=np.float64)
     p = np.asarray(points, dtype=np.float64)
-    return p @ A[:, :2].T + A[:, 2]
+    if A.ndim == 2:
+        return p @ A[:, :2].T + A[:, 2]
+    extra = (1,) * (p.ndim - 2)
+    lin = A[:, :, :2].reshape((len(A),) + extra + (2, 2))
+    shift = A[:, :, 2].reshape((len(A),) + extra + (2,))
+    return np.einsum("n...ij,n...j->n...i", lin, p) + shift
 
 
 def transform_boxes(crop_from_image: np.ndarray, boxes: np.ndarray) -> np.ndarray:

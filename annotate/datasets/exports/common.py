@@ -1,0 +1,55 @@
+"""Shared by the exports: atomic export folders and the samples of each split."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from annotate.datasets.readers import iter_records, shard_paths
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; on success it replaces ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, old)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def dataset_splits(dataset_dir: str | Path) -> list[str]:
+    """The splits that have shards, in train/val/test order."""
+    found = {p.relative_to(Path(dataset_dir) / "shards").parts[0] for p in shard_paths(dataset_dir)}
+    order = ["train", "val", "test"]
+    return [s for s in order if s in found] + sorted(found - set(order))
+
+
+def split_records(dataset_dir: str | Path, split: str, columns: list[str]) -> Iterator[dict]:
+    """Every sample record of one split, shard by shard (one row group in memory)."""
+    for path in shard_paths(dataset_dir, split):
+        yield from iter_records(path, columns)
+
+
+def sample_stem(record: dict) -> str:
+    """``<sequence>/<camera>/<frame:08d>_<person>``: a sample's file name without extension."""
+    return f"{record['sequence']}/{record['camera']}/{int(record['frame']):08d}_{int(record['person'])}"
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+

@@ -1,0 +1,131 @@
+"""The dataset stage: entry points for the Snakemake rules (pipelines/dataset.smk) and the CLI.
+
+Each takes a resolved config (``annotate.config.resolve_config``; section ``dataset``) and
+explicit paths. Layout of ``results/dataset/`` (``<out>``)::
+
+    plan.parquet, plan_summary.json       which labelled views become samples, and why not
+    shards/<split>/<seq>/<cam>-NNN.parquet the samples (schemas/samples.schema.yaml)
+    parts/<seq>.json                      per-sequence build summary (rule output)
+    parts/<seq>-rejections.parquet        samples whose media failed, with reasons
+    parts/<seq>/<cam>.json                per-camera manifests: what makes a rerun resume
+    frames/<seq>/<cam>/<frame>.jpg        full frames (only with the COCO export on)
+    index.json                            every shard: path, split, sequence, camera, rows, bytes
+    rejections.parquet                    all media rejections
+    card.json, card.md                    the dataset card
+    exports/whenet/, exports/300wlp/, exports/coco/
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from annotate.datasets.build import BuildConfig, SequenceBuild, build_sequence
+from annotate.datasets.plan import PlanConfig, PlanSummary, write_plan
+from annotate.datasets.shards import ShardLimits
+from annotate.datasets.splits import SplitConfig
+from annotate.media.crops import CropSpec
+
+EXPORTS = ("whenet", "w300lp", "coco")
+# Export name -> its folder under <out>/exports.
+EXPORT_FOLDERS = {"whenet": "whenet", "w300lp": "300wlp", "coco": "coco"}
+
+
+def plan_config(config: dict) -> PlanConfig:
+    d = config["dataset"]
+    s = d["split"]
+    return PlanConfig(
+        frame_start=d["frame_start"], frame_end=d["frame_end"], frame_step=d["frame_step"],
+        split=SplitConfig(by=s["by"], fractions=dict(s["fractions"]), seed=s["seed"], subjects=dict(s["subjects"]),
+                          assign=dict(s["assign"])),
+        thin_min_yaw_change_deg=d["thinning"]["min_yaw_change_deg"],
+        balance=d["balance"]["mode"], balance_bin_deg=d["balance"]["bin_deg"],
+        balance_target_per_bin=d["balance"]["target_per_bin"])
+
+
+def build_config(config: dict) -> BuildConfig:
+    d = config["dataset"]
+    c, sh = d["crop"], d["shard"]
+    return BuildConfig(
+        crop=CropSpec(size=c["size"], margin=c["margin"], pad_rgb=tuple(c["pad_rgb"])),
+        jpeg_quality=d["jpeg_quality"],
+        shard=ShardLimits(max_samples=sh["max_samples"], max_bytes=int(sh["max_mb"] * 2 ** 20),
+                          row_group_samples=sh["row_group_samples"]),
+        source=d["source"], threads=d["threads"], full_frames=bool(d["exports"]["coco"]))
+
+
+def enabled_exports(config: dict) -> list[str]:
+    """The exports switched on in ``dataset.exports``."""
+    return [e for e in EXPORTS if config["dataset"]["exports"][e]]
+
+
+def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
+             summary_path: str | Path) -> PlanSummary:
+    """Write plan.parquet and plan_summary.json from the sequences' labels tables."""
+    from annotate.pipeline import write_json
+
+    summary = write_plan(labels_paths, plan_path, plan_config(config))
+    write_json(summary_path, summary.to_dict())
+    return summary
+
+
+def run_build(config: dict, sequence: str, plan_path: str | Path, labels_path: str | Path,
+              cameras_path: str | Path, seq_dir: str | Path, out_dir: str | Path, on_shard=None) -> SequenceBuild:
+    """Crop one sequence's planned samples into shards (resumable); see annotate.datasets.build."""
+    return build_sequence(sequence, plan_path, labels_path, cameras_path, seq_dir, out_dir, build_config(config),
+                          on_shard=on_shard)
+
+
+def run_card(config: dict, out_dir: str | Path, plan_summary_path: str | Path,
+             sequence_json_paths: Sequence[str | Path], rejection_paths: Sequence[str | Path]) -> dict:
+    """index.json, rejections.parquet, card.json and card.md."""
+    from annotate.datasets.card import write_card
+
+    return write_card(out_dir, plan_summary_path, sequence_json_paths, rejection_paths,
+                      {"dataset": config["dataset"], "results": config["results"], "source": config["source"]})
+
+
+def run_export(config: dict, name: str, dataset_dir: str | Path, out_dir: str | Path) -> dict:
+    """One export (whenet, w300lp or coco) of the dataset in ``dataset_dir``."""
+    if name == "whenet":
+        from annotate.datasets.exports.whenet import export_whenet
+
+        return export_whenet(dataset_dir, out_dir)
+    if name == "w300lp":
+        from annotate.datasets.exports.w300lp import export_300wlp
+
+        return export_300wlp(dataset_dir, out_dir, config["dataset"]["exports"]["frontal_max_deg"])
+    if name == "coco":
+        from annotate.datasets.exports.coco import export_coco
+
+        return export_coco(dataset_dir, out_dir)
+    raise ValueError(f"unknown export {name!r} (one of {EXPORTS})")
+
+
+def run_dataset(config: dict, labels: dict[str, tuple[str | Path, str | Path]], sequence_root: str | Path,
+                out_dir: str | Path) -> dict:
+    """Everything without Snakemake: plan, build every sequence, card, enabled exports.
+
+    labels: sequence -> (labels.parquet, cameras.parquet). Returns the card.
+    """
+    out_dir = Path(out_dir)
+    run_plan(config, [v[0] for v in labels.values()], out_dir / "plan.parquet", out_dir / "plan_summary.json")
+    for seq, (labels_path, cameras_path) in labels.items():
+        print(run_build(config, seq, out_dir / "plan.parquet", labels_path, cameras_path, Path(sequence_root) / seq,
+                        out_dir))
+    card = run_card(config, out_dir, out_dir / "plan_summary.json",
+                    [out_dir / "parts" / f"{s}.json" for s in labels],
+                    [out_dir / "parts" / f"{s}-rejections.parquet" for s in labels])
+    for name in enabled_exports(config):
+        print(name, json.dumps(run_export(config, name, out_dir, out_dir / "exports" / export_folder(name))))
+    return card
+
+
+def export_folder(name: str) -> str:
+    """The folder of an export under ``<out>/exports``."""
+    return EXPORT_FOLDERS[name]
+
+
+def export_of_folder(folder: str) -> str:
+    """The export written to ``<out>/exports/<folder>``."""
+    return {v: k for k, v in EXPORT_FOLDERS.items()}[folder]

@@ -1,0 +1,76 @@
+# Training dataset: plan (which views), per-sequence crops into shards, card, exports.
+# Layout of results/dataset/: annotate/datasets/stage.py (and README, "Dataset").
+from annotate.datasets.stage import enabled_exports, export_folder
+
+DATASET = f"{RESULTS}/dataset"
+
+
+def dataset_outputs():
+    """The card and every enabled export."""
+    exports = [f"{DATASET}/exports/{export_folder(e)}" for e in enabled_exports(CFG)]
+    return [f"{DATASET}/card.json", f"{DATASET}/card.md", *exports]
+
+
+rule dataset_plan:
+    input:
+        labels=expand(f"{RESULTS}/{{sequence}}/labels/labels.parquet", sequence=SEQUENCES),
+    output:
+        plan=f"{DATASET}/plan.parquet",
+        summary=f"{DATASET}/plan_summary.json",
+    log:
+        f"{RESULTS}/logs/dataset/plan.log",
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/dataset_plan.py"
+
+
+rule dataset_shards:
+    input:
+        unpack(sequence_inputs),
+        plan=f"{DATASET}/plan.parquet",
+        labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
+        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
+    output:
+        summary=f"{DATASET}/parts/{{sequence}}.json",
+        rejections=f"{DATASET}/parts/{{sequence}}-rejections.parquet",
+    log:
+        f"{RESULTS}/logs/dataset/shards_{{sequence}}.log",
+    threads: 2
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/dataset_shards.py"
+
+
+rule dataset_card:
+    input:
+        summary=f"{DATASET}/plan_summary.json",
+        parts=expand(f"{DATASET}/parts/{{sequence}}.json", sequence=SEQUENCES),
+        rejections=expand(f"{DATASET}/parts/{{sequence}}-rejections.parquet", sequence=SEQUENCES),
+    output:
+        card=f"{DATASET}/card.json",
+        markdown=f"{DATASET}/card.md",
+        index=f"{DATASET}/index.json",
+        rejections=f"{DATASET}/rejections.parquet",
+    log:
+        f"{RESULTS}/logs/dataset/card.log",
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/dataset_card.py"
+
+
+rule dataset_export:
+    input:
+        index=f"{DATASET}/index.json",
+    output:
+        directory(f"{DATASET}/exports/{{export}}"),
+    wildcard_constraints:
+        export="whenet|300wlp|coco",
+    log:
+        f"{RESULTS}/logs/dataset/export_{{export}}.log",
+    conda:
+        "envs/annotate.yaml"
+    script:
+        "scripts/dataset_export.py"

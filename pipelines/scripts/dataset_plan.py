@@ -1,0 +1,7 @@
+from annotate.config import resolve_config
+from annotate.datasets.stage import run_plan
+from annotate.pipeline import logged
+
+with logged(snakemake.log[0]):
+    print(run_plan(resolve_config(snakemake.config), list(snakemake.input.labels), snakemake.output.plan,
+                   snakemake.output.summary))

@@ -1,0 +1,226 @@
+"""The dataset stage end to end on a tiny rendered sequence: crops land on the rendered
+face parts, bad media are rejected with reasons, an interrupted build resumes to the same
+bytes, and plain pandas/pyarrow read the shards."""
+import json
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from annotate.config import resolve_config
+from annotate.datasets.readers import read_columns, shard_paths
+from annotate.datasets.stage import run_build, run_dataset
+from annotate.datasets.tables import read_table
+from annotate.geometry.cameras import project_camera_points
+from annotate.labels.head_mesh import IRIS, NOSE
+from annotate.media.crops import apply_transform
+from annotate.media.jpeg import decode_jpeg_rgb
+from annotate.media.video import CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_SHORT
+from annotate.pipeline import run_label_sequence
+from annotate.synth.generate import generate_sequence, load_ground_truth, scene_frames
+from annotate.synth.render import make_palette, render_frame, render_videos
+from annotate.synth.scene import SceneConfig, simulate_scene
+
+SEQ = "synth_000"
+SCENE = SceneConfig(seed=1, num_frames=6, num_people=2, num_cameras=4, image_size=(1280, 720))
+# Saturated nose and iris colours so that a crop pixel tells which region it shows: Lambert
+# shading scales all three channels alike, so the dominant channel survives it.
+TEST_PALETTE = {**make_palette(), NOSE: np.array([40, 190, 40], np.uint8), IRIS: np.array([30, 40, 230], np.uint8)}
+# landmark -> (region, dominant channel): nose tip 30 and the point above it 29 (the tip
+# often sits on the nose region's edge), pupils 68 and 69 (iris centres).
+CHECKS = {29: (NOSE, 1), 30: (NOSE, 1), 68: (IRIS, 2), 69: (IRIS, 2)}
+PLUS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
+CONFIG = {"dataset": {"split": {"assign": {f"{SEQ}:1": "test"}}, "threads": 1,
+                      "shard": {"max_samples": 8, "row_group_samples": 4}}}
+
+
+class Tiny:
+    """A rendered sequence, its labels and its dataset."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.data = root / "data"
+        generate_sequence(self.data, SEQ, SCENE, render_video=False, n_jobs=1)
+        self.state = simulate_scene(SCENE)
+        self.source = scene_frames(self.state)
+        self.source.palettes = [TEST_PALETTE] * len(self.source.palettes)
+        render_videos(self.data / SEQ, self.state.rig, self.source, SCENE.num_frames, SCENE.fps, n_jobs=1,
+                      show_progress=False)
+        self.config = resolve_config(CONFIG)
+        self.out = root / "out"
+        run_label_sequence(self.config, self.data, SEQ, self.out)
+        self.labels = self.out / "labels" / "labels.parquet"
+        self.cameras = self.out / "ingest" / "cameras.parquet"
+        self.ds = root / "ds"
+        self.card = run_dataset(self.config, {SEQ: (self.labels, self.cameras)}, self.data, self.ds)
+
+    def build(self, seq_dir: Path, out_dir: Path, on_shard=None):
+        return run_build(self.config, SEQ, self.ds / "plan.parquet", self.labels, self.cameras, seq_dir, out_dir,
+                         on_shard=on_shard)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return Tiny(tmp_path_factory.mktemp("dataset"))
+
+
+def test_every_valid_label_is_a_sample_and_the_card_counts_the_rest(tiny):
+    labels = read_table(tiny.labels, "labels", columns=["reject_reason"]).column("reject_reason").to_pylist()
+    valid = sum(r == "" for r in labels)
+    rows = read_columns(tiny.ds, ["sample_id", "split", "subject", "frame"])
+    assert rows.num_rows == valid == tiny.card["samples"] > 20
+    assert len(set(rows.column("sample_id").to_pylist())) == rows.num_rows
+    rejected = {k: labels.count(k) for k in set(labels) - {""}}
+    assert tiny.card["labels_not_used"]["rejected_labels_by_reason"] == rejected
+    # Subject split: person 1 forced to test, never in train; no subject in two splits.
+    subject_split = {}
+    for subject, split in zip(rows.column("subject").to_pylist(), rows.column("split").to_pylist()):
+        assert subject_split.setdefault(subject, split) == split
+    assert subject_split[f"{SEQ}:1"] == "test"
+    for split, s in tiny.card["splits"].items():
+        for angle in ("yaw", "pitch", "roll"):
+            assert sum(s["histograms"][angle]["counts"]) == s["samples"]
+    assert (tiny.ds / "card.md").read_text().startswith("# ")
+    assert tiny.card["code_version"] != "unknown"
+    # Bounded shards with small row groups, schema name and version in the metadata.
+    for path in shard_paths(tiny.ds):
+        meta = pq.ParquetFile(path).metadata
+        assert meta.num_rows <= 8 and all(meta.row_group(g).num_rows <= 4 for g in range(meta.num_row_groups))
+        assert pq.read_schema(path).metadata[b"schema_name"] == b"samples"
+
+
+def test_landmarks_land_on_the_rendered_nose_and_irises(tiny):
+    """For every sample: project the true 3D nose tip and pupils, map them through the
+    stored crop transform and read the crop's colour there (3 x 3 crop pixels). Checked
+    wherever the renderer shows that region on the landmark's pixel and its 4 neighbours
+    (visible, not occluded, not at a region edge); there it must be the region's colour in
+    the crop, after H.264 and JPEG."""
+    gt = load_ground_truth(tiny.data / SEQ)
+    world = gt.landmarks_world()                                   # (F, P, 70, 3)
+    rig = tiny.state.rig
+    person_index = {int(p): i for i, p in enumerate(gt.person_ids)}
+    rows = read_columns(tiny.ds, ["frame", "person", "camera", "image", "crop_from_image", "landmarks_crop"]).to_pylist()
+    views = {f: render_frame(rig, tiny.source(f)) for f in sorted({r["frame"] for r in rows})}
+    checked = {k: 0 for k in CHECKS}
+    for r in rows:
+        f, p, c = r["frame"] - int(gt.frames[0]), person_index[r["person"]], rig.names.index(r["camera"])
+        uv = project_camera_points(world[f, p] @ rig.R_cam_world[c].T + rig.t_cam_world[c], rig.K[c], rig.dist[c])
+        A = np.asarray(r["crop_from_image"]).reshape(2, 3)
+        crop_uv = apply_transform(A, uv)
+        crop = decode_jpeg_rgb(r["image"]).astype(np.float64)
+        view = views[r["frame"]][c]
+        mesh = tiny.source.meshes[p]
+        h, w = view.person_id.shape
+        for landmark, (region, channel) in CHECKS.items():
+            col, row = np.round(uv[landmark]).astype(int)
+            pixels = [(row + dr, col + dc) for dr, dc in PLUS]
+            if not all(0 <= a < h and 0 <= b < w and view.person_id[a, b] == r["person"]
+                       and mesh.triangle_region[view.triangle_id[a, b]] == region for a, b in pixels):
+                continue                      # hidden, or not cleanly inside the region in the render
+            x, y = crop_uv[landmark]
+            patch = crop[int(round(y)) - 1:int(round(y)) + 2, int(round(x)) - 1:int(round(x)) + 2].reshape(-1, 3)
+            colour = patch.mean(axis=0)
+            assert colour[channel] - np.delete(colour, channel).max() > 25, (r, landmark, colour)
+            checked[landmark] += 1
+        # The stored landmarks (the fitted head model's) are the true ones within the fit error.
+        stored = np.asarray(r["landmarks_crop"], np.float64).reshape(70, 2)
+        err_px = np.linalg.norm(stored[[30, 68, 69]] - crop_uv[[30, 68, 69]], axis=1) / A[0, 0]
+        assert err_px.max() < 3.0
+    assert checked[29] + checked[30] >= 12 and checked[68] + checked[69] >= 8, checked
+
+
+def _short_copy(src: Path, dst: Path, frames: int) -> None:
+    """Re-encode the first ``frames`` frames of a video."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        s = out.add_stream("libx264", rate=Fraction(30000, 1001), options={"preset": "ultrafast", "crf": "18"})
+        for k, frame in enumerate(inp.decode(video=0)):
+            if k == 0:
+                s.width, s.height, s.pix_fmt = frame.width, frame.height, "yuv420p"
+            if k >= frames:
+                break
+            frame.pts = k
+            out.mux(s.encode(frame))
+        out.mux(s.encode(None))
+
+
+def test_bad_videos_become_rejections_and_the_rest_is_built(tiny, tmp_path):
+    seq = tmp_path / "data" / SEQ
+    shutil.copytree(tiny.data / SEQ, seq)
+    videos = seq / "hdVideos"
+    (videos / "hd_00_00.mp4").unlink()                                          # missing
+    data = (videos / "hd_00_01.mp4").read_bytes()
+    (videos / "hd_00_01.mp4").write_bytes(data[: len(data) * 2 // 5])           # truncated
+    _short_copy(tiny.data / SEQ / "hdVideos" / "hd_00_02.mp4", videos / "hd_00_02.mp4", 3)   # shorter
+    data = bytearray((videos / "hd_00_03.mp4").read_bytes())
+    data[32:] = np.random.default_rng(0).integers(0, 256, len(data) - 32, dtype=np.uint8).tobytes()
+    (videos / "hd_00_03.mp4").write_bytes(bytes(data))                          # corrupt
+    out = tmp_path / "ds"
+    build = tiny.build(seq, out)
+    text = str(build)
+    rej = read_table(out / "parts" / f"{SEQ}-rejections.parquet", "rejections").to_pandas()
+    reasons = {cam: set(g["reason"].astype(str)) for cam, g in rej.groupby("camera")}
+    assert reasons["00_00"] == {MISSING_VIDEO}
+    assert reasons["00_01"] <= {UNREADABLE_VIDEO, CORRUPT_VIDEO, VIDEO_TOO_SHORT}
+    assert reasons["00_02"] == {VIDEO_TOO_SHORT}
+    assert set(rej[rej.camera == "00_02"]["frame"]) == {3, 4, 5}
+    assert reasons["00_03"] <= {UNREADABLE_VIDEO, CORRUPT_VIDEO}
+    for reason in set(rej["reason"].astype(str)):
+        assert reason in text
+    # Every planned sample is either in a shard or rejected, never both, never lost.
+    planned = read_table(tiny.ds / "plan.parquet", "dataset_plan").num_rows
+    built = read_columns(out, ["sample_id"]).column("sample_id").to_pylist()
+    assert len(built) + len(rej) == planned
+    frames_of = {}
+    for sample_id in built:
+        _, frame, _, camera = sample_id.split("/")
+        frames_of.setdefault(camera, set()).add(int(frame))
+    assert "00_00" not in frames_of and "00_03" not in frames_of
+    assert frames_of["00_02"] == {0, 1, 2}
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_interrupted_build_resumes_to_identical_shards(tiny, tmp_path):
+    out = tmp_path / "ds"
+    written = []
+
+    def fail_after_three(info):
+        written.append(info.path)
+        if len(written) == 3:
+            raise KeyboardInterrupt("injected interruption")
+
+    with pytest.raises(KeyboardInterrupt):
+        tiny.build(tiny.data / SEQ, out, on_shard=fail_after_three)
+    assert not list(out.rglob("*.tmp")) and not (out / "parts" / f"{SEQ}.json").exists()
+    finished_before = sorted(p.name for p in (out / "parts" / SEQ).glob("*.json"))
+    build = tiny.build(tiny.data / SEQ, out)
+    assert sum(u.resumed for u in build.units) == len(finished_before)
+    reference = {p.relative_to(tiny.ds): p.read_bytes() for p in (tiny.ds / "shards").rglob("*.parquet")}
+    resumed = {p.relative_to(out): p.read_bytes() for p in (out / "shards").rglob("*.parquet")}
+    assert resumed.keys() == reference.keys()
+    assert all(resumed[k] == reference[k] for k in reference)
+
+
+def test_plain_pandas_and_pyarrow_read_shards_without_annotate(tiny, tmp_path):
+    script = tmp_path / "read.py"
+    script.write_text(f"""
+import sys, io, json, glob
+import pandas as pd, pyarrow.parquet as pq
+paths = sorted(glob.glob({str(tiny.ds / 'shards')!r} + '/*/*/*.parquet'))
+df = pd.concat([pd.read_parquet(p) for p in paths])
+meta = pq.read_schema(paths[0]).metadata
+A = df.iloc[0].crop_from_image.reshape(2, 3)
+assert df.image.iloc[0][:2] == b'\\xff\\xd8'
+print(json.dumps({{"rows": len(df), "schema": meta[b"schema_name"].decode(), "version": meta[b"schema_version"].decode(),
+                  "yaw": float(df.yaw.iloc[0]), "A": A.tolist(), "annotate": "annotate" in sys.modules}}))
+""")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "1.0.0"
+    assert not doc["annotate"]
