@@ -17,12 +17,16 @@ validate(config, "schemas/config.schema.yaml")
 include: "pipelines/common.smk"
 include: "pipelines/synth.smk"
 include: "pipelines/ingest.smk"
+include: "pipelines/triangulate.smk"
 include: "pipelines/label.smk"
 include: "pipelines/dataset.smk"
+include: "pipelines/train.smk"
 
 
 rule all:
     input:
         label_outputs(),
+        triangulate_outputs(),
         dataset_outputs(),
+        train_outputs(),
     default_target: True

@@ -103,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sequence", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--model", help="use this saved head_model.json instead of building one")
+
+    from annotate.train.commands import add_commands as add_train_commands   # train, evaluate
+
+    add_train_commands(sub)
     return p
 
 

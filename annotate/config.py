@@ -91,3 +91,16 @@ def fit_config(config: dict) -> FitConfig:
 
 def view_config(config: dict) -> ViewConfig:
     return ViewConfig(**config["views"])
+
+
+def triangulate_stage_config(config: dict):
+    """The triangulation stage's settings from ``detect`` and ``triangulate``
+    (an ``annotate.labels.triangulate_stage.StageConfig``)."""
+    from annotate.geometry.triangulation import TriangulationConfig
+    from annotate.labels.triangulate_stage import StageConfig
+
+    t = config["triangulate"]
+    solver = TriangulationConfig(**{k: t[k] for k in ("inlier_threshold_px", "max_repro_error_px", "min_views",
+                                                      "hypotheses", "first_round", "refine", "seed")})
+    return StageConfig(association_max_cost=config["detect"]["association_max_cost"], min_landmarks=t["min_landmarks"],
+                       full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver)

@@ -98,6 +98,37 @@ def run_label_sequence(config: dict | None, root: str | Path, sequence: str, out
     return ingest, summary
 
 
+def run_triangulate(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path):
+    """Detect 2D landmarks in every view and triangulate them: ``out_dir/faces3d.parquet``
+    (source=triangulated), ``rejections.parquet`` and ``summary.json``."""
+    from annotate.config import triangulate_stage_config
+    from annotate.labels.triangulate_stage import make_backend, selected_frames, triangulate_sequence
+    from annotate.panoptic.ingest import load_cameras
+
+    ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
+    seq_dir = Path(root) / sequence
+    backend = make_backend(config, seq_dir, load_cameras(ingest_dir / "cameras.parquet"))
+    frames = selected_frames(ingest_dir / "bodies.parquet", ingest_dir / "faces3d.parquet")
+    summary = triangulate_sequence(seq_dir, ingest_dir / "cameras.parquet", ingest_dir / "bodies.parquet", frames,
+                                   backend, out_dir, triangulate_stage_config(config),
+                                   frame_source=config["detect"]["frames_from"])
+    write_json(out_dir / "summary.json", {"backend": backend.name, **summary.as_dict()})
+    return summary
+
+
+def run_crosscheck(published: str | Path, triangulated: str | Path, out_dir: str | Path) -> dict:
+    """Published vs triangulated faces: ``out_dir/crosscheck.parquet``, the combined
+    ``out_dir/faces3d_combined.parquet`` (published + triangulated gap fill) and
+    ``out_dir/crosscheck.json``."""
+    from annotate.labels.triangulate_stage import crosscheck_faces3d
+
+    out_dir = Path(out_dir)
+    figures = crosscheck_faces3d(published, triangulated, out_dir / "crosscheck.parquet",
+                                 out_dir / "faces3d_combined.parquet")
+    write_json(out_dir / "crosscheck.json", figures)
+    return figures
+
+
 def write_json(path: str | Path, doc) -> Path:
     """Write JSON atomically."""
     path = Path(path)

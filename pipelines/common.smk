@@ -20,3 +20,20 @@ def sequence_inputs(wildcards):
 
 def label_outputs():
     return expand(f"{RESULTS}/{{sequence}}/labels/labels.parquet", sequence=SEQUENCES)
+
+
+# The faces3d table the head model and the labels use (config landmarks3d).
+FACES3D_FOR_LABELS = {"published": "ingest/faces3d.parquet", "triangulated": "triangulate/faces3d.parquet",
+                      "both": "triangulate/faces3d_combined.parquet"}[CFG["landmarks3d"]]
+
+
+def label_faces3d(sequence):
+    """``results/<sequence>/...faces3d.parquet`` that the labels of ``sequence`` use."""
+    return f"{RESULTS}/{sequence}/{FACES3D_FOR_LABELS}"
+
+
+def triangulate_outputs():
+    """The cross-check tables with landmarks3d: both (the labels pull in the faces)."""
+    if CFG["landmarks3d"] != "both":
+        return []
+    return expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)

@@ -3,7 +3,7 @@
 
 rule head_model:
     input:
-        faces3d=expand(f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet", sequence=SEQUENCES),
+        faces3d=[label_faces3d(s) for s in SEQUENCES],
     output:
         f"{RESULTS}/head_model.json",
     log:
@@ -16,7 +16,7 @@ rule head_model:
 
 rule label:
     input:
-        faces3d=f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet",
+        faces3d=lambda w: label_faces3d(w.sequence),
         cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
         model=f"{RESULTS}/head_model.json",
     output:

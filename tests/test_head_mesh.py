@@ -1,7 +1,6 @@
 """The closed head mesh: topology, landmarks on the surface, regions where they belong."""
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -94,14 +93,9 @@ def test_nose_protrudes(mesh, face):
     assert mesh.vertices[beside, 2].max() < tip[2] - 0.8
 
 
-def test_build_is_fast_and_deterministic(face):
-    hm.build_head_mesh(face)                                      # warm the icosphere cache
-    times = []
-    for _ in range(2):
-        start = time.perf_counter()
-        mesh = hm.build_head_mesh(face)
-        times.append(time.perf_counter() - start)
-    assert min(times) < 0.3
+def test_build_is_deterministic(face):
+    """Build time is measured in benchmarks/bench_render.py; tests never assert timings."""
+    mesh = hm.build_head_mesh(face)
     again = hm.build_head_mesh(face)
     np.testing.assert_array_equal(mesh.triangles, again.triangles)
     np.testing.assert_array_equal(mesh.vertices, again.vertices)

@@ -12,7 +12,7 @@ import pytest
 
 from annotate.config import resolve_config
 from annotate.datasets.tables import write_table
-from annotate.geometry.cameras import CameraRig
+from annotate.geometry.cameras import CameraRig, undistort_pixels
 from annotate.labels import visibility as vis
 from annotate.labels.head_mesh import build_head_mesh
 from annotate.labels.head_model import load_head_model
@@ -127,44 +127,37 @@ def test_outside_the_image_and_behind_the_camera(caster, face):
 
 # ------------------------------------------------------------------- against the renderer
 
-def crop_cameras(rig: CameraRig, camera: int, pixels: np.ndarray, half: int = 1) -> CameraRig:
-    """One (2 half + 1)^2-pixel camera per pixel position (N, 2) of camera ``camera``: the
-    window of its image whose centre pixel is centred exactly on that position.
+def crop_cameras(rig: CameraRig, cameras: np.ndarray, pixels: np.ndarray, half: int = 1) -> CameraRig:
+    """One (2 half + 1)^2-pixel camera per (camera index (N,), pixel position (N, 2)): the
+    window of that camera's image whose centre pixel is centred exactly on the position.
 
     Shifting the principal point by (u - half, v - half) shifts the pixel grid of the
     distorted image and nothing else (distortion acts before K), so the renderer's centre
     pixel ray is the ray through that sub-pixel position of the full camera.
     """
-    n = len(pixels)
-    K = np.repeat(rig.K[camera][None], n, axis=0)
+    K = rig.K[cameras].copy()
     K[:, 0, 2] -= pixels[:, 0] - half
     K[:, 1, 2] -= pixels[:, 1] - half
-    return CameraRig(tuple(f"crop_{i}" for i in range(n)), K, np.repeat(rig.dist[camera][None], n, 0),
-                     np.repeat(rig.R_cam_world[camera][None], n, 0), np.repeat(rig.t_cam_world[camera][None], n, 0),
-                     np.full((n, 2), 2 * half + 1))
+    return CameraRig(tuple(f"crop_{i}" for i in range(len(cameras))), K, rig.dist[cameras],
+                     rig.R_cam_world[cameras], rig.t_cam_world[cameras], np.full((len(cameras), 2), 2 * half + 1))
 
 
-class Shown:
-    """What the renderer shows at pixels: the person id and the world surface point (the
-    pixel's own ray, from the renderer's direction map, meets the plane of the triangle in
-    ``triangle_id``; inf for background)."""
-
-    def __init__(self, people):
-        self.people = {p.person_id: p for p in people}
-        self.vertices = {p.person_id: p.vertices_world() for p in people}
-
-    def at(self, rig, camera, view, cols, rows) -> tuple[np.ndarray, np.ndarray]:
-        person = view.person_id[rows, cols].astype(np.int64)
-        triangle = view.triangle_id[rows, cols]
-        directions = rd.pixel_direction_map(rig, camera)
-        origin = rig.centres_world[camera]
-        points = np.full((len(cols), 3), np.inf)
-        for i in np.flatnonzero(person >= 0):
-            d = directions.window(cols[i], rows[i], cols[i] + 1, rows[i] + 1)[0, 0].astype(np.float64)
-            v0, v1, v2 = self.vertices[person[i]][self.people[person[i]].mesh.triangles[triangle[i]]]
-            normal = np.cross(v1 - v0, v2 - v0)
-            points[i] = origin + (normal @ (v0 - origin)) / (normal @ d) * d
-        return person, points
+def surface_points(rig: CameraRig, camera: int, people, person: np.ndarray, triangle: np.ndarray,
+                   pixels: np.ndarray) -> np.ndarray:
+    """(N, 3) world points the renderer shows at pixel positions (N, 2) of ``camera`` with
+    ids ``person``/``triangle`` (N,): the ray through the position (undistorted as the
+    renderer does) meets the plane of that triangle; inf for background."""
+    xy = undistort_pixels(np.asarray(pixels, np.float64), rig.K[camera], rig.dist[camera])
+    directions = xy @ rig.R_cam_world[camera][:2] + rig.R_cam_world[camera][2]
+    origin = rig.centres_world[camera]
+    points = np.full((len(pixels), 3), np.inf)
+    for q in people:
+        sel = np.flatnonzero(person == q.person_id)
+        v0, v1, v2 = np.moveaxis(q.vertices_world()[q.mesh.triangles[triangle[sel]]], 1, 0)
+        normal = np.cross(v1 - v0, v2 - v0)
+        t = np.einsum("ni,ni->n", normal, v0 - origin) / np.einsum("ni,ni->n", normal, directions[sel])
+        points[sel] = origin + t[:, None] * directions[sel]
+    return points
 
 
 NEAR_CM = 0.5
@@ -177,64 +170,75 @@ def test_visibility_agrees_with_the_renderers_pixel_ids():
     point lies within NEAR_CM of the landmark; it hides the landmark when its surface point
     is more than NEAR_CM nearer to the camera. The render's verdict for a landmark inside
     the image is read at the four pixel centres around its projection when all four show
-    it or all four hide it. Otherwise (within a pixel of a silhouette or an occlusion edge,
-    or where the surface is too oblique for the neighbouring pixels to land near the
-    landmark) the verdict is read from a window render whose centre pixel is centred
-    exactly on the projection; so are the landmarks occluded by another head, to check that
-    the pixel shows the named occluder.
+    it (visible) or all four hide it (hidden). Otherwise (within a pixel of a silhouette
+    or an occlusion edge, or where the surface is too oblique for the neighbouring pixels
+    to land near the landmark) it is read from a window render whose centre pixel ray is
+    exactly the landmark's ray: hidden when that pixel shows a surface more than NEAR_CM in
+    front (a ray grazing a silhouette landmark may pass it by a rounding error and show the
+    background or the head behind it: not hidden). The landmarks occluded by another head
+    are rendered that way too, to check that the pixel shows the named occluder.
     """
     state = simulate_scene(SceneConfig(seed=7, num_frames=40, num_cameras=8))
     source = scene_frames(state)
     clean = state.landmarks_world()
-    P = clean.shape[1]
+    P, C = clean.shape[1], len(state.rig)
     caster = HeadFrameCaster(source.meshes, nthreads=1)
-    frames = [0, 10, 20, 22]                                 # 20 and 22 hold occlusions
+    frames = [10, 20, 22]                                    # 20 and 22 hold occlusions
     n = len(frames)
     heads = vis.HeadPoses(state.R_world_head[frames].reshape(-1, 3, 3), state.t_world_head[frames].reshape(-1, 3),
                           np.tile(state.scale, n), np.ones(n * P, bool), np.repeat(frames, P), np.tile(np.arange(P), n))
-    marks = clean[frames].reshape(-1, 70, 3)
-    result = vis.landmark_visibility(state.rig, caster, heads, marks)
-    pixels = state.rig.project_world(marks)                                   # (C, M, 70, 2)
-    agree, decided, occluder_shown, counted = [], [], [], np.zeros(4, int)
+    result = vis.landmark_visibility(state.rig, caster, heads, clean[frames].reshape(-1, 70, 3))
+    code = result.code.reshape(C, n, P, 70)
+    occluder = result.occluder.reshape(C, n, P, 70) % P                       # person within the frame
+    uv_all = state.rig.project_world(clean[frames])                           # (C, n, P, 70, 2)
+    agree, decided, occluder_shown, by_other = [], [], [], []
     for i, k in enumerate(frames):
         people = source(k)
-        ids, shown = np.array([p.person_id for p in people]), Shown(people)
-        for c, view in enumerate(rd.render_frame(state.rig, people, nthreads=1)):
-            m, l = np.nonzero(result.code[c, i * P:(i + 1) * P] != vis.OUTSIDE_IMAGE)
-            code, x, uv = result.code[c, i * P + m, l], marks[i * P + m, l], pixels[c, i * P + m, l]
-            counted += np.bincount(code, minlength=4)[:4]
-            width, height = state.rig.image_size[c]
-            cols = np.clip(np.floor(uv[:, 0]).astype(int)[:, None] + [0, 1, 0, 1], 0, width - 1)
-            rows = np.clip(np.floor(uv[:, 1]).astype(int)[:, None] + [0, 0, 1, 1], 0, height - 1)
-            person, point = shown.at(state.rig, c, view, cols.ravel(), rows.ravel())
-            x4, origin = np.repeat(x, 4, 0), state.rig.centres_world[c]
-            shows = (person == np.repeat(ids[m], 4)) & (np.linalg.norm(point - x4, axis=1) < NEAR_CM)
+        ids = np.array([p.person_id for p in people])
+        c, m, l = np.nonzero(code[:, i] != vis.OUTSIDE_IMAGE)
+        x, uv, origin = clean[k, m, l], uv_all[c, i, m, l], state.rig.centres_world[c]
+        four_shows, four_hides = np.zeros((len(c), 4), bool), np.zeros((len(c), 4), bool)
+        shown_person = np.zeros(len(c), np.int64)
+        for camera, view in enumerate(rd.render_frame(state.rig, people, nthreads=1)):
+            sel = np.flatnonzero(c == camera)
+            width, height = state.rig.image_size[camera]
+            cols = np.clip(np.floor(uv[sel, 0]).astype(int)[:, None] + [0, 1, 0, 1], 0, width - 1).ravel()
+            rows = np.clip(np.floor(uv[sel, 1]).astype(int)[:, None] + [0, 0, 1, 1], 0, height - 1).ravel()
+            person, triangle = view.person_id[rows, cols], view.triangle_id[rows, cols]
+            shown_person[sel] = person[::4]
+            point = surface_points(state.rig, camera, people, person, triangle, np.stack([cols, rows], 1))
+            near = np.linalg.norm(point - np.repeat(x[sel], 4, 0), axis=1) < NEAR_CM
+            four_shows[sel] = ((person == np.repeat(ids[m[sel]], 4)) & near).reshape(-1, 4)
             with np.errstate(invalid="ignore"):
-                hides = (np.linalg.norm(point - origin, axis=1)
-                         < np.linalg.norm(x4 - origin, axis=1) - NEAR_CM)
-            shows, hides = shows.reshape(-1, 4), hides.reshape(-1, 4)
-            verdict, sure = shows[:, 0].copy(), shows.all(1) | hides.all(1)
-            exact = np.flatnonzero(~sure | (code == vis.OCCLUDED_BY_OTHER))
-            crops = crop_cameras(state.rig, c, uv[exact])
-            centre_person = np.zeros(len(exact), np.int64)
-            for j, crop_view in enumerate(rd.render_frame(crops, people, nthreads=1)):
-                person, point = shown.at(crops, j, crop_view, np.array([1]), np.array([1]))
-                centre_person[j] = person[0]
-                if not sure[exact[j]]:
-                    verdict[exact[j]] = person[0] == ids[m[exact[j]]] and np.linalg.norm(point[0] - x[exact[j]]) < NEAR_CM
-                    if verdict[exact[j]] != (code[exact[j]] == 0):
-                        print("MISMATCH", k, c, code[exact[j]], person[0], ids[m[exact[j]]], np.linalg.norm(point[0] - x[exact[j]]), l[exact[j]], uv[exact[j]])
-            agree.append(verdict == (code == vis.VISIBLE))
-            decided.append(sure)
-            other = code[exact] == vis.OCCLUDED_BY_OTHER
-            occluder = result.occluder[c, i * P + m[exact][other], l[exact][other]] - i * P
-            occluder_shown.append(centre_person[other] == ids[occluder])
-    agree, decided, occluder_shown = (np.concatenate(a) for a in (agree, decided, occluder_shown))
+                in_front = (np.linalg.norm(point - np.repeat(origin[sel], 4, 0), axis=1)
+                            < np.repeat(np.linalg.norm(x[sel] - origin[sel], axis=1), 4) - NEAR_CM)
+            four_hides[sel] = in_front.reshape(-1, 4)
+        verdict, sure = four_shows[:, 0].copy(), four_shows.all(1) | four_hides.all(1)
+        exact = np.flatnonzero(~sure | (code[c, i, m, l] == vis.OCCLUDED_BY_OTHER))
+        views = rd.render_frame(crop_cameras(state.rig, c[exact], uv[exact]), people, nthreads=1)
+        person = np.array([v.person_id[1, 1] for v in views], np.int64)
+        triangle = np.array([v.triangle_id[1, 1] for v in views])
+        for camera in np.unique(c[exact]):
+            sel = np.flatnonzero(c[exact] == camera)
+            e = exact[sel]
+            point = surface_points(state.rig, camera, people, person[sel], triangle[sel], uv[e])
+            in_front = np.linalg.norm(point - origin[e], axis=1) < np.linalg.norm(x[e] - origin[e], axis=1) - NEAR_CM
+            verdict[e] = np.where(sure[e], verdict[e], ~in_front)
+            shown_person[e] = np.where(sure[e], shown_person[e], person[sel])
+        agree.append(verdict == (code[c, i, m, l] == vis.VISIBLE))
+        by_other.append(~verdict & (shown_person >= 0) & (shown_person != ids[m]))
+        decided.append(sure)
+        other = code[c[exact], i, m[exact], l[exact]] == vis.OCCLUDED_BY_OTHER
+        e = exact[other]
+        occluder_shown.append(person[other] == ids[occluder[c[e], i, m[e], l[e]]])
+    agree, decided, occluder_shown, by_other = (np.concatenate(a) for a in (agree, decided, occluder_shown, by_other))
+    counted = np.bincount(code[code != vis.OUTSIDE_IMAGE], minlength=4)
     assert counted[vis.VISIBLE] > 1000 and counted[vis.SELF_OCCLUDED] > 1000 and counted[vis.OCCLUDED_BY_OTHER] > 100
-    print("agreement", agree.mean(), "decided", decided.mean(), agree[decided].mean(), agree[~decided].mean(), len(agree), counted, occluder_shown.mean(), len(occluder_shown))
     assert decided.mean() > 0.8                          # the full-frame render decides most
     assert agree.mean() >= 0.98, (agree.mean(), agree[decided].mean(), agree[~decided].mean())
     assert occluder_shown.mean() >= 0.95, occluder_shown.mean()
+    # the rare cause on its own: hidden in the render behind another person's head
+    assert by_other.sum() > 100 and agree[by_other].mean() >= 0.98, (by_other.sum(), agree[by_other].mean())
 
 
 # -------------------------------------------------------------------------- view figures

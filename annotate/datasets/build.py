@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from annotate.datasets.schema import load_schema
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
-from annotate.datasets.tables import fixed_list_to_numpy, read_table, write_table
+from annotate.datasets.tables import fixed_list_to_numpy, read_table, to_arrow, write_table
 from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_inside, crop_rgb, crop_transforms,
                                   crop_yuv420, transform_boxes)
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
@@ -129,19 +129,44 @@ def _camera_table(cameras_path: str | Path) -> dict[str, dict]:
                 "height": int(t.column("height")[i].as_py())} for i, n in enumerate(names)}
 
 
-def _label_rows(labels_path: str | Path, camera: str, plan: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """The planned rows of one camera with their label arrays, sorted by (frame, person).
+# Cameras whose labels are read together: one scan of labels.parquet per group (its rows are
+# ordered by face, so a per-camera filter would scan the whole file for every camera), with
+# memory bounded by the group's planned rows.
+MAX_LABEL_ROWS_PER_READ = 200_000
 
-    Returns the plan rows (frame, person, subject, split, sample_weight) and a dict of
-    label arrays aligned with them (fixed-size lists as (N, k) arrays).
-    """
+
+def camera_groups(plan_rows_per_camera: dict[str, int], max_rows: int = MAX_LABEL_ROWS_PER_READ) -> list[list[str]]:
+    """Consecutive cameras in groups of at most ``max_rows`` planned rows (at least one camera)."""
+    groups, current, rows = [], [], 0
+    for camera, n in plan_rows_per_camera.items():
+        if current and rows + n > max_rows:
+            groups.append(current)
+            current, rows = [], 0
+        current.append(camera)
+        rows += n
+    return groups + ([current] if current else [])
+
+
+def read_labels(labels_path: str | Path, cameras: list[str]) -> dict[str, pa.Table]:
+    """camera -> its valid label rows (the columns samples copy), for a group of cameras."""
     from pyarrow import parquet as pq
 
     names = set(pq.read_schema(labels_path).names)
-    optional = [c for c in OPTIONAL_COLUMNS if c in names]
-    columns = ["frame", "person"] + LABEL_COLUMNS + optional
+    columns = ["camera", "frame", "person"] + LABEL_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in names]
     table = read_table(labels_path, "labels", columns=columns,
-                       filters=[("camera", "=", camera), ("reject_reason", "=", "")])
+                       filters=[("camera", "in", cameras), ("reject_reason", "=", "")])
+    camera = np.asarray(table.column("camera").to_pylist(), dtype=object)
+    return {c: table.filter(pa.array(camera == c)) for c in cameras}
+
+
+def _label_rows(table: pa.Table, camera: str, plan: pd.DataFrame, labels_path) -> tuple[pd.DataFrame, dict]:
+    """The planned rows of one camera with their label arrays, sorted by (frame, person).
+
+    table: the camera's valid label rows (``read_labels``). Returns the plan rows (frame,
+    person, subject, split, sample_weight) and a dict of label arrays aligned with them
+    (fixed-size lists as (N, k) arrays).
+    """
+    optional = [c for c in OPTIONAL_COLUMNS if c in table.column_names]
     frame = table.column("frame").to_numpy()
     person = table.column("person").to_numpy()
     key = pd.MultiIndex.from_arrays([frame, person])
@@ -192,12 +217,10 @@ class _UnitSamples:
     camera_info: dict
     transforms: np.ndarray             # (N, 2, 3)
 
-    def columns(self, idx: np.ndarray, images: list[bytes], spec: CropSpec) -> dict:
-        """Sample columns (schemas/samples.schema.yaml) for rows ``idx`` with their JPEGs."""
-        r = self.rows.iloc[idx]
-        a = {k: v[idx] for k, v in self.arrays.items()}
-        n = len(idx)
-        A = self.transforms[idx]
+    def table(self, spec: CropSpec) -> pa.Table:
+        """Every sample column of every row (schemas/samples.schema.yaml), ``image`` empty:
+        built once per camera, so writing a row group is a ``take`` plus the JPEGs."""
+        r, a, A, n = self.rows, self.arrays, self.transforms, len(self.rows)
         frames = r["frame"].to_numpy().astype(np.int32)
         persons = r["person"].to_numpy().astype(np.int32)
         cols = {
@@ -205,7 +228,7 @@ class _UnitSamples:
             "sequence": [self.sequence] * n, "frame": frames, "person": persons, "camera": [self.camera] * n,
             "subject": r["subject"].astype(str).to_numpy(), "split": r["split"].astype(str).to_numpy(),
             "sample_weight": r["sample_weight"].to_numpy().astype(np.float32),
-            "image": pa.array(images, type=pa.binary()), "image_size": np.full(n, spec.size, np.int16),
+            "image": [b""] * n, "image_size": np.full(n, spec.size, np.int16),
             "crop_from_image": A.reshape(n, 6),
             "crop_fraction_inside": crop_fraction_inside(A, self.camera_info["width"], self.camera_info["height"],
                                                          spec.size).astype(np.float32),
@@ -231,15 +254,22 @@ class _UnitSamples:
         for c, crop_name in CROP_LANDMARKS.items():
             if c not in a:
                 cols[crop_name] = pa.nulls(n, schema.field(crop_name).type)
-        return cols
+        return to_arrow(cols, "samples")
+
+
+def with_images(table: pa.Table, idx: np.ndarray, images: list[bytes]) -> pa.Table:
+    """Rows ``idx`` of a unit's table with their JPEG bytes filled in."""
+    rows = table.take(pa.array(idx, type=pa.int64()))
+    column = rows.schema.get_field_index("image")
+    return rows.set_column(column, rows.schema.field(column), pa.array(images, type=pa.binary()))
 
 
 def encode_crop(frame, transform: np.ndarray, spec: CropSpec, quality: int) -> bytes:
     """JPEG bytes of one head crop of a decoded frame (YUV planes when it has them)."""
     planes = frame.yuv420()
     if planes is not None and frame.colour.bt601:
-        y, u, v = crop_yuv420(planes, transform, spec, full_range=frame.colour.full_range)
-        return encode_jpeg_yuv420(y, u, v, quality, full_range=frame.colour.full_range)
+        y, u, v = crop_yuv420(planes, transform, spec, full_range=frame.colour.full_range, to_full_range=True)
+        return encode_jpeg_yuv420(y, u, v, quality, full_range=True)
     return encode_jpeg_rgb(crop_rgb(frame.rgb(), transform, spec), quality)
 
 
@@ -336,13 +366,14 @@ class _Unit:
                 if split not in writers:
                     writers[split] = ShardWriter(self.out_dir / "shards" / split / self.s.sequence, self.s.camera,
                                                  self.config.shard, self.on_shard)
-                writers[split].write(self.s.columns(np.asarray(idx), images, spec))
+                writers[split].write(with_images(table, np.asarray(idx), images))
                 pending[split] = ([], [])
 
         def reject(frame, reason, file, detail):
             self.reject_frames([frame], reason, file, detail)
 
         split_of = self.s.rows["split"].astype(str).to_numpy()
+        table = self.s.table(spec)
         try:
             if self._check_video():
                 try:
@@ -421,6 +452,17 @@ def _remove_leftovers(out_dir: Path, sequence: str, camera: str) -> None:
     manifest_path(out_dir, sequence, camera).unlink(missing_ok=True)
 
 
+def _remove_unplanned(out_dir: Path, sequence: str, cameras: list[str]) -> None:
+    """Shards and manifests of cameras no longer in the plan (an earlier configuration)."""
+    keep = set(cameras)
+    for path in (out_dir / "shards").glob(f"*/{sequence}/*.parquet"):
+        if path.name.rsplit("-", 1)[0] not in keep:
+            path.unlink()
+    for path in (out_dir / "parts" / sequence).glob("*.json"):
+        if path.stem not in keep:
+            path.unlink()
+
+
 def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path, cameras_path: str | Path,
                    seq_dir: str | Path, out_dir: str | Path, config: BuildConfig = BuildConfig(),
                    on_shard=None) -> SequenceBuild:
@@ -439,24 +481,10 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
     unknown = [c for c in names if c not in cameras]
     if unknown:
         raise ValueError(f"{cameras_path}: no calibration for planned cameras {unknown}")
-    jobs = []
     build = SequenceBuild(sequence)
     results: dict[str, UnitResult] = {}
-    for camera in names:
-        rows, arrays = _label_rows(labels_path, camera, plan[plan["camera"] == camera])
-        digest = fingerprint(config, sequence, camera, rows)
-        done = _finished(out_dir, sequence, camera, digest)
-        if done is not None:
-            results[camera] = done
-            continue
-        _remove_leftovers(out_dir, sequence, camera)
-        samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera],
-                               crop_transforms(arrays["box_unclipped"], config.crop))
-        jobs.append((camera, samples, digest))
-
-    parallel = max(1, min(config.threads, len(jobs)))
     # Several cameras at once: one decoder thread each; one camera: let FFmpeg thread it.
-    decoder_threads = 1 if parallel > 1 else 0
+    decoder_threads = 1 if config.threads > 1 else 0
 
     def run(job):
         camera, samples, digest = job
@@ -466,14 +494,27 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
         return camera, result
 
-    if parallel > 1:
-        with ThreadPoolExecutor(parallel) as pool:
-            for camera, result in pool.map(run, jobs):
-                results[camera] = result
-    else:
-        for job in jobs:
-            camera, result = run(job)
-            results[camera] = result
+    per_camera = plan.groupby("camera").size()
+    _remove_unplanned(out_dir, sequence, names)
+    for group in camera_groups({c: int(per_camera[c]) for c in names}):
+        jobs = []
+        tables = read_labels(labels_path, group)
+        for camera in group:
+            rows, arrays = _label_rows(tables.pop(camera), camera, plan[plan["camera"] == camera], labels_path)
+            digest = fingerprint(config, sequence, camera, rows)
+            done = _finished(out_dir, sequence, camera, digest)
+            if done is not None:
+                results[camera] = done
+                continue
+            _remove_leftovers(out_dir, sequence, camera)
+            samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera],
+                                   crop_transforms(arrays["box_unclipped"], config.crop))
+            jobs.append((camera, samples, digest))
+        if config.threads > 1 and len(jobs) > 1:
+            with ThreadPoolExecutor(config.threads) as pool:
+                results.update(pool.map(run, jobs))
+        else:
+            results.update(map(run, jobs))
     build.units = [results[c] for c in names]
     _write_rejections(out_dir / "parts" / f"{sequence}-rejections.parquet", build)
     _write_json(out_dir / "parts" / f"{sequence}.json", sequence_doc(build))

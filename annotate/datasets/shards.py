@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from annotate.datasets.schema import SchemaError, load_schema
 from annotate.datasets.tables import StreamingTableWriter, to_arrow
 
 SCHEMA = "samples"
@@ -64,9 +65,14 @@ class ShardWriter:
         self._rows = 0
         self._bytes = 0
 
-    def write(self, columns: dict) -> None:
-        """Append rows (a column dict for schemas/samples.schema.yaml)."""
-        table = to_arrow(columns, SCHEMA)
+    def write(self, rows: dict | pa.Table) -> None:
+        """Append rows: a column dict, or a table with exactly the samples schema."""
+        if isinstance(rows, pa.Table):
+            if not rows.schema.equals(load_schema(SCHEMA).arrow, check_metadata=False):
+                raise SchemaError("ShardWriter.write: table schema differs from schemas/samples.schema.yaml")
+            table = rows
+        else:
+            table = to_arrow(rows, SCHEMA)
         self._pending.append(table)
         self._pending_rows += table.num_rows
         while self._pending_rows >= self.limits.row_group_samples:

@@ -4,7 +4,9 @@ Each detection is compared with each person's prior (``annotate.detect.heads``) 
 into the view: its nose tip, eyes and the contour ends by the ears against the prior's
 anchors (body nose/eyes/ears, or the previous frame's landmarks at those points). The cost
 is the median anchor distance in units of the person's projected head radius, so one
-threshold works for near and far cameras. The assignment minimises the total cost
+threshold works for near and far cameras. A face showing none of those points (a jaw seen
+from behind) is compared by the centroid of its points against the projected head centre,
+at half weight: face points lie up to ~0.7 radius from the head centre by construction. The assignment minimises the total cost
 (Hungarian), one face per person and one person per face; pairs costlier than
 ``max_cost`` stay unassigned.
 """
@@ -37,14 +39,22 @@ def detection_anchors(points_px: np.ndarray) -> np.ndarray:
     return np.stack([pts[:, 30], left, pts[:, 16], right, pts[:, 0]], axis=1)
 
 
-def association_cost(det_anchors_px: np.ndarray, prior_anchors_px: np.ndarray, radius_px: np.ndarray) -> np.ndarray:
-    """(D, P) median anchor distance in head radii; NO_MATCH where nothing is comparable.
+CENTROID_WEIGHT = 0.5
 
-    det_anchors_px: (D, 5, 2); prior_anchors_px: (P, 5, 2) NaN = unknown; radius_px (P,).
+
+def association_cost(points_px: np.ndarray, prior_anchors_px: np.ndarray, centre_px: np.ndarray,
+                     radius_px: np.ndarray) -> np.ndarray:
+    """(D, P) cost in head radii (module docstring); NO_MATCH where nothing is comparable.
+
+    points_px: (D, L, 2) detections; prior_anchors_px: (P, 5, 2) NaN = unknown;
+    centre_px: (P, 2) projected head centres; radius_px (P,).
     """
-    d = np.linalg.norm(det_anchors_px[:, None] - prior_anchors_px[None], axis=-1)   # (D, P, 5)
+    d = np.linalg.norm(detection_anchors(points_px)[:, None] - prior_anchors_px[None], axis=-1)  # (D, P, 5)
+    centroid = np.nanmean(points_px, axis=1)                                                     # (D, 2)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cost = np.nanmedian(np.where(np.isfinite(d), d, np.nan), axis=-1) / radius_px[None]
+        anchors = np.nanmedian(d, axis=-1) / radius_px[None]
+        centres = CENTROID_WEIGHT * np.linalg.norm(centroid[:, None] - centre_px[None], axis=-1) / radius_px[None]
+    cost = np.where(np.isfinite(anchors), anchors, centres)
     return np.where(np.isfinite(cost), cost, NO_MATCH)
 
 
@@ -59,9 +69,12 @@ def assign(cost: np.ndarray, max_cost: float) -> np.ndarray:
     return out
 
 
-def associate_view(detections: FaceDetections, prior_anchors_px: np.ndarray, radius_px: np.ndarray,
-                   max_cost: float) -> np.ndarray:
-    """(D,) person index (into the priors) of each detected face in one view, -1 = none."""
+def associate_view(detections: FaceDetections, prior_anchors_px: np.ndarray, centre_px: np.ndarray,
+                   radius_px: np.ndarray, max_cost: float) -> np.ndarray:
+    """(D,) person index (into the priors) of each detected face in one view, -1 = none.
+
+    prior_anchors_px (P, 5, 2), centre_px (P, 2), radius_px (P,): the priors in this view.
+    """
     if len(detections) == 0 or len(radius_px) == 0:
         return np.full(len(detections), -1, dtype=np.int64)
     import warnings
@@ -69,5 +82,5 @@ def associate_view(detections: FaceDetections, prior_anchors_px: np.ndarray, rad
     with warnings.catch_warnings():
         # All-NaN slices (a face without eyes, a prior without anchors) are expected here.
         warnings.simplefilter("ignore", RuntimeWarning)
-        cost = association_cost(detection_anchors(detections.points_px), prior_anchors_px, radius_px)
+        cost = association_cost(detections.points_px, prior_anchors_px, centre_px, radius_px)
     return assign(cost, max_cost)

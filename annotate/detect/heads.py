@@ -10,6 +10,7 @@ contour end 16 (by the left ear), right pupil 68, contour end 0 (by the right ea
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,15 +47,15 @@ def priors_from_bodies(person: np.ndarray, joints_world: np.ndarray, confidence:
     """Priors from body skeletons: person (P,), joints_world (P, 19, 3) cm, confidence (P, 19).
 
     The head centre is the ear midpoint when both ears are valid (the ear canals lie within
-    ~1 cm of the head model's centre); else the mean of the valid face joints, pushed back
-    by nothing (unknown facing) with a larger radius. People without any valid face joint
-    get NaN (no prior).
+    ~1 cm of the head model's centre); else the mean of the valid face joints, with a 1.5x
+    radius for the unknown offset. People without any valid face joint get NaN (no prior).
     """
     joints = np.asarray(joints_world, dtype=np.float64)[:, FACE_JOINTS]
     valid = np.isfinite(joints).all(-1) & (np.asarray(confidence)[:, FACE_JOINTS] >= 0)
     anchors = np.where(valid[..., None], joints, np.nan)
     ears = valid[:, 2] & valid[:, 4]
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                       # people without face joints
         mean = np.nanmean(np.where(valid[..., None], joints, np.nan), axis=1)
     centre = np.where(ears[:, None], 0.5 * (joints[:, 2] + joints[:, 4]), mean)
     radius = np.where(ears, HEAD_RADIUS_CM, 1.5 * HEAD_RADIUS_CM)
@@ -69,7 +70,8 @@ def priors_from_landmarks(person: np.ndarray, landmarks_world: np.ndarray) -> He
     cannot be formed the centroid is used with a larger radius.
     """
     lm = np.asarray(landmarks_world, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                       # faces without eyes or mouth
         centroid = np.nanmean(lm, axis=1)
         eyes_r, eyes_l = np.nanmean(lm[:, 36:42], axis=1), np.nanmean(lm[:, 42:48], axis=1)
         mouth = np.nanmean(lm[:, 48:60], axis=1)
@@ -107,15 +109,16 @@ def head_boxes_px(rig: CameraRig, priors: HeadPriors, num_points: int = 16) -> n
     return np.where(behind[..., None], np.nan, box)
 
 
-def project_priors(rig: CameraRig, priors: HeadPriors) -> tuple[np.ndarray, np.ndarray]:
-    """Prior anchors in every camera: ((C, P, 5, 2) pixels, (C, P) head radius in pixels).
+def project_priors(rig: CameraRig, priors: HeadPriors) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Priors in every camera: anchors (C, P, 5, 2) px, head centre (C, P, 2) px, head radius (C, P) px.
 
     The radius in pixels is the sphere radius over its depth times the focal length: the
     scale that association costs are measured in.
     """
     anchors_px = rig.project_world(priors.anchors_world)                       # (C, P, 5, 2)
+    centre_px = rig.project_world(priors.centre_world)                         # (C, P, 2)
     depth = rig.world_to_camera(priors.centre_world)[..., 2]                   # (C, P)
     focal = np.sqrt(rig.K[:, 0, 0] * rig.K[:, 1, 1])[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):
         radius_px = np.where(depth > 0, focal * priors.radius_cm[None] / depth, np.nan)
-    return anchors_px, radius_px
+    return anchors_px, centre_px, radius_px

@@ -34,6 +34,7 @@ the Panoptic lenses, which is all a threshold needs; the reported error is exact
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,6 +156,21 @@ class Observations:
         """(M,) -> (N,) sums over each point's observations."""
         return np.bincount(self.point, weights=values, minlength=self.num_points)
 
+    @functools.cached_property
+    def _segments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Points that have observations, and where each one's run of observations starts."""
+        start = np.flatnonzero(np.r_[True, self.point[1:] != self.point[:-1]]) if len(self.point) else np.zeros(0, int)
+        return self.point[start], start
+
+    def sum_rows_per_point(self, values: np.ndarray) -> np.ndarray:
+        """(K, M) -> (K, N): ``sum_per_point`` of K rows in one pass (``np.add.reduceat``
+        over the sorted runs; several times faster than K bincounts)."""
+        points, start = self._segments
+        out = np.zeros((len(values), self.num_points))
+        if len(start):
+            out[:, points] = np.add.reduceat(values, start, axis=1)
+        return out
+
     def subset(self, keep: np.ndarray) -> "Observations":
         """The observations where ``keep`` (M,) bool is set (points keep their indices)."""
         return Observations(self.num_points, self.point[keep], self.camera[keep], self.xy[:, keep],
@@ -162,16 +178,23 @@ class Observations:
                             self.test_rows[:, :, keep])
 
 
+def seen_views(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """(C, N) bool: a finite point (C, N, 2) with a finite, positive weight (C, N)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(points[..., 0]) & np.isfinite(points[..., 1]) & (weight > 0)
+
+
 def gather_observations(P: np.ndarray, scale: np.ndarray, points_norm: np.ndarray,
-                        weight: np.ndarray) -> Observations:
+                        weight: np.ndarray, seen: np.ndarray | None = None) -> Observations:
     """Dense per-view arrays -> ``Observations`` of the entries actually seen.
 
     P: (C, 3, 4) normalised projections; scale: (C,) px per unit; points_norm: (C, N, 2)
-    ideal normalised points, NaN = unseen; weight: (C, N), <= 0 or NaN = unseen.
+    ideal normalised points, NaN = unseen; weight: (C, N), <= 0 or NaN = unseen;
+    seen: (C, N) bool, ``seen_views(points_norm, weight)`` if the caller has it.
     """
     w = np.asarray(weight, dtype=np.float64)
     C, N = w.shape
-    seen = np.isfinite(points_norm).all(axis=-1) & np.isfinite(w) & (w > 0)
+    seen = seen_views(points_norm, w) if seen is None else seen
     flat = np.flatnonzero(seen.T)                        # point-major: sorted by point
     point, camera = flat // C, flat % C
     index = camera * N + point                           # into the (C, N) arrays
@@ -217,13 +240,18 @@ def _solve_symmetric3(m00, m01, m02, m11, m12, m22, b0, b1, b2) -> np.ndarray:
                          (a02 * b0 + a12 * b1 + a22 * b2) * inv])
 
 
+_UPPER = [(i, j) for i in range(4) for j in range(i, 4)]
+
+
 def _normal_matrix(obs: Observations, weight: np.ndarray) -> np.ndarray:
     """(N, 4, 4) ``sum_views w (r1 r1^T + r2 r2^T)`` over each point's DLT equations."""
     r1, r2 = obs.equations
+    I, J = np.array(_UPPER).T
+    products = weight * (r1[I] * r1[J] + r2[I] * r2[J])                    # (10, M)
+    upper = obs.sum_rows_per_point(products)
     normal = np.empty((obs.num_points, 4, 4))
-    for i in range(4):
-        for j in range(i, 4):
-            normal[:, i, j] = normal[:, j, i] = obs.sum_per_point(weight * (r1[i] * r1[j] + r2[i] * r2[j]))
+    normal[:, I, J] = upper.T
+    normal[:, J, I] = upper.T
     return normal
 
 
@@ -331,7 +359,9 @@ def _best_hypotheses(obs: Observations, num_pairs: int, threshold_px: float,
     """Best of ``num_pairs`` pair hypotheses per point: (N,) score, (3, N) point, (M,) inliers."""
     a, b = sample_view_pairs(obs, num_pairs, rng)
     X = _pair_points(obs, a, b)                                          # (3, H, N)
-    X = np.where(np.isfinite(X), X, 0.0)
+    # Degenerate pairs (parallel rays) give inf/NaN or absurd points: park them at the
+    # origin, where they collect no inliers (and stay finite in float32).
+    X = np.where(np.isfinite(X) & (np.abs(X) < 1e6), X, 0.0)
     inliers = _inliers(obs, X, threshold_px)                             # (H, M)
     n = obs.num_points
     flat = (np.arange(num_pairs)[:, None] * n + obs.point[None]).ravel()
@@ -386,7 +416,7 @@ def _reprojection_weights(obs: Observations, X: np.ndarray, use: np.ndarray) -> 
     the reprojection error (to first order), and f turns that into pixels, so the DLT
     weighs views as the reprojection error does. X: (3, N).
     """
-    depth = _dot(obs.P[2], np.nan_to_num(X)[:, obs.point])
+    depth = _dot(obs.P[2], np.where(np.isfinite(X), X, 0.0)[:, obs.point])
     with np.errstate(divide="ignore", invalid="ignore"):
         w = obs.weight * (obs.scale / depth) ** 2
     return np.where(use & (depth > 0) & np.isfinite(w), w, 0.0)
@@ -407,14 +437,12 @@ def gauss_newton(obs: Observations, weight: np.ndarray, X: np.ndarray, iteration
         inv = np.where(weight > 0, 1.0 / np.where(weight > 0, depth, 1.0), 0.0)
         u, v = _dot(P[0], Xo) * inv, _dot(P[1], Xo) * inv
         ru, rv = u - obs.xy[0], v - obs.xy[1]
-        Ju = [(P[0, k] - u * P[2, k]) * inv for k in range(3)]
-        Jv = [(P[1, k] - v * P[2, k]) * inv for k in range(3)]
-
-        def h(i, j):
-            return obs.sum_per_point(w * (Ju[i] * Ju[j] + Jv[i] * Jv[j]))
-
-        g = [obs.sum_per_point(w * (Ju[k] * ru + Jv[k] * rv)) for k in range(3)]
-        step = _solve_symmetric3(h(0, 0), h(0, 1), h(0, 2), h(1, 1), h(1, 2), h(2, 2), -g[0], -g[1], -g[2])
+        Ju = (P[0, :3] - u * P[2, :3]) * inv                              # (3, M)
+        Jv = (P[1, :3] - v * P[2, :3]) * inv
+        I, J = np.array([0, 0, 0, 1, 1, 2]), np.array([0, 1, 2, 1, 2, 2])
+        terms = np.concatenate([w * (Ju[I] * Ju[J] + Jv[I] * Jv[J]), w * (Ju * ru + Jv * rv)])   # (9, M)
+        h00, h01, h02, h11, h12, h22, g0, g1, g2 = obs.sum_rows_per_point(terms)
+        step = _solve_symmetric3(h00, h01, h02, h11, h12, h22, -g0, -g1, -g2)
         X = np.where(np.isfinite(step).all(axis=0), X + step, X)
     return X
 
@@ -442,10 +470,10 @@ def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_
     Returns points (N, 3), mean error (N,), views used (N, C), mean confidence (N,).
     """
     C, N = confidence.shape
-    seen = np.isfinite(points_norm).all(axis=-1) & np.isfinite(confidence) & (confidence > 0)
+    seen = seen_views(points_norm, confidence)
     # Points seen once cannot be triangulated: leave them out from the start.
-    seen &= seen.sum(axis=0) >= 2
-    obs = gather_observations(P, scale, points_norm, np.where(seen, confidence, 0.0))
+    seen &= np.count_nonzero(seen, axis=0) >= 2
+    obs = gather_observations(P, scale, points_norm, confidence, seen)
     points, error = np.full((N, 3), np.nan), np.full(N, np.nan)
     views, mean_conf = np.zeros((N, C), bool), np.zeros(N)
     if len(obs.point) == 0:
@@ -454,18 +482,20 @@ def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_
     # A linear estimate on the RANSAC inliers weighted like the reprojection error, then
     # the final views and the weighted DLT on them.
     X = _least_squares_points(obs, _reprojection_weights(obs, X, use))
-    use = _inliers(obs, np.nan_to_num(X), config.inlier_threshold_px)
+    finite = np.isfinite(X).all(axis=0)
+    use = _inliers(obs, np.where(finite, X, 0.0), config.inlier_threshold_px) & finite[obs.point]
     X = weighted_dlt(obs, _reprojection_weights(obs, X, use))
     if config.refine:
         X = gauss_newton(obs, np.where(use, obs.weight, 0.0), X, config.refine_iterations)
-    use &= np.isfinite(X[:, obs.point]).all(axis=0)
-    err = reprojection_error_px(rig, obs, np.nan_to_num(X),
+    finite = np.isfinite(X).all(axis=0)
+    use &= finite[obs.point]
+    err = reprojection_error_px(rig, obs, np.where(finite, X, 0.0),
                                 np.take(points_px.reshape(-1, 2), obs.camera * N + obs.point, axis=0))
     n_used = obs.sum_per_point(use.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_error = obs.sum_per_point(np.where(use, err, 0.0)) / n_used
         conf = obs.sum_per_point(np.where(use, obs.weight, 0.0)) / n_used
-    good = (n_used >= config.min_views) & (mean_error <= config.max_repro_error_px) & np.isfinite(X).all(axis=0)
+    good = (n_used >= config.min_views) & (mean_error <= config.max_repro_error_px) & finite
     use &= good[obs.point]
     views[obs.point[use], obs.camera[use]] = True
     points[good] = X.T[good]

@@ -16,10 +16,13 @@ outside the image are padded with a constant colour.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from annotate.media.jpeg import C_TO_FULL_RANGE, Y_TO_FULL_RANGE
 
 @dataclass(frozen=True)
 class CropSpec:
@@ -112,6 +115,16 @@ def rgb_to_yuv601_limited(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
     return tuple(int(np.clip(round(c), 0, 255)) for c in (y, u, v))
 
 
+@functools.lru_cache(maxsize=16)
+def _pad_yuv(pad_rgb: tuple, full_range: bool) -> tuple[int, int, int]:
+    """The padding colour as (Y, U, V) in the planes' range (computed once per colour)."""
+    if not full_range:
+        return rgb_to_yuv601_limited(pad_rgb)
+    r, g, b = (float(c) for c in pad_rgb)
+    return (int(round(0.299 * r + 0.587 * g + 0.114 * b)), int(round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b)),
+            int(round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b)))
+
+
 def window_of(crop_from_image: np.ndarray, size: int) -> tuple[int, int, int]:
     """(x0, y0, side) source window of a transform made by ``crop_transforms``."""
     A = np.asarray(crop_from_image, dtype=np.float64)
@@ -120,14 +133,19 @@ def window_of(crop_from_image: np.ndarray, size: int) -> tuple[int, int, int]:
     return int(round(0.5 - (A[0, 2] + 0.5) / s)), int(round(0.5 - (A[1, 2] + 0.5) / s)), side
 
 
-def _resize_window(plane: np.ndarray, x0: int, y0: int, side: int, size: int, pad) -> np.ndarray:
+def _resize_window(plane: np.ndarray, x0: int, y0: int, side: int, size: int, pad,
+                   lut: np.ndarray | None = None) -> np.ndarray:
     """plane[y0:y0+side, x0:x0+side] (padded with ``pad`` where outside) resized to size x size.
 
     cv2.resize maps pixel centres as x_out = s (x_in + 0.5) - 0.5 (s = size / side): the
-    transform of ``crop_transforms``.
+    transform of ``crop_transforms``. lut: a uint8 (256,) value map applied to the window
+    first (``pad`` is in the mapped range); heads are mostly enlarged, so mapping before
+    resizing touches several times fewer pixels.
     """
     h, w = plane.shape[:2]
     window = plane[max(y0, 0):min(y0 + side, h), max(x0, 0):min(x0 + side, w)]
+    if lut is not None:
+        window = cv2.LUT(window, lut)
     if window.shape[0] != side or window.shape[1] != side:
         window = cv2.copyMakeBorder(window, max(-y0, 0), max(y0 + side - h, 0), max(-x0, 0),
                                     max(x0 + side - w, 0), cv2.BORDER_CONSTANT, value=pad)
@@ -144,24 +162,22 @@ def crop_rgb(image_rgb: np.ndarray, crop_from_image: np.ndarray, spec: CropSpec)
 
 
 def crop_yuv420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], crop_from_image: np.ndarray,
-                spec: CropSpec, full_range: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                spec: CropSpec, full_range: bool = False, to_full_range: bool = False
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Crop BT.601 4:2:0 planes Y (H, W), U, V (H/2, W/2) -> Y (size, size), U, V (size/2, size/2).
 
     Only the crop's pixels are computed: no RGB frame is ever built. The even-aligned window
     is whole chroma samples too (chroma sample (i, j) covers luma 2i..2i+1, 2j..2j+1), so the
-    chroma planes get the same scale + translation. The padding is ``spec.pad_rgb`` in the
-    planes' range.
+    chroma planes get the same scale + translation. full_range: the planes are full range
+    (else video range, Y 16..235); to_full_range: stretch video range to full range (what
+    JPEG stores). The padding is ``spec.pad_rgb`` in the output's range.
     """
     x0, y0, side = window_of(crop_from_image, spec.size)
-    if full_range:
-        r, g, b = (float(c) for c in spec.pad_rgb)
-        pad = (round(0.299 * r + 0.587 * g + 0.114 * b),
-               round(128 - 0.168736 * r - 0.331264 * g + 0.5 * b),
-               round(128 + 0.5 * r - 0.418688 * g - 0.081312 * b))
-    else:
-        pad = rgb_to_yuv601_limited(spec.pad_rgb)
+    stretch = to_full_range and not full_range
+    pad = _pad_yuv(tuple(spec.pad_rgb), full_range or stretch)
+    luts = (Y_TO_FULL_RANGE, C_TO_FULL_RANGE) if stretch else (None, None)
     half = spec.size // 2
-    y = _resize_window(planes[0], x0, y0, side, spec.size, pad[0])
-    u = _resize_window(planes[1], x0 // 2, y0 // 2, side // 2, half, pad[1])
-    v = _resize_window(planes[2], x0 // 2, y0 // 2, side // 2, half, pad[2])
+    y = _resize_window(planes[0], x0, y0, side, spec.size, pad[0], luts[0])
+    u = _resize_window(planes[1], x0 // 2, y0 // 2, side // 2, half, pad[1], luts[1])
+    v = _resize_window(planes[2], x0 // 2, y0 // 2, side // 2, half, pad[2], luts[1])
     return y, u, v

@@ -7,12 +7,13 @@ YCbCr, so limited-range planes are stretched with a lookup table first.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import simplejpeg
 
 # Limited ("TV", Y 16..235, C 16..240) to full range ("PC", 0..255), as lookup tables.
-_Y_FULL = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
-_C_FULL = np.clip(np.round((np.arange(256) - 128) * 255.0 / 224.0 + 128), 0, 255).astype(np.uint8)
+Y_TO_FULL_RANGE = np.clip(np.round((np.arange(256) - 16) * 255.0 / 219.0), 0, 255).astype(np.uint8)
+C_TO_FULL_RANGE = np.clip(np.round((np.arange(256) - 128) * 255.0 / 224.0 + 128), 0, 255).astype(np.uint8)
 
 
 def encode_jpeg_rgb(image_rgb: np.ndarray, quality: int = 90) -> bytes:
@@ -29,7 +30,7 @@ def encode_jpeg_yuv420(y: np.ndarray, u: np.ndarray, v: np.ndarray, quality: int
     ("limited") range and are stretched to full range first.
     """
     if not full_range:
-        y, u, v = _Y_FULL[y], _C_FULL[u], _C_FULL[v]
+        y, u, v = cv2.LUT(y, Y_TO_FULL_RANGE), cv2.LUT(u, C_TO_FULL_RANGE), cv2.LUT(v, C_TO_FULL_RANGE)
     return simplejpeg.encode_jpeg_yuv_planes(np.ascontiguousarray(y), np.ascontiguousarray(u),
                                              np.ascontiguousarray(v), quality=int(quality))
 

@@ -27,8 +27,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from annotate.geometry.rotations import euler_from_matrix
-
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 
 
@@ -71,7 +69,9 @@ def flip_sample(sample: dict) -> dict:
     width = image.shape[1]
     out["image"] = np.ascontiguousarray(image[:, ::-1])
     out["R"] = flip_rotation(sample["R"])
-    out["euler_deg"] = np.rad2deg(euler_from_matrix(out["R"]))
+    # S R S in Euler angles: (-yaw, pitch, -roll), yaw kept in (-180, 180].
+    yaw, pitch, roll = sample["euler_deg"]
+    out["euler_deg"] = np.array([180.0 if yaw in (180.0, -180.0) else -yaw, pitch, -roll])
     if sample.get("landmarks") is not None:
         lm = sample["landmarks"][FLIP_PERMUTATION_70].copy()
         lm[:, 0] = (width - 1) - lm[:, 0]
@@ -124,11 +124,16 @@ def colour_matrix(brightness: float, saturation: float, hue_deg: float) -> np.nd
 
 def colour_jitter(image: np.ndarray, brightness: float, contrast: float, saturation: float,
                   hue_deg: float) -> np.ndarray:
-    """(H, W, 3) uint8 -> uint8 with the colour matrix, then contrast about the mean grey."""
-    x = image.astype(np.float32) @ colour_matrix(brightness, saturation, hue_deg).T.astype(np.float32)
-    grey = float((x @ _RGB_TO_YIQ[0].astype(np.float32)).mean())
-    x = contrast * x + (1.0 - contrast) * grey
-    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
+    """(H, W, 3) uint8 -> uint8: the colour matrix, then contrast about the mean grey.
+
+    Both are linear, so they fold into one 3x4 affine applied by ``cv2.transform``
+    (saturating to 0..255): ``out = c M x + (1 - c) g``, g the mean grey of ``M x``.
+    """
+    M = colour_matrix(brightness, saturation, hue_deg)
+    mean_rgb = np.asarray(cv2.mean(image)[:3])
+    grey = float(_RGB_TO_YIQ[0] @ (M @ mean_rgb))
+    affine = np.hstack([contrast * M, np.full((3, 1), (1.0 - contrast) * grey + 0.5)])
+    return cv2.transform(image, affine)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ def resolve_train_config(config: dict | str | Path | None = None) -> dict:
         raise ConfigError(f"{where}: invalid train configuration\n" + "\n".join(msgs))
     _apply_preset(doc["model"])
     _check_model(doc["model"], where)
+    if doc["data"]["yaw_balanced"] and doc["data"]["order"] != "random":
+        raise ConfigError(f"{where}: data.yaw_balanced needs data.order random (weighted draws)")
     return doc
 
 

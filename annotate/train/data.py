@@ -3,9 +3,10 @@
     shard rows (schemas/samples.schema.yaml) --record_to_sample--> sample dict (augment.py)
       --train_transform / eval_transform--> tensors --collate--> batch
 
-``EpochSampler`` fixes the order: a permutation (or, yaw-balanced, weighted draws with
-replacement) drawn from ``(seed, epoch)``, sharded across DDP processes, started at any
-position so a resumed run continues mid-epoch. It yields ``(index, epoch, position)`` and
+``EpochSampler`` fixes the order: a storage-local shuffle (blocks of row groups, see its
+docstring) or a plain permutation (or, yaw-balanced, weighted draws with replacement),
+drawn from ``(seed, epoch)``, sharded across DDP processes and loader workers, started at
+any position so a resumed run continues mid-epoch. It yields ``(index, epoch, position)`` and
 the dataset seeds each sample's augmentation from ``(seed, epoch, position)``: a sample's
 pixels depend on neither the worker that made it nor on whether the run was resumed.
 
@@ -135,61 +136,93 @@ class PoseDataset(Dataset):
         return sample_to_tensors(sample)
 
 
-def yaw_balanced_weights(yaw_deg: np.ndarray, bin_deg: float) -> np.ndarray:
-    """(N,) sampling weights ``1 / count(yaw bin)`` over [-180, 180), normalised to mean 1."""
-    yaw = np.mod(np.asarray(yaw_deg, np.float64) + 180.0, 360.0)
-    nbins = int(np.ceil(360.0 / bin_deg))
-    b = np.minimum((yaw / bin_deg).astype(int), nbins - 1)
-    counts = np.bincount(b, minlength=nbins)
-    w = 1.0 / counts[b]
-    return w * (len(w) / w.sum())
-
-
 class EpochSampler(Sampler):
-    """Deterministic, resumable, DDP-sharded order of one epoch.
+    """Deterministic, resumable, DDP-sharded order of one epoch, drawn from ``(seed, epoch)``.
 
-    Each epoch draws ``num_samples`` positions: a permutation of the dataset from
-    ``(seed, epoch)`` (or, with ``weights``, draws with replacement), cut to a multiple of
-    ``world_size`` (``drop_last``) or padded by wrapping around, and split ``rank::world_size``.
-    ``set_epoch(epoch, start=k)`` skips this process's first ``k`` positions (resuming).
-    Yields ``(index, epoch, position)`` with ``position`` the global draw number.
+    ``order="random"``: a permutation of all samples, or with ``weights`` draws with
+    replacement (yaw balancing); process ``rank`` takes every ``world_size``-th.
+
+    ``order="blocks"`` (storage-local, for row-group readers such as ShardRecords): the
+    samples are cut into contiguous blocks of ``block_size`` (a shard row group), the full
+    blocks are permuted (a partial last block stays last), consecutive permuted blocks form
+    windows of ``window_blocks`` and each window's samples are permuted. Window ``j`` goes
+    to process ``j % world_size`` and, within it, to stream ``(j // world_size) % streams``;
+    the process's batches take the streams in turn, so DataLoader worker ``k`` (which gets
+    batches ``k, k + W, ...``; ``streams = W``) reads only its own windows and each row group
+    about once per epoch, like a shuffle buffer, but with a fixed, resumable order.
+
+    Every process gets the same number of samples (``per_rank``, the same every epoch).
+    ``set_epoch(epoch, start=k)`` skips this process's first ``k`` samples (resuming).
+    Yields ``(index, epoch, position)``; ``position`` is unique within the epoch.
     """
 
-    def __init__(self, num_items: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0,
-                 world_size: int = 1, weights: np.ndarray | None = None, drop_last: bool = True):
+    def __init__(self, num_items: int, *, batch_size: int = 1, shuffle: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, weights: np.ndarray | None = None, order: str = "random",
+                 block_size: int = 64, window_blocks: int = 8, streams: int = 1):
         if num_items < world_size:
             raise ValueError(f"{num_items} samples cannot be shared by {world_size} processes")
-        self.num_items = num_items
+        if order not in ("random", "blocks"):
+            raise ValueError(f"unknown sample order {order!r}")
+        if weights is not None and order != "random":
+            raise ValueError("weighted (yaw-balanced) sampling needs order='random'")
+        self.num_items, self.batch_size = num_items, batch_size
         self.shuffle, self.seed = shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-        self.drop_last = drop_last
+        self.order, self.block_size, self.window_blocks = order, block_size, window_blocks
+        self.streams = max(1, streams)
         self.epoch, self.start = 0, 0
-        self.per_rank = num_items // world_size if drop_last else -(-num_items // world_size)
+        self.per_rank = min(len(s) for s in self._untrimmed(0))
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
+    def _generator(self, epoch: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+
+    def _untrimmed(self, epoch: int) -> list[np.ndarray]:
+        """Every process's index sequence for ``epoch``, before equalising the lengths."""
+        g = self._generator(epoch)
+        if self.order == "random":
+            if self.weights is not None:
+                order = torch.multinomial(self.weights, self.num_items, replacement=True, generator=g)
+            elif self.shuffle:
+                order = torch.randperm(self.num_items, generator=g)
+            else:
+                order = torch.arange(self.num_items)
+            order = order.numpy()
+            return [order[r::self.world_size] for r in range(self.world_size)]
+        n, bs = self.num_items, self.block_size
+        full = n // bs
+        perm = torch.randperm(full, generator=g).numpy() if self.shuffle else np.arange(full)
+        blocks = [np.arange(b * bs, (b + 1) * bs) for b in perm]
+        if n % bs:
+            blocks.append(np.arange(full * bs, n))
+        windows = [np.concatenate(blocks[i:i + self.window_blocks]) for i in range(0, len(blocks), self.window_blocks)]
+        if self.shuffle:
+            windows = [w[torch.randperm(len(w), generator=g).numpy()] for w in windows]
+        return [self._interleave(windows[r::self.world_size]) for r in range(self.world_size)]
+
+    def _interleave(self, windows: list[np.ndarray]) -> np.ndarray:
+        """One process's windows dealt to ``streams`` streams, then batches taken in turn."""
+        streams = [np.concatenate(windows[s::self.streams]) if windows[s::self.streams] else np.zeros(0, int)
+                   for s in range(self.streams)]
+        chunks, ptr, b = [], [0] * self.streams, self.batch_size
+        while any(ptr[s] < len(streams[s]) for s in range(self.streams)):
+            for s in range(self.streams):
+                if ptr[s] < len(streams[s]):
+                    chunks.append(streams[s][ptr[s]:ptr[s] + b])
+                    ptr[s] += b
+        return np.concatenate(chunks) if chunks else np.zeros(0, int)
+
     def epoch_order(self, epoch: int) -> np.ndarray:
-        """(per_rank * world_size,) dataset indices of the whole epoch, all processes."""
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        total = self.per_rank * self.world_size
-        if self.weights is not None:
-            order = torch.multinomial(self.weights, total, replacement=True, generator=g)
-        elif self.shuffle:
-            order = torch.randperm(self.num_items, generator=g)
-        else:
-            order = torch.arange(self.num_items)
-        order = order.numpy()
-        if len(order) < total:
-            order = np.resize(order, total)
-        return order[:total]
+        """(per_rank,) dataset indices this process visits in ``epoch``."""
+        return self._untrimmed(epoch)[self.rank][:self.per_rank]
 
     def __iter__(self) -> Iterator[tuple[int, int, int]]:
         order = self.epoch_order(self.epoch)
-        positions = np.arange(self.rank, len(order), self.world_size)
-        for pos in positions[self.start:]:
-            yield int(order[pos]), self.epoch, int(pos)
+        for i in range(self.start, len(order)):
+            yield int(order[i]), self.epoch, i * self.world_size + self.rank
 
     def __len__(self) -> int:
         return self.per_rank - self.start
@@ -232,6 +265,47 @@ def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler | None = Non
                       worker_init_fn=_worker_init if num_workers else None,
                       persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
                       generator=torch.Generator().manual_seed(seed))
+
+
+def expand_shard_paths(entries: Sequence[str | Path]) -> list[Path]:
+    """Shard files, and the ``*.parquet`` files under each folder (sorted, hidden ones skipped)."""
+    out: list[Path] = []
+    for entry in entries:
+        p = Path(entry)
+        if p.is_dir():
+            found = sorted(q for q in p.glob("**/*.parquet") if not q.name.startswith("."))
+            if not found:
+                raise FileNotFoundError(f"{p}: no *.parquet shards in this folder")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise FileNotFoundError(f"shard {p} does not exist")
+    return out
+
+
+def open_shard_source(data_cfg: dict, which: str) -> RecordSource | None:
+    """The ``train`` or ``val`` records of a resolved ``data`` config section.
+
+    Explicit shard lists (``data.train`` / ``data.val``) win; otherwise the split
+    ``data.<which>_split`` of the dataset folder ``data.dataset``. Reading is
+    ``annotate.datasets.readers.ShardRecords`` (issue 3's reader), which also refuses
+    shards of another schema or an unknown major version. None when nothing is configured
+    or the split has no shards.
+    """
+    from annotate.datasets.readers import ShardRecords, shard_paths
+
+    # Enough cached row groups for one window of the "blocks" order (+ the ones it straddles).
+    cache = data_cfg["window_blocks"] + 2
+    if data_cfg[which]:
+        return ShardRecords(expand_shard_paths(data_cfg[which]), cache_row_groups=cache)
+    split = data_cfg[f"{which}_split"]
+    if not data_cfg["dataset"] or split is None:
+        return None
+    paths = shard_paths(data_cfg["dataset"], split)
+    if not paths:
+        return None
+    return ShardRecords(paths, cache_row_groups=cache)
 
 
 class InMemorySource:

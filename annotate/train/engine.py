@@ -43,8 +43,8 @@ from annotate.train.augment import AugmentConfig
 from annotate.train.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint,
                                        unwrap_model)
 from annotate.train.config import resolve_train_config, save_train_config
-from annotate.train.data import EpochSampler, PoseDataset, RecordSource, make_loader, normalize_images, \
-    yaw_balanced_weights
+from annotate.datasets.splits import balance_weights
+from annotate.train.data import EpochSampler, PoseDataset, RecordSource, make_loader, normalize_images
 from annotate.train.evaluate import autocast_for, evaluation_loader, predict, score, write_report, format_report
 from annotate.train.losses import build_criterion
 from annotate.train.metrics import constant_baseline_deg
@@ -200,14 +200,14 @@ def loss_part_names(model_cfg: dict) -> list[str]:
 
 
 def open_sources(cfg: dict) -> tuple[RecordSource, RecordSource | None]:
-    """The train and validation sources of ``cfg['data']`` (shard files or directories)."""
+    """The train and validation sources of ``cfg['data']``; the training set must exist."""
     from annotate.train.data import open_shard_source
 
-    if not cfg["data"]["train"]:
-        raise ValueError("data.train lists no shards")
-    train = open_shard_source(cfg["data"]["train"])
-    val = open_shard_source(cfg["data"]["val"]) if cfg["data"]["val"] else None
-    return train, val
+    train = open_shard_source(cfg["data"], "train")
+    if train is None or len(train) == 0:
+        raise ValueError(f"no training samples: data.train is empty and split {cfg['data']['train_split']!r} "
+                         f"of dataset {cfg['data']['dataset']!r} has no shards")
+    return train, open_shard_source(cfg["data"], "val")
 
 
 @dataclass
@@ -302,11 +302,12 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
     scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
 
     data = cfg["data"]
-    weights = yaw_balanced_weights(train_labels[:, 0], data["yaw_balance_bin_deg"]) if data["yaw_balanced"] else None
-    sampler = EpochSampler(len(train_source), seed=cfg["seed"], rank=info.rank, world_size=info.world_size,
-                           weights=weights, drop_last=True)
-    steps_per_epoch = sampler.per_rank // data["batch_size"] if data["drop_last"] else \
-        -(-sampler.per_rank // data["batch_size"])
+    weights = balance_weights(train_labels[:, 0], data["yaw_balance_bin_deg"]) if data["yaw_balanced"] else None
+    sampler = EpochSampler(len(train_source), batch_size=data["batch_size"], seed=cfg["seed"], rank=info.rank,
+                           world_size=info.world_size, weights=weights, order=data["order"],
+                           block_size=data["block_size"], window_blocks=data["window_blocks"],
+                           streams=max(1, data["num_workers"]))
+    steps_per_epoch = sampler.per_rank // data["batch_size"]
     if steps_per_epoch == 0:
         raise ValueError(f"{len(train_source)} training samples make no batch of {data['batch_size']} "
                          f"per process ({info.world_size} processes)")
@@ -346,7 +347,7 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
 
     dataset = PoseDataset(train_source, data["image_size"], data["crop_fraction"],
                           AugmentConfig.from_config(cfg["augment"]), seed=cfg["seed"])
-    loader = make_loader(dataset, data["batch_size"], sampler, data["num_workers"], drop_last=data["drop_last"],
+    loader = make_loader(dataset, data["batch_size"], sampler, data["num_workers"], drop_last=True,
                          pin_memory=dev.type == "cuda", seed=cfg["seed"])
 
     def save():

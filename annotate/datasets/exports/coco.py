@@ -17,9 +17,10 @@ img2pose read:
 
 img2pose's 3D face model has x toward the subject's left, y down and z into the head,
 i.e. our head frame with y and z negated, so ``pose``'s rotation is that of
-``R_cam_head @ diag(1, -1, -1)`` (identity for a frontal face; DirectMHP's img2pose
-conversion ``as_euler('xyz')`` of its transpose gives back pitch, -yaw, -roll as it
-expects). The translation is metric (cm) with the given K, not img2pose's
+``R_cam_head @ diag(1, -1, -1)`` (identity for a frontal face). DirectMHP's img2pose
+conversion (scipy ``as_euler('xyz')`` of its transpose, then yaw and roll negated) gives
+back our [pitch, yaw, roll] for |yaw| < 90 (beyond, as_euler returns the other branch of
+the same rotation). The translation is metric (cm) with the given K, not img2pose's
 bounding-box intrinsics.
 
 Heads of the same frame that belong to another split (subject splits) are listed with

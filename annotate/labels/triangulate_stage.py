@@ -1,0 +1,417 @@
+"""The triangulation stage: 2D face landmarks in every view -> 3D faces (faces3d, triangulated).
+
+For each selected frame, in order:
+
+1. Head priors per person: from the body skeleton (``bodies`` table) or, for a person
+   whose body is missing, from their triangulated face of the previous frame.
+2. In every camera view: the landmark backend (synthetic, FAN or dlib) detects faces,
+   looking at the projected head boxes; ``annotate.detect.association`` assigns the faces
+   to people (detections nobody claims become ``unassociated_face`` rejections).
+3. Robust triangulation (``annotate.geometry.triangulation``) of every person's 70
+   landmarks, batched over ``chunk_frames`` frames.
+4. One ``faces3d`` row per (frame, person) with at least ``min_landmarks`` landmarks
+   (same schema as the published faces, ``source = triangulated``), else a
+   ``too_few_landmarks`` rejection. Per landmark: ``score`` = mean confidence of the views
+   used x min(1, (views - 1) / (full_score_views - 1)) (two views cannot expose an
+   outlier, so few-view points weigh less in the head fit), ``repro_error`` = mean
+   reprojection error in px over the views used, ``visibility`` = those views' camera
+   indices. Landmarks not triangulated: NaN, score 0, repro_error 1e5 (Panoptic's marker).
+
+``crosscheck_faces3d`` compares published and triangulated faces (``landmarks3d: both``)
+and writes the combined table the labels then use.
+
+Rejection reason codes of this stage (rejections table, stage ``triangulate``):
+``unassociated_face``, ``too_few_landmarks``, and the video reader's codes
+(``annotate.media.video``) for views whose image could not be read.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from annotate.datasets.tables import StreamingTableWriter, read_table, write_table
+from annotate.detect.association import associate_view
+from annotate.detect.base import LandmarkBackend, ViewInput
+from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies, priors_from_landmarks,
+                                   project_priors, stack_priors)
+from annotate.geometry.cameras import CameraRig
+from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
+from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
+
+STAGE = "triangulate"
+UNASSOCIATED_FACE = "unassociated_face"
+TOO_FEW_LANDMARKS = "too_few_landmarks"
+NOT_RECONSTRUCTED_REPRO_ERROR_PX = 1e5      # Panoptic's marker, as in published rows
+NUM_LANDMARKS = 70
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """association_max_cost: a face farther than this many head radii (median over nose,
+    eyes, ears) from every person stays unassigned. min_landmarks: fewer triangulated
+    landmarks -> no faces3d row. full_score_views: views needed for a full score.
+    chunk_frames: frames triangulated together. triangulation: the solver's settings."""
+
+    association_max_cost: float = 0.6
+    min_landmarks: int = 8
+    full_score_views: int = 4
+    chunk_frames: int = 32
+    triangulation: TriangulationConfig = TriangulationConfig()
+
+
+@dataclass
+class StageSummary:
+    frames: int = 0
+    faces_written: int = 0
+    detections: int = 0
+    associated: int = 0
+    landmarks_triangulated: int = 0
+    median_views: float = float("nan")
+    median_repro_error_px: float = float("nan")
+    rejections: Counter = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"frames": self.frames, "faces_written": self.faces_written, "detections": self.detections,
+                "associated": self.associated, "landmarks_triangulated": self.landmarks_triangulated,
+                "median_views": self.median_views, "median_repro_error_px": self.median_repro_error_px,
+                "rejections": dict(self.rejections), "seconds": round(self.seconds, 3)}
+
+    def __str__(self) -> str:
+        return (f"triangulated {self.faces_written} faces in {self.frames} frames "
+                f"({self.associated}/{self.detections} detections associated; median "
+                f"{self.median_views:.0f} views, {self.median_repro_error_px:.2f} px) in {self.seconds:.1f} s"
+                + (f"; rejections {dict(self.rejections)}" if self.rejections else ""))
+
+
+# ------------------------------------------------------------------------- frame inputs
+
+@dataclass
+class _FramePriors:
+    """Bodies of the selected frames, indexed by frame."""
+
+    rows: dict[int, np.ndarray]            # frame -> row indices into the bodies arrays
+    person: np.ndarray
+    joints: np.ndarray
+    confidence: np.ndarray
+
+    def priors(self, frame: int) -> HeadPriors:
+        r = self.rows.get(frame, np.zeros(0, np.int64))
+        return priors_from_bodies(self.person[r], self.joints[r], self.confidence[r])
+
+
+def _body_index(bodies_path: str | Path | None) -> _FramePriors:
+    if bodies_path is None or not Path(bodies_path).is_file():
+        return _FramePriors({}, np.zeros(0, np.int64), np.zeros((0, 19, 3)), np.zeros((0, 19)))
+    b = load_bodies(bodies_path)
+    rows: dict[int, list[int]] = {}
+    for i, f in enumerate(b.frame.tolist()):
+        rows.setdefault(f, []).append(i)
+    return _FramePriors({f: np.array(r) for f, r in rows.items()}, b.person, b.joints, b.confidence)
+
+
+class _CameraImages:
+    """Sequential frames of every camera's video (one decoder each), pulled frame by frame."""
+
+    def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
+        from annotate.media.video import iter_camera_frames
+
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source=source) for name in cameras]
+        self._next: list = [None] * len(cameras)
+        self._done = [False] * len(cameras)
+
+    def image(self, camera: int, frame: int) -> np.ndarray | None:
+        """(H, W, 3) RGB of ``frame``; None when the video does not have it (ended or failed)."""
+        from annotate.media.video import VideoError
+
+        while not self._done[camera] and (self._next[camera] is None or self._next[camera].index < frame):
+            try:
+                self._next[camera] = next(self._iters[camera])
+            except (StopIteration, VideoError):
+                self._done[camera] = True
+        got = self._next[camera]
+        return got.rgb() if got is not None and got.index == frame else None
+
+
+# --------------------------------------------------------------------------- the stage
+
+@dataclass(frozen=True)
+class FrameViews:
+    """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
+    confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
+    the view) of faces nobody claimed."""
+
+    points_px: np.ndarray
+    confidence: np.ndarray
+    detections: int
+    unassociated: list
+
+
+def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
+                 image_of=None) -> FrameViews:
+    """Run the backend on every view of ``frame`` and assign the faces to the priors' people.
+
+    image_of: ``(camera, frame) -> (H, W, 3) RGB or None``, for backends that need images
+    (views without an image are skipped).
+    """
+    C, P = len(rig), len(priors)
+    points = np.full((C, P, NUM_LANDMARKS, 2), np.nan)
+    conf = np.zeros((C, P, NUM_LANDMARKS))
+    boxes = head_boxes_px(rig, priors)                                       # (C, P, 4)
+    anchors_px, centre_px, radius_px = project_priors(rig, priors)
+    detections, unassociated = 0, []
+    for c in range(C):
+        image = image_of(c, frame) if image_of is not None else None
+        if backend.needs_images and image is None:
+            continue
+        faces = backend.detect(ViewInput(frame, c, image, boxes[c][np.isfinite(boxes[c]).all(axis=1)])).to_face70()
+        owner = associate_view(faces, anchors_px[c], centre_px[c], radius_px[c], max_cost)
+        detections += len(faces)
+        unassociated += [(c, int(d), len(faces)) for d in np.flatnonzero(owner < 0)]
+        mine = owner >= 0
+        points[c, owner[mine]] = faces.points_px[mine]
+        conf[c, owner[mine]] = faces.confidence[mine]
+    return FrameViews(points, conf, detections, unassociated)
+
+
+@dataclass
+class _Pending:
+    """Detections of frames waiting to be triangulated together."""
+
+    frames: list = field(default_factory=list)          # (frame, person ids (P,))
+    points: list = field(default_factory=list)          # (C, P, 70, 2)
+    confidence: list = field(default_factory=list)      # (C, P, 70)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+class _Run:
+    """State of one stage run: inputs, outputs, previous frame's faces, counters."""
+
+    def __init__(self, rig: CameraRig, camera_index: np.ndarray, sequence: str, backend: LandmarkBackend,
+                 config: StageConfig, images: _CameraImages | None, faces_out, rejections_out):
+        self.rig, self.camera_index, self.sequence = rig, camera_index, sequence
+        self.backend, self.config, self.images = backend, config, images
+        self.faces_out, self.rejections_out = faces_out, rejections_out
+        self.pending = _Pending()
+        self.previous: tuple[np.ndarray, np.ndarray] | None = None   # person ids, (P, 70, 3)
+        self.summary = StageSummary()
+        self._views: list[np.ndarray] = []
+        self._errors: list[np.ndarray] = []
+
+    def priors(self, frame: int, bodies: _FramePriors) -> HeadPriors:
+        """Body priors, plus previous-frame faces for people without a body this frame."""
+        from_bodies = bodies.priors(frame)
+        have = np.isfinite(from_bodies.centre_world).all(axis=1)
+        from_bodies = HeadPriors(from_bodies.person[have], from_bodies.centre_world[have],
+                                 from_bodies.radius_cm[have], from_bodies.anchors_world[have])
+        if self.previous is None:
+            return from_bodies
+        person, landmarks = self.previous
+        missing = ~np.isin(person, from_bodies.person)
+        if not missing.any():
+            return from_bodies
+        return stack_priors(from_bodies, priors_from_landmarks(person[missing], landmarks[missing]))
+
+    def needs_previous(self, frame: int, bodies: _FramePriors) -> bool:
+        """Whether some person tracked so far has no body this frame (then the previous
+        frame must be triangulated before this one is detected)."""
+        if not len(self.pending) and self.previous is None:
+            return False
+        tracked = self.pending.frames[-1][1] if len(self.pending) else self.previous[0]
+        body_people = bodies.person[bodies.rows.get(frame, np.zeros(0, np.int64))]
+        return bool(np.isin(tracked, body_people, invert=True).any())
+
+    def detect_frame(self, frame: int, priors: HeadPriors) -> None:
+        """Detect and associate in every view; queue the frame's observations."""
+        views = detect_views(self.rig, self.backend, frame, priors, self.config.association_max_cost,
+                             self.images.image if self.images is not None else None)
+        self.summary.detections += views.detections
+        self.summary.associated += views.detections - len(views.unassociated)
+        for camera, d, n in views.unassociated:
+            self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE,
+                         f"face {d} of {n} is farther than {self.config.association_max_cost} "
+                         f"head radii from every person's head prior")
+        self.pending.frames.append((frame, priors.person))
+        self.pending.points.append(views.points_px)
+        self.pending.confidence.append(views.confidence)
+        self.summary.frames += 1
+
+    def flush(self) -> None:
+        """Triangulate the queued frames and write their rows."""
+        if not len(self.pending):
+            return
+        points = np.concatenate(self.pending.points, axis=1)                 # (C, M, 70, 2)
+        conf = np.concatenate(self.pending.confidence, axis=1)
+        tri = triangulate_points(self.rig, points, conf, self.config.triangulation)
+        start = 0
+        for frame, person in self.pending.frames:
+            sl = slice(start, start + len(person))
+            start = sl.stop
+            self._write_frame(frame, person, tri.points_world[sl], tri.repro_error_px[sl], tri.inliers[sl],
+                              tri.confidence[sl])
+            self.previous = (person, tri.points_world[sl])
+        self.pending = _Pending()
+
+    def _write_frame(self, frame: int, person: np.ndarray, landmarks: np.ndarray, error: np.ndarray,
+                     inliers: np.ndarray, confidence: np.ndarray) -> None:
+        """faces3d rows of one frame: landmarks (P, 70, 3), error (P, 70), inliers (P, 70, C)."""
+        ok = np.isfinite(landmarks).all(axis=-1)
+        count = ok.sum(axis=1)
+        keep = count >= self.config.min_landmarks
+        for p in np.flatnonzero(~keep):
+            self._reject(frame, int(person[p]), None, TOO_FEW_LANDMARKS,
+                         f"{int(count[p])} landmarks triangulated, fewer than {self.config.min_landmarks}")
+        if not keep.any():
+            return
+        views = inliers[keep].sum(axis=-1)
+        full = max(self.config.full_score_views - 1, 1)
+        score = np.where(ok[keep], confidence[keep] * np.clip((views - 1) / full, 0.0, 1.0), 0.0)
+        visibility = [[self.camera_index[np.flatnonzero(v)].tolist() for v in face] for face in inliers[keep]]
+        n = int(keep.sum())
+        self.faces_out.write({
+            "sequence": [self.sequence] * n,
+            "frame": np.full(n, frame, dtype=np.int32),
+            "person": person[keep].astype(np.int32),
+            "landmarks_world": landmarks[keep].reshape(n, -1).astype(np.float32),
+            "score": score.astype(np.float32),
+            "repro_error": np.where(ok[keep], error[keep], NOT_RECONSTRUCTED_REPRO_ERROR_PX).astype(np.float32),
+            "visibility": visibility,
+            "source": [SOURCE_TRIANGULATED] * n,
+        })
+        self.summary.faces_written += n
+        self.summary.landmarks_triangulated += int(ok[keep].sum())
+        self._views.append(views[ok[keep]])
+        self._errors.append(error[keep][ok[keep]])
+
+    def _reject(self, frame, person, camera, reason: str, detail: str) -> None:
+        self.summary.rejections[reason] += 1
+        self.rejections_out.write({"sequence": [self.sequence], "stage": [STAGE], "frame": [frame],
+                                   "person": [person], "camera": [camera], "file": [""],
+                                   "reason": [reason], "detail": [detail]})
+
+    def finish(self) -> StageSummary:
+        self.flush()
+        if self._views:
+            self.summary.median_views = float(np.median(np.concatenate(self._views)))
+            self.summary.median_repro_error_px = float(np.median(np.concatenate(self._errors)))
+        return self.summary
+
+
+def selected_frames(bodies_path: str | Path | None, published_faces_path: str | Path | None) -> np.ndarray:
+    """(F,) sorted frame numbers the ingest selected: those of its bodies and faces tables."""
+    frames = [np.zeros(0, np.int64)]
+    for path, table in ((bodies_path, "bodies"), (published_faces_path, "faces3d")):
+        if path is not None and Path(path).is_file():
+            frames.append(read_table(path, table, columns=["frame"]).column("frame").to_numpy().astype(np.int64))
+    return np.unique(np.concatenate(frames))
+
+
+def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_path: str | Path | None,
+                         frames: np.ndarray, backend: LandmarkBackend, out_dir: str | Path,
+                         config: StageConfig = StageConfig(), frame_source: str = "video") -> StageSummary:
+    """Write ``out_dir/faces3d.parquet`` (source=triangulated) and ``out_dir/rejections.parquet``.
+
+    seq_dir: the Panoptic sequence folder (videos, or the synthetic ground truth that the
+    synthetic backend reads); cameras_path / bodies_path: the ingest tables (bodies may be
+    None); frames: (F,) frame numbers to process, in order; frame_source: 'video'
+    (hdVideos) or 'images' (hdImgs) for image-based backends.
+    """
+    start = time.perf_counter()
+    info = load_camera_info(cameras_path)
+    rig, sequence = info.rig, str(read_table(cameras_path, "cameras", columns=["sequence"]).column("sequence")[0])
+    frames = np.asarray(frames, dtype=np.int64)
+    images = _CameraImages(Path(seq_dir), rig.names, frames, frame_source) if backend.needs_images else None
+    bodies = _body_index(bodies_path)
+    out_dir = Path(out_dir)
+    with StreamingTableWriter(out_dir / "faces3d.parquet", "faces3d") as faces_out, \
+            StreamingTableWriter(out_dir / "rejections.parquet", "rejections") as rejections_out:
+        run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, images, faces_out,
+                   rejections_out)
+        for frame in frames.tolist():
+            if run.needs_previous(frame, bodies):
+                run.flush()
+            run.detect_frame(frame, run.priors(frame, bodies))
+            if len(run.pending) >= config.chunk_frames:
+                run.flush()
+        summary = run.finish()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+# ---------------------------------------------------------------------------- cross-check
+
+def _keys(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
+    return frame.astype(np.int64) * 1_000_000 + person.astype(np.int64)
+
+
+def crosscheck_faces3d(published_path: str | Path, triangulated_path: str | Path,
+                       crosscheck_path: str | Path, combined_path: str | Path) -> dict:
+    """Compare published and triangulated faces; write the cross-check and combined tables.
+
+    Cross-check (schemas/faces3d_crosscheck): one row per (frame, person) in either table,
+    with the distance per landmark where both have it. Combined (faces3d): every published
+    row, plus the triangulated rows of (frame, person) the published data lacks: the faces
+    the labels use with ``landmarks3d: both``. Returns summary figures.
+    """
+    pub, tri = load_faces3d(published_path), load_faces3d(triangulated_path)
+    kp, kt = _keys(pub.frame, pub.person), _keys(tri.frame, tri.person)
+    keys = np.union1d(kp, kt)
+    n = len(keys)
+    lm_pub = np.full((n, NUM_LANDMARKS, 3), np.nan)
+    lm_tri = np.full((n, NUM_LANDMARKS, 3), np.nan)
+    lm_pub[np.searchsorted(keys, kp)] = pub.landmarks
+    lm_tri[np.searchsorted(keys, kt)] = tri.landmarks
+    distance = np.linalg.norm(lm_pub - lm_tri, axis=-1)                       # (n, 70), NaN = not both
+    compared = np.isfinite(distance).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # rows with nothing to compare
+        median, p90, worst = (np.nanmedian(distance, axis=1), np.nanpercentile(distance, 90, axis=1),
+                              np.nanmax(distance, axis=1))
+    sequence = pub.sequence[0] if len(pub) else (tri.sequence[0] if len(tri) else "")
+    write_table({"sequence": [sequence] * n, "frame": (keys // 1_000_000).astype(np.int32),
+                 "person": (keys % 1_000_000).astype(np.int32), "in_published": np.isin(keys, kp),
+                 "in_triangulated": np.isin(keys, kt), "distance_cm": distance.astype(np.float32),
+                 "landmarks_compared": compared.astype(np.int16), "median_cm": median.astype(np.float32),
+                 "p90_cm": p90.astype(np.float32), "max_cm": worst.astype(np.float32)},
+                crosscheck_path, "faces3d_crosscheck")
+    published, triangulated = read_table(published_path, "faces3d"), read_table(triangulated_path, "faces3d")
+    fill = triangulated.filter(pa.array(~np.isin(kt, kp)))
+    combined = pa.concat_tables([published, fill]).combine_chunks()
+    order = pc.sort_indices(combined, sort_keys=[("frame", "ascending"), ("person", "ascending")])
+    write_table(combined.take(order), combined_path, "faces3d")
+    both = np.isfinite(distance)
+    return {"faces_published": int(len(kp)), "faces_triangulated": int(len(kt)),
+            "faces_both": int((compared > 0).sum()), "faces_filled_in": int(fill.num_rows),
+            "landmark_distance_cm": {
+                "median": float(np.median(distance[both])) if both.any() else None,
+                "p90": float(np.percentile(distance[both], 90)) if both.any() else None,
+                "p99": float(np.percentile(distance[both], 99)) if both.any() else None}}
+
+
+# ---------------------------------------------------------------------------- backends
+
+def make_backend(config: dict, seq_dir: str | Path, rig: CameraRig) -> LandmarkBackend:
+    """The landmark backend a resolved config names (``detect.backend``)."""
+    d = config["detect"]
+    if d["backend"] == "synthetic":
+        from annotate.detect.synthetic import SyntheticDetector, SyntheticDetectorConfig
+
+        return SyntheticDetector(seq_dir, rig, SyntheticDetectorConfig(**d["synthetic"]))
+    if d["backend"] == "fan":
+        from annotate.detect.fan import FanConfig, FanDetector
+
+        return FanDetector(FanConfig(**d["fan"]))
+    if d["backend"] == "dlib":
+        from annotate.detect.dlib68 import DlibConfig, DlibDetector
+
+        return DlibDetector(DlibConfig(**d["dlib"]))
+    raise ValueError(f"unknown detect.backend {d['backend']!r} (synthetic, fan, dlib)")

@@ -1,0 +1,93 @@
+"""The image backends on real pixels: dlib on a photograph, FAN through its real loading path."""
+import numpy as np
+import pytest
+
+from annotate.detect.base import ViewInput
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return skimage_data.astronaut()                               # (512, 512, 3) RGB photograph
+
+
+def test_dlib_finds_the_astronauts_face_with_plausible_landmarks(astronaut):
+    from annotate.detect.dlib68 import DlibDetector
+
+    dlib68 = DlibDetector()
+    faces = dlib68.detect(ViewInput(0, 0, astronaut, np.zeros((0, 4))))
+    assert len(faces) >= 1
+    best = int(np.argmax(faces.confidence[:, 0]))
+    pts, box = faces.points_px[best], faces.boxes_px[best]
+    # The face: upper middle of the photograph (her face spans about x 170-270, y 60-180).
+    centre = 0.5 * (box[:2] + box[2:])
+    assert 170 < centre[0] < 270 and 60 < centre[1] < 180
+    eyes_y, nose, mouth_y = pts[36:48, 1].mean(), pts[30], pts[48:60, 1].mean()
+    assert eyes_y < nose[1] < mouth_y
+    assert pts[36:42, 0].mean() < pts[42:48, 0].mean()            # subject's right eye on the image left
+    size = box[2:] - box[:2]
+    assert ((pts >= box[:2] - 0.3 * size) & (pts <= box[2:] + 0.3 * size)).all()
+    # Searching only a head box around the face finds the same landmarks.
+    again = dlib68.detect(ViewInput(0, 0, astronaut, (box + np.r_[-size, size] * 0.5)[None]))
+    assert np.abs(again.points_px[int(np.argmax(again.confidence[:, 0]))] - pts).max() < 3
+
+
+def test_fan_without_weights_says_where_to_put_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    from annotate.detect.fan import FAN_URL, FanDetector
+
+    with pytest.raises(FileNotFoundError) as err:
+        FanDetector()
+    message = str(err.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "2DFAN4-11f355bf06.pth.tar") in message
+    assert FAN_URL in message and "TORCH_HOME" in message
+
+
+def test_fan_loads_a_checkpoint_and_runs_on_an_image(tmp_path, monkeypatch, astronaut):
+    """The real path: the checkpoint file face-alignment loads, its network, crops, decoding.
+
+    The weights are random (made here), so the landmarks are meaningless; what is checked is
+    that the file is found and loaded, and that the output has the promised form.
+    """
+    import torch
+    from face_alignment.models import FAN
+
+    from annotate.detect.fan import FanDetector, crop_frames, fan_checkpoint_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(0)
+    path = fan_checkpoint_path()
+    path.parent.mkdir(parents=True)
+    torch.save(FAN(4).state_dict(), path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        head = np.array([[140.0, 40.0, 300.0, 200.0]])
+        faces = FanDetector().detect(ViewInput(0, 0, astronaut, head))
+    finally:
+        torch.set_num_threads(threads)
+    assert faces.points_px.shape == (1, 68, 2) and faces.confidence.shape == (1, 68)
+    assert np.isfinite(faces.points_px).all() and np.isfinite(faces.confidence).all()
+    # Points come from the crop around the face box (its side is 200 * scale px).
+    centre, scale = crop_frames(faces.boxes_px)
+    assert (np.abs(faces.points_px[0] - centre[0]) <= 100.0 * scale[0] + 1).all()
+
+
+def test_fan_heatmap_decoding_inverts_face_alignments_crop():
+    """A dot drawn in the image, cropped the way face-alignment crops, lands in a heatmap
+    cell that decodes back to the dot (within a heatmap cell)."""
+    from face_alignment.utils import crop
+
+    from annotate.detect.fan import crop_frames, decode_heatmaps
+
+    image = np.zeros((480, 640, 3), np.uint8)
+    dot = np.array([331.0, 212.0])
+    image[int(dot[1]) - 1:int(dot[1]) + 2, int(dot[0]) - 1:int(dot[0]) + 2] = 255
+    box = np.array([[260.0, 150.0, 400.0, 300.0]])
+    centre, scale = crop_frames(box)
+    patch = crop(image, centre[0], scale[0]).astype(np.float32).mean(-1)          # (256, 256)
+    heat = patch.reshape(64, 4, 64, 4).mean(axis=(1, 3))                         # 64 x 64 cells
+    points, peak = decode_heatmaps(np.repeat(heat[None, None], 68, axis=1), centre, scale)
+    cell = 200.0 * scale[0] / 64
+    assert np.abs(points[0, 0] - dot).max() < cell and peak[0, 0] > 0
