@@ -22,6 +22,17 @@ def label_outputs():
     return expand(f"{RESULTS}/{{sequence}}/labels/labels.parquet", sequence=SEQUENCES)
 
 
+DATASET = f"{RESULTS}/dataset"
+
+
+def dataset_outputs():
+    """The dataset card and every enabled export (pipelines/dataset.smk)."""
+    from annotate.datasets.stage import enabled_exports, export_folder
+
+    exports = [f"{DATASET}/exports/{export_folder(e)}" for e in enabled_exports(CFG)]
+    return [f"{DATASET}/card.json", f"{DATASET}/card.md", *exports]
+
+
 # The faces3d table the head model and the labels use (config landmarks3d).
 FACES3D_FOR_LABELS = {"published": "ingest/faces3d.parquet", "triangulated": "triangulate/faces3d.parquet",
                       "both": "triangulate/faces3d_combined.parquet"}[CFG["landmarks3d"]]

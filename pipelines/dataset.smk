@@ -1,14 +1,7 @@
 # Training dataset: plan (which views), per-sequence crops into shards, card, exports.
 # Layout of results/dataset/: annotate/datasets/stage.py (and README, "Dataset").
-from annotate.datasets.stage import enabled_exports, export_folder
-
-DATASET = f"{RESULTS}/dataset"
-
-
-def dataset_outputs():
-    """The card and every enabled export."""
-    exports = [f"{DATASET}/exports/{export_folder(e)}" for e in enabled_exports(CFG)]
-    return [f"{DATASET}/card.json", f"{DATASET}/card.md", *exports]
+# DATASET and dataset_outputs() are in common.smk. The dataset config is a param of every
+# rule, so changing it reruns them (the per-camera fingerprints then decide what to redo).
 
 
 rule dataset_plan:
@@ -17,6 +10,8 @@ rule dataset_plan:
     output:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",
+    params:
+        dataset=CFG["dataset"],
     log:
         f"{RESULTS}/logs/dataset/plan.log",
     conda:
@@ -34,6 +29,8 @@ rule dataset_shards:
     output:
         summary=f"{DATASET}/parts/{{sequence}}.json",
         rejections=f"{DATASET}/parts/{{sequence}}-rejections.parquet",
+    params:
+        dataset=CFG["dataset"],
     log:
         f"{RESULTS}/logs/dataset/shards_{{sequence}}.log",
     threads: 2
@@ -53,6 +50,8 @@ rule dataset_card:
         markdown=f"{DATASET}/card.md",
         index=f"{DATASET}/index.json",
         rejections=f"{DATASET}/rejections.parquet",
+    params:
+        dataset=CFG["dataset"],
     log:
         f"{RESULTS}/logs/dataset/card.log",
     conda:
@@ -68,6 +67,8 @@ rule dataset_export:
         directory(f"{DATASET}/exports/{{export}}"),
     wildcard_constraints:
         export="whenet|300wlp|coco",
+    params:
+        dataset=CFG["dataset"],
     log:
         f"{RESULTS}/logs/dataset/export_{{export}}.log",
     conda:

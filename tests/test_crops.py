@@ -75,6 +75,11 @@ def test_yuv_planes_crop_equals_rgb_crop():
     # And through JPEG straight from the planes (limited range stretched to JPEG's full range).
     decoded = decode_jpeg_rgb(encode_jpeg_yuv420(y, u, v, 95))
     assert np.abs(decoded.astype(int) - direct).mean() < 4.0
+    # The stage's path: range stretched on the (smaller) source window, then resized.
+    planes_full = crop_yuv420(rgb_to_i420_planes(rgb), A, spec, to_full_range=True)
+    decoded_full = decode_jpeg_rgb(encode_jpeg_yuv420(*planes_full, quality=95, full_range=True))
+    assert np.abs(decoded_full.astype(int) - direct).mean() < 4.0
+    assert np.abs(decoded_full.astype(int) - decoded).mean() < 1.5
 
 
 def test_padding_outside_the_image_and_fraction_inside():

@@ -44,6 +44,26 @@ def test_workflow_builds_labels_from_the_synthetic_sequence(workflow_run):
     assert (res / "logs" / "label" / "synth_000.log").read_text().strip()
 
 
+def test_workflow_builds_the_dataset_card_and_exports(workflow_run):
+    import json
+
+    ds = workflow_run / "results" / "dataset"
+    card = json.loads((ds / "card.json").read_text())
+    index = json.loads((ds / "index.json").read_text())
+    labels = pq.read_table(workflow_run / "results" / "synth_000" / "labels" / "labels.parquet",
+                           columns=["reject_reason"]).column("reject_reason").to_pylist()
+    assert card["samples"] == sum(s["rows"] for s in index["shards"]) == labels.count("") > 0
+    for shard in index["shards"]:
+        assert pq.read_schema(ds / shard["path"]).metadata[b"schema_name"] == b"samples"
+    assert (ds / "card.md").is_file() and (ds / "rejections.parquet").is_file()
+    splits = list(card["splits"])
+    assert sum((ds / "exports" / "whenet" / f"{s}.txt").read_text().count("\n") for s in splits) == card["samples"]
+    assert all((ds / "exports" / "300wlp" / f"{s}_filenames.txt").is_file() for s in splits)
+    coco = json.loads((ds / "exports" / "coco" / f"{splits[0]}.json").read_text())
+    assert coco["annotations"] and all((ds / "frames" / i["file_name"]).is_file() for i in coco["images"])
+    assert (workflow_run / "results" / "logs" / "dataset" / "shards_synth_000.log").read_text().strip()
+
+
 def test_second_run_has_nothing_to_do(workflow_run):
     run = snakemake(workflow_run, "--configfile", str(workflow_run / "tiny.yaml"), "--cores", "2", "-n")
     assert run.returncode == 0

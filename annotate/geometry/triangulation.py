@@ -272,12 +272,14 @@ def weighted_dlt(obs: Observations, weight: np.ndarray, iterations: int = 3) -> 
     b0, b1, b2, c = n[:, 0, 3], n[:, 1, 3], n[:, 2, 3], n[:, 3, 3]
     lam = np.zeros(obs.num_points)
     X = np.zeros((3, obs.num_points))
-    for _ in range(iterations + 1):
-        X = _solve_symmetric3(a00 - lam, a01, a02, a11 - lam, a12, a22 - lam, -b0, -b1, -b2)
-        x0, x1, x2 = X
-        quad = (a00 * x0 * x0 + a11 * x1 * x1 + a22 * x2 * x2
-                + 2.0 * (a01 * x0 * x1 + a02 * x0 * x2 + a12 * x1 * x2 + b0 * x0 + b1 * x1 + b2 * x2) + c)
-        lam = quad / (x0 * x0 + x1 * x1 + x2 * x2 + 1.0)
+    # Points without two views have singular systems; they overflow here and are masked below.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for _ in range(iterations + 1):
+            X = _solve_symmetric3(a00 - lam, a01, a02, a11 - lam, a12, a22 - lam, -b0, -b1, -b2)
+            x0, x1, x2 = X
+            quad = (a00 * x0 * x0 + a11 * x1 * x1 + a22 * x2 * x2
+                    + 2.0 * (a01 * x0 * x1 + a02 * x0 * x2 + a12 * x1 * x2 + b0 * x0 + b1 * x1 + b2 * x2) + c)
+            lam = quad / (x0 * x0 + x1 * x1 + x2 * x2 + 1.0)
     enough = obs.sum_per_point((weight > 0).astype(np.float64)) >= 2
     return np.where(enough & np.isfinite(X).all(axis=0), X, np.nan)
 

@@ -170,41 +170,57 @@ def model_landmarks_world(landmarks_head: np.ndarray, R_world_head: np.ndarray,
 class LandmarkViews:
     """M landmark sets (L points each) as C cameras see them; arrays (C, M, L).
 
-    x, y, z: camera coordinates, cm. u, v: full-frame pixels, lens distortion applied
-    (OpenCV convention: pixel (col, row) is centred on (u, v) = (col, row)); NaN behind the
-    camera or beyond the lens model's monotonic radius, where a projection folds back into
-    the image and means nothing. inside: in front of the camera, within the lens model and
-    u, v within [-0.5, size - 0.5), i.e. on one of the image's pixels.
+    u, v: float32 full-frame pixels, lens distortion applied (OpenCV convention: pixel
+    (col, row) is centred on (u, v) = (col, row)); NaN behind the camera or beyond the lens
+    model's monotonic radius, where a projection folds back into the image and means
+    nothing. inside: in front of the camera, within the lens model and u, v within
+    [-0.5, size - 0.5), i.e. on one of the image's pixels (decided in float64).
     """
 
-    x: np.ndarray
-    y: np.ndarray
-    z: np.ndarray
     u: np.ndarray
     v: np.ndarray
     inside: np.ndarray
 
     def pixels(self) -> np.ndarray:
-        """(C, M, L, 2) float ``(u, v)``."""
+        """(C, M, L, 2) float32 ``(u, v)``."""
         return np.stack([self.u, self.v], axis=-1)
 
 
 def project_landmarks(rig: CameraRig, landmarks_world: np.ndarray) -> LandmarkViews:
-    """Project (M, L, 3) world landmarks (cm, NaN = none) into every camera of ``rig``."""
+    """Project (M, L, 3) world landmarks (cm, NaN = none) into every camera of ``rig``.
+
+    Cameras go in blocks of about PROJECT_BLOCK points, so the float64 temporaries of the
+    projection stay a few MB whatever M is.
+    """
     lm = np.asarray(landmarks_world, dtype=np.float64)
-    M, L = lm.shape[:2]
+    C, (M, L) = len(rig), lm.shape[:2]
+    u = np.empty((C, M, L), np.float32)
+    v = np.empty((C, M, L), np.float32)
+    inside = np.empty((C, M, L), bool)
+    points = lm.reshape(-1, 3).T                                                # (3, M*L)
+    step = max(1, PROJECT_BLOCK // max(1, M * L))
+    for c0 in range(0, C, step):
+        cams = slice(c0, min(C, c0 + step))
+        u[cams], v[cams], inside[cams] = _project_block(rig.subset(range(cams.start, cams.stop)), points, M, L)
+    return LandmarkViews(u, v, inside)
+
+
+PROJECT_BLOCK = 1 << 17
+
+
+def _project_block(rig: CameraRig, points: np.ndarray, M: int, L: int):
+    """u, v (NaN where unusable) and inside, each (C, M, L), for points (3, M*L) world."""
     # Planar (C, 3, M*L) camera coordinates: project_camera_xyz is fastest on planar arrays.
-    xyz = np.einsum("cij,nj->cin", rig.R_cam_world, lm.reshape(-1, 3)) + rig.t_cam_world[:, :, None]
+    # One (3C, 3) x (3, M*L) product: several times faster than einsum or a batched matmul.
+    xyz = (rig.R_cam_world.reshape(-1, 3) @ points).reshape(len(rig), 3, -1)
+    xyz += rig.t_cam_world[:, :, None]
     x, y, z = (xyz[:, i].reshape(-1, M, L) for i in range(3))
     u, v = project_camera_xyz(x, y, z, rig.K[:, None, None], rig.dist[:, None, None])
-    front = z > 1e-6                                                       # False for NaN
     with np.errstate(invalid="ignore", divide="ignore"):
         r2 = (x * x + y * y) / (z * z)
-    usable = front & (r2 <= max_monotonic_radius2(rig.dist)[:, None, None])
-    u = np.where(usable, u, np.nan)
-    v = np.where(usable, v, np.nan)
+    usable = (z > 1e-6) & (r2 <= max_monotonic_radius2(rig.dist)[:, None, None])   # False for NaN
     w = rig.image_size[:, 0, None, None] - 0.5
     h = rig.image_size[:, 1, None, None] - 0.5
     with np.errstate(invalid="ignore"):
-        inside = (u >= -0.5) & (u < w) & (v >= -0.5) & (v < h)            # False for NaN
-    return LandmarkViews(x, y, z, u, v, inside)
+        inside = usable & (u >= -0.5) & (u < w) & (v >= -0.5) & (v < h)
+    return np.where(usable, u, np.nan), np.where(usable, v, np.nan), inside

@@ -152,7 +152,7 @@ def landmark_labels(model: HeadModel, rig: CameraRig, fits: HeadFits, frames: np
     heads = HeadPoses.one_mesh(fits.R_world_head, fits.t_world_head, fits.scale, fits.ok, frames)
     if caster is None:
         code = untested_codes(views.inside, heads.ok)
-        visibility = LandmarkVisibility(code, np.full(code.shape, -1, dtype=np.int64))
+        visibility = LandmarkVisibility(code, np.full(code.shape, -1, dtype=np.int32))
     else:
         visibility = landmark_visibility(rig, caster, heads, fitted_world, views)
     observed = project_landmarks(rig, observed_world)

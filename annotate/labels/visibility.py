@@ -74,7 +74,7 @@ class HeadPoses:
 
 @dataclass(frozen=True)
 class LandmarkVisibility:
-    """code: (C, M, L) uint8 (module docstring). occluder: (C, M, L) int64 index of the
+    """code: (C, M, L) uint8 (module docstring). occluder: (C, M, L) int32 index of the
     nearest other head hiding the landmark, -1 unless code is OCCLUDED_BY_OTHER."""
 
     code: np.ndarray
@@ -101,24 +101,26 @@ def landmark_visibility(rig: CameraRig, caster: HeadFrameCaster, heads: HeadPose
     lm = np.asarray(landmarks_world, dtype=np.float64)
     views = project_landmarks(rig, lm) if views is None else views
     code = untested_codes(views.inside, heads.ok)
-    occluder = np.full(code.shape, -1, dtype=np.int64)
+    occluder = np.full(code.shape, -1, dtype=np.int32)
     test = code == NOT_TESTED
     if not test.any():
         return LandmarkVisibility(code, occluder)
     origins_head, targets_head = _camera_and_landmarks_in_head_frames(heads, rig.centres_world, lm)
 
     # 1. Own head: the segment from the camera to the landmark, in the landmark's own head
-    # frame (head-frame length x scale = world length), shortened by the tolerance.
-    segment = targets_head[None] - origins_head[:, :, None]                  # (C, M, L, 3)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        length = heads.scale[None, :, None] * np.sqrt(np.einsum("cmli,cmli->cml", segment, segment))
-        keep = np.maximum(length - tolerance_cm, 0.0) / length
-    segments = np.empty(code.shape + (6,), dtype=np.float32)                 # one mask below
+    # frame (head-frame length x scale = world length), shortened by the tolerance. Built
+    # in float32, open3d's precision, for the whole (C, M, L) block, then compacted.
+    segments = np.empty(code.shape + (6,), dtype=np.float32)
+    vector = segments[..., 3:]
     segments[..., :3] = origins_head[:, :, None]
-    np.multiply(segment, keep[..., None], out=segments[..., 3:], casting="same_kind")
-    mesh = np.broadcast_to(heads.mesh_index[None, :, None], code.shape)
-    self_hidden = caster.occluded(segments[test], mesh[test] if len(caster) > 1 else 0)
-    code[test] = np.where(self_hidden, SELF_OCCLUDED, VISIBLE)
+    np.subtract(targets_head.astype(np.float32)[None], segments[..., :3], out=vector)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        length = heads.scale.astype(np.float32)[None, :, None] * np.sqrt(np.einsum("cmli,cmli->cml", vector, vector))
+        vector *= (np.maximum(length - np.float32(tolerance_cm), 0.0) / length)[..., None]
+    tested = np.flatnonzero(test)
+    mesh = heads.mesh_index[np.unravel_index(tested, code.shape)[1]] if len(caster) > 1 else 0
+    self_hidden = caster.occluded(np.compress(test.ravel(), segments.reshape(-1, 6), axis=0), mesh)
+    code.reshape(-1)[tested] = np.where(self_hidden, SELF_OCCLUDED, VISIBLE)
 
     # 2. Other heads of the same frame, for the landmarks the own head lets through.
     c, m, l, q, direction, distance = _other_head_candidates(rig, heads, code == VISIBLE, lm, tolerance_cm,

@@ -132,7 +132,7 @@ def colour_jitter(image: np.ndarray, brightness: float, contrast: float, saturat
     M = colour_matrix(brightness, saturation, hue_deg)
     mean_rgb = np.asarray(cv2.mean(image)[:3])
     grey = float(_RGB_TO_YIQ[0] @ (M @ mean_rgb))
-    affine = np.hstack([contrast * M, np.full((3, 1), (1.0 - contrast) * grey + 0.5)])
+    affine = np.hstack([contrast * M, np.full((3, 1), (1.0 - contrast) * grey)])   # cv2 rounds
     return cv2.transform(image, affine)
 
 

@@ -20,6 +20,7 @@ the network input (x / W, y / H), NaN when unknown; ``visible`` (B, 70) float32 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
 import numpy as np

@@ -138,6 +138,32 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> 
     return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup_steps, span) / span))
 
 
+TARGET_KEYS = ("euler_deg", "R", "landmarks", "visible")
+
+
+def forward_loss(net, criterion, batch: dict, dev: torch.device, amp: str, channels_last: bool):
+    """One batch to the device (uint8 images normalised there), forward under autocast, loss.
+
+    Returns ``(loss, parts)`` as the criterion does.
+    """
+    images = normalize_images(batch["image"].to(dev, non_blocking=True), channels_last)
+    targets = {k: batch[k].to(dev, non_blocking=True) for k in TARGET_KEYS}
+    with autocast_for(dev, amp):
+        out = net(images)
+    return criterion(out, targets)
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer, scaler, grad_clip: float | None) -> None:
+    """Backward (scaled for fp16), optional gradient-norm clipping, optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+
+
 class RunLog:
     """Prints (rank 0) and appends to run_dir/log.txt."""
 
@@ -384,24 +410,14 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
         while st.step < total_steps:
             sampler.set_epoch(st.epoch, start=st.epoch_batches * data["batch_size"])
             for batch in loader:
-                images = normalize_images(batch["image"].to(dev, non_blocking=True), channels_last)
-                targets = {k: batch[k].to(dev, non_blocking=True) for k in ("euler_deg", "R", "landmarks", "visible")}
-                with autocast_for(dev, amp):
-                    out = net(images)
-                loss, parts = criterion(out, targets)
+                loss, parts = forward_loss(net, criterion, batch, dev, amp, channels_last)
                 if not _all_finite(loss, info):
                     raise NonFiniteLossError(
                         f"loss is {loss.item()} at epoch {st.epoch}, step {st.step + 1} "
                         f"(parts: {', '.join(f'{k}={float(v):.4g}' for k, v in parts.items())}); stopped. "
                         f"Last good checkpoint: {run_dir / 'checkpoints' / 'last.pt'} (step <= {st.step}). "
                         f"Lower optim.lr, set optim.grad_clip, or check the labels.")
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg["optim"]["grad_clip"]:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["optim"]["grad_clip"])
-                scaler.step(optimizer)
-                scaler.update()
+                optimizer_step(loss, model, optimizer, scaler, cfg["optim"]["grad_clip"])
                 scheduler.step()
                 st.step += 1
                 st.epoch_batches += 1
