@@ -28,5 +28,5 @@ rule all:
         label_outputs(),
         triangulate_outputs(),
         dataset_outputs(),
-        train_outputs(),
+        TRAIN_OUTPUTS,
     default_target: True

@@ -1,24 +1,26 @@
 # The bundled trainer on the dataset's shards, then its evaluation beside the constant baseline.
-#   snakemake train          train + evaluate only (also part of rule all unless train.in_default_run is false)
+#   snakemake train    train on the train split (validating on val), evaluate on train.eval_split;
+#                      rule all includes it only with train.in_default_run: true
+import os
+
 TRAIN_RUN = f"{RESULTS}/train/{CFG['train']['name']}"
-
-
-def train_outputs():
-    """What rule all asks of the trainer (nothing unless train.in_default_run)."""
-    if not CFG["train"]["in_default_run"]:
-        return []
-    return [f"{TRAIN_RUN}/evaluation/report.txt"]
+# A relative train config is looked up in the working directory, then beside the Snakefile.
+TRAIN_CONFIG = CFG["train"]["config"]
+if not os.path.isabs(TRAIN_CONFIG) and not os.path.exists(TRAIN_CONFIG):
+    TRAIN_CONFIG = os.path.join(workflow.basedir, TRAIN_CONFIG)
+# What rule all asks of the trainer: nothing unless train.in_default_run.
+TRAIN_OUTPUTS = [f"{TRAIN_RUN}/evaluation/report.txt"] if CFG["train"]["in_default_run"] else []
 
 
 rule train_model:
     input:
         index=f"{DATASET}/index.json",
-        config=CFG["train"]["config"],
+        config=TRAIN_CONFIG,
     output:
         summary=f"{TRAIN_RUN}/summary.json",
     params:
-        run_dir=TRAIN_RUN,
-        dataset=DATASET,
+        run_dir=lambda w, output: os.path.dirname(output.summary),
+        dataset=lambda w, input: os.path.dirname(input.index),
     log:
         f"{RESULTS}/logs/train/{CFG['train']['name']}.log",
     threads: 2
@@ -36,10 +38,10 @@ rule evaluate_model:
         report=f"{TRAIN_RUN}/evaluation/report.txt",
         metrics=f"{TRAIN_RUN}/evaluation/metrics.json",
     params:
-        checkpoint=f"{TRAIN_RUN}/checkpoints/last.pt",
-        dataset=DATASET,
+        checkpoint=lambda w, input: os.path.join(os.path.dirname(input.summary), "checkpoints", "last.pt"),
+        dataset=lambda w, input: os.path.dirname(input.index),
         split=CFG["train"]["eval_split"],
-        out=f"{TRAIN_RUN}/evaluation",
+        out=lambda w, output: os.path.dirname(output.report),
     log:
         f"{RESULTS}/logs/train/{CFG['train']['name']}_evaluate.log",
     threads: 2
