@@ -47,12 +47,12 @@ def test_synthetic_noise_misses_and_outliers(sequence):
     again = {v: det.detect(ViewInput(*v, None, NO_BOXES)) for v in reversed(views)}
     for v in views:          # per-view streams: the order of the calls does not matter
         assert np.array_equal(first[v].points_px, again[v].points_px, equal_nan=True)
-    full = SyntheticDetector(seq, rig, SyntheticDetectorConfig(miss_fraction=0.0))
+    full = det.with_config(SyntheticDetectorConfig(miss_fraction=0.0))
     n_full = sum(len(full.detect(ViewInput(*v, None, NO_BOXES))) for v in views)
     assert 0.55 < sum(len(f) for f in first.values()) / n_full < 0.85
     # Every point an outlier: all inside their face's box, none where the face is.
-    clean = SyntheticDetector(seq, rig, SyntheticDetectorConfig(sigma_px=0.0, miss_fraction=0.0, outlier_fraction=0.0))
-    wild = SyntheticDetector(seq, rig, SyntheticDetectorConfig(sigma_px=0.0, miss_fraction=0.0, outlier_fraction=1.0))
+    clean = det.with_config(SyntheticDetectorConfig(sigma_px=0.0, miss_fraction=0.0, outlier_fraction=0.0))
+    wild = det.with_config(SyntheticDetectorConfig(sigma_px=0.0, miss_fraction=0.0, outlier_fraction=1.0))
     for v in views:
         a, b = clean.detect(ViewInput(*v, None, NO_BOXES)), wild.detect(ViewInput(*v, None, NO_BOXES))
         ok = np.isfinite(b.points_px[..., 0])

@@ -106,3 +106,42 @@ def test_workflow_labels_use_the_triangulated_faces(tmp_path):
     assert (res / "triangulate" / "faces3d.parquet").is_file()
     assert "faces3d_combined.parquet" in (tmp_path / "results" / "logs" / "label" / "synth_000.log").read_text() \
         or fits.landmarks_source.isin(["published", "triangulated"]).all()
+
+
+class ImageProbe:
+    """A backend that needs images and finds no face: records what the stage hands it."""
+
+    name = "probe"
+    needs_images = True
+
+    def __init__(self):
+        self.seen = {}
+
+    def detect(self, view):
+        from annotate.detect.base import FaceDetections
+
+        self.seen[(view.frame, view.camera)] = view.image.copy()
+        return FaceDetections.empty(68)
+
+
+def test_image_backends_get_frame_k_of_each_video_and_missing_videos_are_recorded(tmp_path):
+    from annotate.labels.triangulate_stage import triangulate_sequence
+    from annotate.media.video import iter_camera_frames
+
+    cfg = resolve_config({"synthetic": {"num_frames": 3, "num_cameras": 3, "num_people": 2,
+                                        "image_size": [320, 180], "render_video": True}})
+    seq = run_synth(cfg, tmp_path / "seq", "synth_000")
+    run_ingest(cfg, tmp_path / "seq", "synth_000", tmp_path / "ingest")
+    (seq / "hdVideos" / "hd_00_02.mp4").unlink()                        # camera 00_02 has no video
+    probe = ImageProbe()
+    summary = triangulate_sequence(seq, tmp_path / "ingest" / "cameras.parquet", tmp_path / "ingest" / "bodies.parquet",
+                                   np.array([0, 2]), probe, tmp_path / "out")
+    assert sorted(probe.seen) == [(0, 0), (0, 1), (2, 0), (2, 1)]
+    for camera in (0, 1):
+        decoded = {f.index: f.rgb() for f in iter_camera_frames(seq, f"00_0{camera}", [0, 2])}
+        for frame in (0, 2):
+            assert np.array_equal(probe.seen[(frame, camera)], decoded[frame])
+    rejections = pq.read_table(tmp_path / "out" / "rejections.parquet").to_pandas()
+    missing = rejections[rejections.reason == "missing_video"]
+    assert sorted(missing.frame) == [0, 2] and set(missing.camera) == {"00_02"}
+    assert summary.faces_written == 0 and summary.rejections["too_few_landmarks"] == 2 * 2

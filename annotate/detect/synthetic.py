@@ -70,6 +70,14 @@ class SyntheticDetector:
         self._caster = None
         self._visible: dict[int, np.ndarray] = {}
 
+    def with_config(self, config: SyntheticDetectorConfig) -> "SyntheticDetector":
+        """The same sequence with other noise settings, sharing the loaded ground truth and
+        the ray-cast visibility (the expensive part)."""
+        other = object.__new__(SyntheticDetector)
+        other.__dict__.update(self.__dict__)
+        other.config = config
+        return other
+
     def _visibility(self, k: int) -> np.ndarray:
         """(C, P, 70) bool for frame index k: the generator's rule (``landmark_views``).
 

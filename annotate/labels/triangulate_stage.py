@@ -22,7 +22,8 @@ and writes the combined table the labels then use.
 
 Rejection reason codes of this stage (rejections table, stage ``triangulate``):
 ``unassociated_face``, ``too_few_landmarks``, and the video reader's codes
-(``annotate.media.video``) for views whose image could not be read.
+(``annotate.media.video``: missing_video, unreadable_video, corrupt_video,
+video_too_short, missing_image, unreadable_image) for views whose image could not be read.
 """
 from __future__ import annotations
 
@@ -81,7 +82,9 @@ class StageSummary:
     def as_dict(self) -> dict:
         return {"frames": self.frames, "faces_written": self.faces_written, "detections": self.detections,
                 "associated": self.associated, "landmarks_triangulated": self.landmarks_triangulated,
-                "median_views": self.median_views, "median_repro_error_px": self.median_repro_error_px,
+                # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
+                "median_views": None if np.isnan(self.median_views) else self.median_views,
+                "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
                 "rejections": dict(self.rejections), "seconds": round(self.seconds, 3)}
 
     def __str__(self) -> str:
@@ -118,24 +121,38 @@ def _body_index(bodies_path: str | Path | None) -> _FramePriors:
 
 
 class _CameraImages:
-    """Sequential frames of every camera's video (one decoder each), pulled frame by frame."""
+    """Every camera's frames, pulled frame by frame: one sequential decoder per video
+    (``annotate.media.video``), or one JPEG per frame from hdImgs. ``reason`` says why the
+    last missing image is missing (a rejection reason code of the video reader)."""
 
     def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
         from annotate.media.video import iter_camera_frames
 
-        self._iters = [iter_camera_frames(seq_dir, name, frames, source=source) for name in cameras]
+        self.seq_dir, self.cameras, self.source = seq_dir, cameras, source
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source=source) for name in cameras] \
+            if source == "video" else []
         self._next: list = [None] * len(cameras)
         self._done = [False] * len(cameras)
+        self.reason: dict[int, str] = {}
 
     def image(self, camera: int, frame: int) -> np.ndarray | None:
-        """(H, W, 3) RGB of ``frame``; None when the video does not have it (ended or failed)."""
-        from annotate.media.video import VideoError
+        """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``reason``)."""
+        from annotate.media.video import VIDEO_TOO_SHORT, VideoError, camera_image_dir, read_image_frame
 
+        if self.source == "images":
+            name = self.cameras[camera]
+            try:
+                return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
+            except VideoError as err:
+                self.reason[camera] = err.reason
+                return None
         while not self._done[camera] and (self._next[camera] is None or self._next[camera].index < frame):
             try:
                 self._next[camera] = next(self._iters[camera])
-            except (StopIteration, VideoError):
-                self._done[camera] = True
+            except StopIteration:
+                self._done[camera], self.reason[camera] = True, VIDEO_TOO_SHORT
+            except VideoError as err:
+                self._done[camera], self.reason[camera] = True, err.reason
         got = self._next[camera]
         return got.rgb() if got is not None and got.index == frame else None
 
@@ -146,12 +163,13 @@ class _CameraImages:
 class FrameViews:
     """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
     confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
-    the view) of faces nobody claimed."""
+    the view) of faces nobody claimed; no_image: cameras skipped for want of an image."""
 
     points_px: np.ndarray
     confidence: np.ndarray
     detections: int
     unassociated: list
+    no_image: list
 
 
 def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
@@ -166,10 +184,11 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
     conf = np.zeros((C, P, NUM_LANDMARKS))
     boxes = head_boxes_px(rig, priors)                                       # (C, P, 4)
     anchors_px, centre_px, radius_px = project_priors(rig, priors)
-    detections, unassociated = 0, []
+    detections, unassociated, no_image = 0, [], []
     for c in range(C):
         image = image_of(c, frame) if image_of is not None else None
         if backend.needs_images and image is None:
+            no_image.append(c)
             continue
         faces = backend.detect(ViewInput(frame, c, image, boxes[c][np.isfinite(boxes[c]).all(axis=1)])).to_face70()
         owner = associate_view(faces, anchors_px[c], centre_px[c], radius_px[c], max_cost)
@@ -178,7 +197,7 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
         mine = owner >= 0
         points[c, owner[mine]] = faces.points_px[mine]
         conf[c, owner[mine]] = faces.confidence[mine]
-    return FrameViews(points, conf, detections, unassociated)
+    return FrameViews(points, conf, detections, unassociated, no_image)
 
 
 @dataclass
@@ -240,6 +259,9 @@ class _Run:
             self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE,
                          f"face {d} of {n} is farther than {self.config.association_max_cost} "
                          f"head radii from every person's head prior")
+        for camera in views.no_image:
+            self._reject(frame, None, self.rig.names[camera], self.images.reason.get(camera, "missing_image"),
+                         f"no {self.images.source} frame {frame} for camera {self.rig.names[camera]}: view skipped")
         self.pending.frames.append((frame, priors.person))
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
@@ -258,7 +280,9 @@ class _Run:
             start = sl.stop
             self._write_frame(frame, person, tri.points_world[sl], tri.repro_error_px[sl], tri.inliers[sl],
                               tri.confidence[sl])
-            self.previous = (person, tri.points_world[sl])
+            # People followed into the next frame: those with a face this frame.
+            found = np.isfinite(tri.points_world[sl]).all(-1).sum(-1) >= self.config.min_landmarks
+            self.previous = (person[found], tri.points_world[sl][found])
         self.pending = _Pending()
 
     def _write_frame(self, frame: int, person: np.ndarray, landmarks: np.ndarray, error: np.ndarray,

@@ -254,18 +254,33 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
+def worker_context():
+    """The multiprocessing context of the loader workers: a fork server.
+
+    Plain ``fork`` copies the training process with its thread pools (OpenMP, OpenCV's)
+    mid-flight, and a worker forked after the main process has used them can deadlock.
+    The fork server is a clean process that imports this module once; workers fork from it
+    in milliseconds.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 def make_loader(dataset: Dataset, batch_size: int, sampler: Sampler | None = None, num_workers: int = 0,
                 drop_last: bool = False, pin_memory: bool = False, seed: int = 0) -> DataLoader:
-    """A DataLoader with this module's collate; persistent workers when there are any.
+    """A DataLoader with this module's collate; persistent fork-server workers when there are any.
 
     It has its own generator: starting an epoch must not draw from the global torch RNG, or
     a resumed run would draw different dropout masks than an uninterrupted one.
     """
+    workers = {"worker_init_fn": _worker_init, "persistent_workers": True, "prefetch_factor": 4,
+               "multiprocessing_context": worker_context()} if num_workers else {}
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate, drop_last=drop_last, pin_memory=pin_memory,
-                      worker_init_fn=_worker_init if num_workers else None,
-                      persistent_workers=num_workers > 0, prefetch_factor=4 if num_workers else None,
-                      generator=torch.Generator().manual_seed(seed))
+                      generator=torch.Generator().manual_seed(seed), **workers)
 
 
 def expand_shard_paths(entries: Sequence[str | Path]) -> list[Path]:

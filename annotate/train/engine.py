@@ -244,11 +244,15 @@ class TrainState:
 
 
 def _checkpoint_state(model, optimizer, scheduler, scaler, st: TrainState, cfg: dict, baseline: np.ndarray,
-                      best: dict | None) -> dict:
+                      best: dict | None, window: tuple[dict, int]) -> dict:
+    """Everything to continue exactly; ``window`` = the loss sums and step count since the
+    last metrics row, so a resumed run logs the same rows."""
+    sums, steps = window
     return {"model": unwrap_model(model).state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": st.epoch,
             "step": st.step, "epoch_batches": st.epoch_batches, "rng": capture_rng_state(), "config": cfg,
-            "baseline_deg": [float(v) for v in baseline], "last_eval": best}
+            "baseline_deg": [float(v) for v in baseline], "last_eval": best,
+            "log_window": {"sums": {k: float(v) for k, v in sums.items()}, "steps": steps}}
 
 
 def _resume_path(cfg: dict, run_dir: Path) -> Path | None:
@@ -344,6 +348,8 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
         optimizer, lambda s: lr_factor(s, total_steps, cfg["optim"]["warmup_steps"], cfg["optim"]["schedule"]))
 
     st, last_eval = TrainState(), None
+    part_sums: dict[str, torch.Tensor | float] = {}
+    window_steps = 0
     metrics_csv = MetricsCSV(run_dir / "metrics.csv", loss_part_names(cfg["model"]))
     ckpt_path = _resume_path(cfg, run_dir)
     if ckpt_path is not None:
@@ -354,6 +360,7 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
         scaler.load_state_dict(state["scaler"])
         st = TrainState(state["epoch"], state["step"], state["epoch_batches"])
         last_eval = state.get("last_eval")
+        part_sums, window_steps = dict(state["log_window"]["sums"]), state["log_window"]["steps"]
         restore_rng_state(state["rng"])
         if info.main:
             metrics_csv.truncate_after(st.step)
@@ -379,7 +386,8 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
     def save():
         if info.main:
             save_checkpoint(run_dir / "checkpoints" / "last.pt",
-                            _checkpoint_state(model, optimizer, scheduler, scaler, st, cfg, baseline, last_eval))
+                            _checkpoint_state(model, optimizer, scheduler, scaler, st, cfg, baseline, last_eval,
+                                              (part_sums, window_steps)))
         _barrier(info)
 
     def validate():
@@ -404,8 +412,7 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
         progress = tqdm(total=total_steps, initial=st.step, desc="train", unit="step", file=sys.stderr,
                         mininterval=1.0, dynamic_ncols=True)
     net.train()
-    part_sums: dict[str, torch.Tensor] = {}
-    window_steps, window_t0 = 0, time.perf_counter()
+    window_t0 = time.perf_counter()
     try:
         while st.step < total_steps:
             sampler.set_epoch(st.epoch, start=st.epoch_batches * data["batch_size"])
