@@ -108,7 +108,7 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, shards):
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg_b))
     env = {**os.environ, KILL_ENV: "5", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "annotate.cli", "train", "--config", str(tmp_path / "b.yaml")],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300, start_new_session=True)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 3     # mid-epoch
     resumed = train(cfg_b)

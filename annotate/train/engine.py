@@ -20,8 +20,9 @@ that was killed and resumed ends with the same weights and metrics as one that w
 A non-finite loss stops the run (``NonFiniteLossError``) before the optimizer step, and no
 checkpoint is written after it: ``last.pt`` stays the last good one.
 
-Fault injection for tests: ``ANNOTATE_TRAIN_KILL_AT_STEP=N`` makes the process SIGKILL
-itself right after optimizer step N, as a pre-emption would.
+Fault injection for tests: ``ANNOTATE_TRAIN_KILL_AT_STEP=N`` makes the run SIGKILL its
+own process group (itself and its loader workers) right after optimizer step N, as a
+pre-emption would; start it in a session of its own.
 """
 from __future__ import annotations
 
@@ -279,9 +280,10 @@ def _all_finite(loss: torch.Tensor, info: DistInfo) -> bool:
 
 
 def _maybe_kill(step: int) -> None:
+    """Test hook: SIGKILL this process's whole group (loader workers too) after step N."""
     kill_at = os.environ.get(KILL_ENV)
     if kill_at is not None and step == int(kill_at):
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
 
 
 def run_validation(model, val_source, cfg, info: DistInfo, amp: str, channels_last: bool, baseline,
