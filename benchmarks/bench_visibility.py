@@ -113,7 +113,8 @@ def speed(frames: int) -> None:
     loop = (time.process_time() - start) / n_loop
     rate = n_views / batched
     print(f"{'batched (chunks of ~200 faces)':32s} {rate:10,.0f} view-labels/s "
-          f"({n_views} views in {batched:.2f} s CPU, {wall:.2f} s wall; {n_views * 70 / batched / 1e6:.2f} M landmarks/s)")
+          f"({n_views} views in {batched:.2f} s CPU, {wall:.2f} s wall; "
+          f"{n_views * 70 / batched / 1e6:.2f} M landmarks/s)")
     print(f"{'per-view Python loop':32s} {1 / loop:10,.0f} view-labels/s ({n_loop} views)")
     print(f"speed-up {rate * loop:.0f}x   target >= 20,000 view-labels/s per core: "
           f"{'met' if rate >= 20_000 else 'NOT met'}")

@@ -127,7 +127,8 @@ def _free_port():
 
 
 def test_ddp_with_two_cpu_processes(tmp_path, shards):
-    cfg = _shard_cfg(tmp_path / "ddp", shards, **{"optim.epochs": 1, "engine.checkpoint_every_steps": 100})
+    cfg = _shard_cfg(tmp_path / "ddp", shards, **{"optim.epochs": 1, "engine.checkpoint_every_steps": 100,
+                                                  "data.order": "random"})
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "--module", "annotate.cli", "train", "--config", str(tmp_path / "ddp.yaml")]

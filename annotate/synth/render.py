@@ -3,9 +3,10 @@
 One open3d ``RaycastingScene`` per frame holds every person's posed head mesh (geometry i is
 ``people[i]``; the casting core is ``annotate.labels.raycast.WorldScene``). Rays are cast
 only for the pixels inside each head's projected bound (the box of the projected
-``HeadMesh.bounding_polytope``, with distortion); every other pixel is background. Each ray honours the lens model exactly: the pixel centre is undistorted with the
-project's ``undistort_pixels`` (cached per camera, see ``PixelDirectionMap``), rotated into
-the world with ``R_cam_world^T`` and started at the camera centre, so a rendered pixel and
+``HeadMesh.bounding_polytope``, with distortion); every other pixel is background. Each
+ray honours the lens model exactly: the pixel centre is undistorted with the project's
+``undistort_pixels`` (cached per camera, see ``PixelDirectionMap``), rotated into the world
+with ``R_cam_world^T`` and started at the camera centre, so a rendered pixel and
 ``project_camera_points`` of the surface point it shows agree to the undistortion's precision.
 
 Shading: region colour x (ambient + Lambert) with a light near each camera, interpolated from

@@ -293,7 +293,8 @@ def run_validation(model, val_source, cfg, info: DistInfo, amp: str, channels_la
     if info.main:
         loader = evaluation_loader(val_source, cfg["data"]["image_size"], cfg["data"]["crop_fraction"],
                                    cfg["data"]["batch_size"], min(cfg["data"]["num_workers"], 2))
-        pred = predict(model, loader, info.device, amp, channels_last)
+        # The plain module: DDP's forward would wait for the other ranks' buffer broadcast.
+        pred = predict(unwrap_model(model), loader, info.device, amp, channels_last)
         report = score(pred, baseline)
         write_report(report, pred, out_dir, title)
     _barrier(info)
