@@ -50,7 +50,8 @@ def _shard_cfg(run_dir, shards, **over):
 
 
 def test_run_writes_config_metrics_checkpoint_and_report(tmp_path, shards):
-    cfg = _shard_cfg(tmp_path / "run", shards, **{"model.arch": "multitask"})
+    # One loader worker: the fork-server workers must start after training began in-process.
+    cfg = _shard_cfg(tmp_path / "run", shards, **{"model.arch": "multitask", "data.num_workers": 1})
     summary = train(cfg)
     run = tmp_path / "run"
     assert summary["step"] == 16                     # 2 epochs x (48 // 6)
@@ -102,9 +103,8 @@ def _train_rows(path):
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path, shards):
-    over = {"data.num_workers": 1}
-    reference = train(_shard_cfg(tmp_path / "a", shards, **over))
-    cfg_b = _shard_cfg(tmp_path / "b", shards, **over)
+    reference = train(_shard_cfg(tmp_path / "a", shards))
+    cfg_b = _shard_cfg(tmp_path / "b", shards)
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg_b))
     env = {**os.environ, KILL_ENV: "5", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-m", "annotate.cli", "train", "--config", str(tmp_path / "b.yaml")],
