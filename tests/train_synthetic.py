@@ -62,83 +62,30 @@ def make_source(n: int, size: int = 64, seed: int = 0, sequence: str = "toy") ->
     return InMemorySource(make_records(n, size, seed, sequence))
 
 
-def _filler(field, n: int):
-    """n placeholder values of an Arrow field the trainer does not read."""
-    import pyarrow as pa
-
-    t = field.type
-    if field.nullable:
-        return pa.nulls(n, t)
-    if pa.types.is_fixed_size_list(t):
-        kind = np.float32 if pa.types.is_floating(t.value_type) else np.int32
-        fill = np.nan if kind is np.float32 else 0
-        return np.full((n, t.list_size), fill, kind)
-    if pa.types.is_list(t):
-        return pa.array([[] for _ in range(n)], t)
-    if pa.types.is_floating(t):
-        return np.full(n, np.nan, np.float32)
-    if pa.types.is_boolean(t):
-        return np.zeros(n, bool)
-    if pa.types.is_integer(t):
-        return np.zeros(n, np.int32)
-    return [""] * n
-
-
 def write_shards(directory, records: list[dict], per_shard: int = 64, row_group: int = 16,
                  split: str = "train") -> list:
-    """Write records as real sample shards (schemas/samples.schema.yaml) with issue 3's ShardWriter.
+    """Write records as real sample shards with issue 3's ShardWriter.
 
-    Label columns the trainer does not read get plausible constants. Returns the shard paths.
+    The columns the trainer does not read come from the dataset tests' ``sample_columns``;
+    images, angles, rotations, landmarks and visibility are the records'. Returns the paths.
     """
-    from annotate.datasets.schema import load_schema
     from annotate.datasets.shards import ShardLimits, ShardWriter
     from annotate.geometry.rotations import quaternion_from_matrix, sixd_from_matrix
     from annotate.media.jpeg import encode_jpeg_rgb
+    from sample_rows import sample_columns
 
     n = len(records)
     R = np.stack([np.asarray(r["R_cam_head"], np.float64).reshape(3, 3) for r in records])
-    size = records[0]["image"].shape[0]
-    cols = {
-        "sample_id": [r["sample_id"] for r in records],
-        "sequence": [r["sequence"] for r in records],
-        "frame": np.arange(n, dtype=np.int32),
-        "person": np.zeros(n, np.int32),
-        "camera": ["00_00"] * n,
-        "camera_index": np.zeros(n, np.int16),
-        "subject": [f"{r['sequence']}:0" for r in records],
-        "split": [split] * n,
-        "sample_weight": np.ones(n, np.float32),
+    cols = sample_columns(n, split=split, sequence=records[0]["sequence"], size=records[0]["image"].shape[0])
+    cols.update({
         "image": [encode_jpeg_rgb(r["image"], quality=95) for r in records],
-        "image_size": np.full(n, size, np.int16),
-        "crop_from_image": np.tile([1.0, 0, 0, 0, 1.0, 0], (n, 1)),
-        "crop_fraction_inside": np.ones(n, np.float32),
-        "box_crop": np.tile([0, 0, size - 1, size - 1], (n, 1)).astype(np.float32),
-        "landmarks_crop": np.stack([r["landmarks_crop"] for r in records]).astype(np.float32),
-        "image_width": np.full(n, size, np.int32),
-        "image_height": np.full(n, size, np.int32),
-        "K": np.tile([100.0, 0, size / 2, 0, 100.0, size / 2, 0, 0, 1], (n, 1)),
-        "dist": np.zeros((n, 5)),
-        "yaw": np.array([r["yaw"] for r in records]),
-        "pitch": np.array([r["pitch"] for r in records]),
-        "roll": np.array([r["roll"] for r in records]),
-        "R_cam_head": R.reshape(n, 9),
-        "rot6d": sixd_from_matrix(R).astype(np.float32),
-        "quat_cam_head": quaternion_from_matrix(R),
-        "head_centre_cam": np.tile([0.0, 0.0, 300.0], (n, 1)),
-        "head_scale": np.ones(n, np.float32),
-        "helmet_radius_cm": np.full(n, 12.5, np.float32),
-        "box": np.tile([0, 0, size - 1, size - 1], (n, 1)).astype(np.float32),
-        "box_unclipped": np.tile([0, 0, size - 1, size - 1], (n, 1)).astype(np.float32),
-        "box_fraction_inside": np.ones(n, np.float32),
+        "yaw": np.array([r["yaw"] for r in records]), "pitch": np.array([r["pitch"] for r in records]),
+        "roll": np.array([r["roll"] for r in records]), "R_cam_head": R.reshape(n, 9),
+        "rot6d": sixd_from_matrix(R).astype(np.float32), "quat_cam_head": quaternion_from_matrix(R),
         "facing_camera": np.array([abs(r["yaw"]) < 90 for r in records]),
-        "fit_rms_cm": np.full(n, 0.5, np.float32),
-        "fit_landmarks_used": np.full(n, 70, np.int16),
-        "landmarks_2d": np.stack([r["landmarks_crop"] for r in records]).astype(np.float32),
+        "landmarks_crop": np.stack([r["landmarks_crop"] for r in records]).astype(np.float32),
         "landmark_visibility": np.stack([r["landmark_visibility"] for r in records]).astype(np.uint8),
-    }
-    for field in load_schema("samples").arrow:          # columns added to the schema since
-        if field.name not in cols:
-            cols[field.name] = _filler(field, n)
+    })
     writer = ShardWriter(directory, "toy", ShardLimits(max_samples=per_shard, row_group_samples=row_group))
     writer.write(cols)
     return [s.path for s in writer.close()]
