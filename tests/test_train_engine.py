@@ -18,7 +18,7 @@ from annotate.train.checkpoint import load_checkpoint
 from annotate.train.config import resolve_train_config
 from annotate.train.data import EpochSampler
 from annotate.train.engine import KILL_ENV, NonFiniteLossError, train
-from train_synthetic import make_records, make_source, write_shards
+from train_synthetic import make_records, write_shards
 
 ROOT = Path(__file__).resolve().parents[1]
 

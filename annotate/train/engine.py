@@ -26,7 +26,6 @@ pre-emption would; start it in a session of its own.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
