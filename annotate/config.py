@@ -40,8 +40,9 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def resolve_config(config: dict | str | Path | None = None) -> dict:
-    """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled."""
+def validated_with_defaults(config: dict | str | Path | None, schema: dict, what: str) -> tuple[dict, str]:
+    """Read a config (dict, YAML path or None), validate it against ``schema`` and fill in
+    the schema's defaults. Returns ``(document, where)``; ``what`` names it in errors."""
     if config is None:
         doc, where = {}, "<defaults>"
     elif isinstance(config, (str, Path)):
@@ -49,14 +50,20 @@ def resolve_config(config: dict | str | Path | None = None) -> dict:
         try:
             doc = yaml.safe_load(Path(config).read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{config}: cannot read config: {err}") from err
+            raise ConfigError(f"{config}: cannot read {what}: {err}") from err
     else:
-        doc, where = copy.deepcopy(dict(config)), "<config>"
-    validator = _with_defaults(jsonschema.Draft202012Validator)(config_schema())
+        doc, where = copy.deepcopy(dict(config)), f"<{what}>"
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         msgs = [f"  {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
-        raise ConfigError(f"{where}: invalid configuration\n" + "\n".join(msgs))
+        raise ConfigError(f"{where}: invalid {what}uration\n" + "\n".join(msgs))
+    return doc, where
+
+
+def resolve_config(config: dict | str | Path | None = None) -> dict:
+    """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled."""
+    doc, where = validated_with_defaults(config, config_schema(), "config")
     if doc["source"] == "panoptic":
         pan = doc["panoptic"]
         if not pan.get("root") or not pan.get("sequences"):

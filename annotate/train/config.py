@@ -9,10 +9,9 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import jsonschema
 import yaml
 
-from annotate.config import ConfigError, _with_defaults
+from annotate.config import ConfigError, validated_with_defaults
 from annotate.datasets.schema import schemas_dir
 from annotate.train.bins import (COARSE_FINE_CE_WEIGHTS, HOPENET_BINS, WHENET_YAW_BINS, BinSpec,
                                  coarse_fine_specs)
@@ -74,21 +73,7 @@ def _check_model(model: dict, where: str) -> None:
 
 def resolve_train_config(config: dict | str | Path | None = None) -> dict:
     """Validate a train config (dict or YAML path); return a copy with every default filled."""
-    if config is None:
-        doc, where = {}, "<defaults>"
-    elif isinstance(config, (str, Path)):
-        where = str(config)
-        try:
-            doc = yaml.safe_load(Path(config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{config}: cannot read train config: {err}") from err
-    else:
-        doc, where = copy.deepcopy(dict(config)), "<train config>"
-    validator = _with_defaults(jsonschema.Draft202012Validator)(train_config_schema())
-    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
-    if errors:
-        msgs = [f"  {'/'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}" for e in errors]
-        raise ConfigError(f"{where}: invalid train configuration\n" + "\n".join(msgs))
+    doc, where = validated_with_defaults(config, train_config_schema(), "train config")
     _apply_preset(doc["model"])
     _check_model(doc["model"], where)
     if doc["data"]["yaw_balanced"] and doc["data"]["order"] != "random":
