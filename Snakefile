@@ -21,6 +21,7 @@ include: "pipelines/triangulate.smk"
 include: "pipelines/label.smk"
 include: "pipelines/dataset.smk"
 include: "pipelines/train.smk"
+include: "pipelines/audit.smk"
 
 
 rule all:
@@ -29,4 +30,5 @@ rule all:
         triangulate_outputs(),
         dataset_outputs(),
         TRAIN_OUTPUTS,
+        audit_outputs(),
     default_target: True

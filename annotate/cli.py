@@ -5,6 +5,7 @@
     annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
     annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
+    annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--strict] [--config CFG]
 
 ``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
 """
@@ -15,7 +16,8 @@ import sys
 from pathlib import Path
 
 from annotate import pipeline
-from annotate.config import ConfigError, resolve_config
+from annotate.audit.checks import AuditFailed
+from annotate.config import ConfigError, resolve_config, sequence_names
 
 
 def _config(args, overrides: dict | None = None) -> dict:
@@ -63,6 +65,24 @@ def cmd_label(args) -> None:
     print(f"labels: {Path(args.out) / 'labels' / 'labels.parquet'}")
 
 
+def cmd_audit(args) -> None:
+    from annotate.audit.checks import audit_summary
+
+    cfg = _config(args)
+    if args.results:
+        cfg["results"] = args.results
+    if args.strict:
+        cfg["audit"]["strict"] = True
+    sequences = args.sequences or sequence_names(cfg)
+    out = args.out or str(Path(cfg["results"]) / "audit")
+    result = pipeline.run_audit(cfg, cfg["results"], sequences, out)
+    print(audit_summary(result.metrics))
+    print(f"report: {Path(out) / 'report.html'}")
+    if cfg["audit"]["strict"] and not result.passed:
+        raise AuditFailed(f"{Path(out) / 'metrics.json'}: failed checks: "
+                          + ", ".join(k for k, m in result.metrics["checks"].items() if m["passed"] is False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="annotate", description="Full-range head-pose labels from Panoptic-format captures")
     sub = p.add_subparsers(dest="command", required=True)
@@ -104,6 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True)
     sp.add_argument("--model", help="use this saved head_model.json instead of building one")
 
+    sp = add("audit", cmd_audit, "audit the labels of a results folder: report.html, metrics.json, flags.parquet")
+    sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")
+    sp.add_argument("--sequences", nargs="*", help="sequences to audit (default: those of the config)")
+    sp.add_argument("--out", help="output folder (default RESULTS/audit)")
+    sp.add_argument("--strict", action="store_true", help="exit with status 1 when a check fails (a gate)")
+
     from annotate.train.commands import add_commands as add_train_commands   # train, evaluate
 
     add_train_commands(sub)
@@ -114,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+    except AuditFailed as err:
+        print(f"annotate {args.command}: {err}", file=sys.stderr)
+        return 1
     except (ConfigError, FileNotFoundError, ValueError) as err:
         print(f"annotate {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -129,6 +129,42 @@ def run_crosscheck(published: str | Path, triangulated: str | Path, out_dir: str
     return figures
 
 
+def audit_inputs(config: dict, results: str | Path, sequences: list[str]) -> list:
+    """The audit's inputs per sequence under the Snakemake layout (``results/<sequence>/``):
+    detections only with ``audit.detections``, the videos only with ``audit.video_sync``."""
+    from annotate.audit.stage import SequenceInputs
+    from annotate.config import sequence_root
+
+    results = Path(results)
+    out = []
+    for seq in sequences:
+        base = results / seq
+        detections = base / "triangulate" / "detections2d.parquet"
+        crosscheck = base / "triangulate" / "crosscheck.parquet"
+        out.append(SequenceInputs(
+            sequence=seq, labels=base / "labels" / "labels.parquet", fits=base / "labels" / "head_fits.parquet",
+            bodies=base / "ingest" / "bodies.parquet",
+            detections=detections if config["audit"]["detections"] and detections.is_file() else None,
+            crosscheck=crosscheck if crosscheck.is_file() else None,
+            rejections=[base / "ingest" / "rejections.parquet", base / "triangulate" / "rejections.parquet",
+                        results / "dataset" / "parts" / f"{seq}-rejections.parquet"],
+            seq_dir=sequence_root(config) / seq if config["audit"]["video_sync"] else None,
+            frame_source=config["detect"]["frames_from"], frame_step=config["ingest"]["frame_step"]))
+    return out
+
+
+def run_audit(config: dict, results: str | Path, sequences: list[str], out_dir: str | Path,
+              model_path: str | Path | None = None, shards_dir: str | Path | None = None):
+    """Audit the labels of ``sequences`` under ``results`` into ``out_dir`` (annotate.audit.stage)."""
+    from annotate.audit.stage import run_audit as audit
+
+    results = Path(results)
+    model_path = model_path or results / "head_model.json"
+    if shards_dir is None and (results / "dataset" / "index.json").is_file():
+        shards_dir = results / "dataset"
+    return audit(audit_inputs(config, results, sequences), model_path, config, out_dir, shards_dir)
+
+
 def write_json(path: str | Path, doc) -> Path:
     """Write JSON atomically."""
     path = Path(path)

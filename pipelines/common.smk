@@ -48,3 +48,19 @@ def triangulate_outputs():
     if CFG["landmarks3d"] != "both":
         return []
     return expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)
+
+
+def audit_detections_wanted():
+    """The audit compares with 2D detections when audit.detections is on and a detector can
+    run: always on synthetic sequences; on real data only with a real backend (fan, dlib)."""
+    return CFG["audit"]["detections"] and (SYNTHETIC or CFG["detect"]["backend"] != "synthetic")
+
+
+def audit_outputs():
+    """What rule all asks of the audit: the report (and the gate with audit.strict)."""
+    if not CFG["audit"]["enabled"]:
+        return []
+    outputs = [f"{RESULTS}/audit/report.html"]
+    if CFG["audit"]["strict"]:
+        outputs.append(f"{RESULTS}/audit/passed")
+    return outputs

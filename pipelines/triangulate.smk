@@ -12,6 +12,7 @@ rule triangulate:
     output:
         faces3d=f"{RESULTS}/{{sequence}}/triangulate/faces3d.parquet",
         rejections=f"{RESULTS}/{{sequence}}/triangulate/rejections.parquet",
+        detections=f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet",
         summary=f"{RESULTS}/{{sequence}}/triangulate/summary.json",
     params:
         root=SEQUENCE_ROOT,

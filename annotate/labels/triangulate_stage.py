@@ -216,10 +216,10 @@ class _Run:
     """State of one stage run: inputs, outputs, previous frame's faces, counters."""
 
     def __init__(self, rig: CameraRig, camera_index: np.ndarray, sequence: str, backend: LandmarkBackend,
-                 config: StageConfig, images: _CameraImages | None, faces_out, rejections_out):
+                 config: StageConfig, images: _CameraImages | None, faces_out, rejections_out, detections_out):
         self.rig, self.camera_index, self.sequence = rig, camera_index, sequence
         self.backend, self.config, self.images = backend, config, images
-        self.faces_out, self.rejections_out = faces_out, rejections_out
+        self.faces_out, self.rejections_out, self.detections_out = faces_out, rejections_out, detections_out
         self.pending = _Pending()
         self.previous: tuple[np.ndarray, np.ndarray] | None = None   # person ids, (P, 70, 3)
         self.summary = StageSummary()
@@ -266,6 +266,23 @@ class _Run:
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
         self.summary.frames += 1
+        self._write_detections(frame, priors.person, views.points_px, views.confidence)
+
+    def _write_detections(self, frame: int, person: np.ndarray, points: np.ndarray, conf: np.ndarray) -> None:
+        """detections2d rows of one frame: points (C, P, 70, 2), conf (C, P, 70); views with a point."""
+        found = np.isfinite(points).all(-1).any(-1)                                # (C, P)
+        cam, p = np.nonzero(found)
+        if not len(cam):
+            return
+        n = len(cam)
+        self.detections_out.write({
+            "sequence": [self.sequence] * n,
+            "frame": np.full(n, frame, dtype=np.int32),
+            "person": np.asarray(person)[p].astype(np.int32),
+            "camera": np.asarray(self.rig.names, dtype=object)[cam],
+            "landmarks_px": points[cam, p].reshape(n, -1).astype(np.float32),
+            "confidence": conf[cam, p].astype(np.float32),
+        })
 
     def flush(self) -> None:
         """Triangulate the queued frames and write their rows."""
@@ -342,7 +359,8 @@ def selected_frames(bodies_path: str | Path | None, published_faces_path: str | 
 def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_path: str | Path | None,
                          frames: np.ndarray, backend: LandmarkBackend, out_dir: str | Path,
                          config: StageConfig = StageConfig(), frame_source: str = "video") -> StageSummary:
-    """Write ``out_dir/faces3d.parquet`` (source=triangulated) and ``out_dir/rejections.parquet``.
+    """Write ``out_dir/faces3d.parquet`` (source=triangulated), ``out_dir/rejections.parquet``
+    and ``out_dir/detections2d.parquet`` (the associated 2D detections, for the audit).
 
     seq_dir: the Panoptic sequence folder (videos, or the synthetic ground truth that the
     synthetic backend reads); cameras_path / bodies_path: the ingest tables (bodies may be
@@ -357,9 +375,10 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
     bodies = _body_index(bodies_path)
     out_dir = Path(out_dir)
     with StreamingTableWriter(out_dir / "faces3d.parquet", "faces3d") as faces_out, \
-            StreamingTableWriter(out_dir / "rejections.parquet", "rejections") as rejections_out:
+            StreamingTableWriter(out_dir / "rejections.parquet", "rejections") as rejections_out, \
+            StreamingTableWriter(out_dir / "detections2d.parquet", "detections2d") as detections_out:
         run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, images, faces_out,
-                   rejections_out)
+                   rejections_out, detections_out)
         for frame in frames.tolist():
             if run.needs_previous(frame, bodies):
                 run.flush()

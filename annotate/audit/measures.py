@@ -1,0 +1,159 @@
+"""What the audit measures about each label and each head fit. Pure computation.
+
+Every function takes arrays and returns arrays; NaN means "could not be measured" (no
+detection in that view, no neighbour in the track, no body), never 0. The checks
+(``annotate.audit.checks``) threshold these numbers.
+
+Frames and units: world cm, image px (distorted, OpenCV pixel centres), degrees, seconds.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from annotate.geometry.rotations import geodesic_distance
+
+# Body joints (Panoptic COCO-19) that sit on the face, and the face70 landmark each sits on:
+# nose <- nose tip, eyes <- pupils, ears <- the contour ends by the ears.
+BODY_FACE_JOINTS = np.array([1, 15, 17, 16, 18])          # nose, l_eye, r_eye, l_ear, r_ear
+FACE_LANDMARK_OF_JOINT = np.array([30, 69, 68, 16, 0])
+MIN_BODY_JOINT_CONFIDENCE = 0.1
+MIN_POINTS_FOR_REPROJECTION = 5
+# Parameters of a similarity fit (rotation 3, translation 3, scale 1): degrees of freedom.
+SIMILARITY_PARAMETERS = 7
+
+
+def reprojection_px(fitted_px: np.ndarray, detected_px: np.ndarray,
+                    min_points: int = MIN_POINTS_FOR_REPROJECTION) -> np.ndarray:
+    """Median distance (N,) px between the fitted model's projected landmarks and a view's
+    detections, over the points finite in both; NaN with fewer than ``min_points``.
+
+    fitted_px, detected_px: (N, L, 2). The median makes a few detector outliers harmless,
+    while a miscalibrated camera or a wrong fit moves every point.
+    """
+    d = np.linalg.norm(np.asarray(fitted_px, np.float64) - np.asarray(detected_px, np.float64), axis=-1)
+    enough = np.isfinite(d).sum(axis=-1) >= min_points
+    out = np.full(len(d), np.nan)
+    if enough.any():
+        out[enough] = np.nanmedian(d[enough], axis=-1)
+    return out
+
+
+def box_side_px(box: np.ndarray) -> np.ndarray:
+    """(N,) the longer side of boxes (N, 4) = (x0, y0, x1, y1) px."""
+    box = np.asarray(box, np.float64)
+    return np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
+
+
+def track_order(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """(M,) indices sorting fits into tracks: by sequence, person, then frame."""
+    return np.lexsort((frame, person, sequence))
+
+
+def _same_track(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, max_gap: int) -> np.ndarray:
+    """(M-1,) bool: sorted row k+1 continues row k's track within ``max_gap`` frames."""
+    return (sequence[1:] == sequence[:-1]) & (person[1:] == person[:-1]) & (np.diff(frame) <= max_gap)
+
+
+def speeds_to_previous(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, R_world_head: np.ndarray,
+                       centre_world: np.ndarray, fps: float, max_gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Angular speed (deg/s) and head-centre speed (cm/s) of each fit relative to the
+    previous fit of its track (same sequence and person, at most ``max_gap`` frames back).
+
+    Inputs (M,), R (M, 3, 3), centre (M, 3) cm in any order; outputs (M,) in input order,
+    NaN for a track's first fit. Only fits with a pose should be passed.
+    """
+    order = track_order(sequence, person, frame)
+    s, p, f = sequence[order], person[order], frame[order]
+    cont = _same_track(s, p, f, max_gap)
+    dt = np.diff(f) / fps
+    ang = np.degrees(geodesic_distance(R_world_head[order][:-1], R_world_head[order][1:])) / dt
+    lin = np.linalg.norm(np.diff(centre_world[order], axis=0), axis=-1) / dt
+    angular, linear = np.full(len(f), np.nan), np.full(len(f), np.nan)
+    angular[order[1:][cont]] = ang[cont]
+    linear[order[1:][cont]] = lin[cont]
+    return angular, linear
+
+
+def neighbour_angular_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, R_world_head: np.ndarray,
+                            fps: float, neighbours: int = 3, max_gap: int = 3) -> np.ndarray:
+    """(M,) deg/s: the median, over up to ``neighbours`` fits either side in the same track
+    (at most ``max_gap`` frames away), of the angular speed between this fit and that one.
+
+    A single wrong fit (a mirrored face flips the head) is far from ALL its neighbours, so
+    its median is large; its clean neighbours keep a small median because most of THEIR
+    neighbours are clean. NaN for a fit alone in its window.
+    """
+    order = track_order(sequence, person, frame)
+    s, p, f, R = sequence[order], person[order], frame[order], R_world_head[order]
+    M = len(f)
+    speeds = np.full((M, 2 * neighbours), np.nan)
+    for k in range(1, neighbours + 1):
+        if k >= M:
+            break
+        gap = f[k:] - f[:-k]
+        ok = (s[k:] == s[:-k]) & (p[k:] == p[:-k]) & (gap <= max_gap) & (gap > 0)
+        v = np.degrees(geodesic_distance(R[:-k], R[k:])) * fps / np.maximum(gap, 1)
+        speeds[k:, k - 1] = np.where(ok, v, np.nan)            # to the k-th previous row
+        speeds[:-k, neighbours + k - 1] = np.where(ok, v, np.nan)  # to the k-th next row
+    out = np.full(M, np.nan)
+    have = np.isfinite(speeds).any(axis=1)
+    out[order[have]] = np.nanmedian(speeds[have], axis=1)
+    return out
+
+
+def body_head_distance_cm(model_landmarks_world: np.ndarray, joints_world: np.ndarray,
+                          joint_confidence: np.ndarray) -> np.ndarray:
+    """(M,) cm: median distance between the body's face joints (nose, eyes, ears) and the
+    fitted head model's landmarks they sit on, over the joints the body has.
+
+    model_landmarks_world: (M, 70, 3); joints_world: (M, 19, 3); joint_confidence: (M, 19).
+    NaN where the body has none of those joints (or no body: pass NaN joints).
+    """
+    joints = np.asarray(joints_world, np.float64)[:, BODY_FACE_JOINTS]
+    conf = np.asarray(joint_confidence, np.float64)[:, BODY_FACE_JOINTS]
+    model = np.asarray(model_landmarks_world, np.float64)[:, FACE_LANDMARK_OF_JOINT]
+    d = np.linalg.norm(joints - model, axis=-1)
+    d[~(conf >= MIN_BODY_JOINT_CONFIDENCE)] = np.nan
+    out = np.full(len(d), np.nan)
+    have = np.isfinite(d).any(axis=1)
+    out[have] = np.nanmedian(d[have], axis=1)
+    return out
+
+
+def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarray, scale: np.ndarray,
+                             weights: np.ndarray, rms_cm: np.ndarray) -> np.ndarray:
+    """(M,) deg: 1-sigma rotation uncertainty of each weighted similarity fit.
+
+    First-order covariance propagation: with the model points q_i = s R (m_i - m_w)
+    (centred on the weighted centroid, in world axes), a small rotation theta moves them by
+    theta x q_i, so the weighted least-squares normal matrix is
+    H = sum_i w_i [q_i]x^T [q_i]x with [q]x^T [q]x = |q|^2 I - q q^T. For isotropic noise
+    sigma^2 per coordinate on the observed points, Cov(theta) = H^-1 (sum_i w_i^2 sigma^2
+    [q_i]x^T [q_i]x) H^-1. sigma^2 is estimated from the fit's RMS 3D residual (which also
+    holds the person's shape difference from the mean head, so the estimate is
+    conservative) with the similarity's 7 degrees of freedom removed. Returns
+    sqrt(trace Cov) in degrees: the expected size of the rotation error.
+
+    landmarks_head: (70, 3) model; R_world_head (M, 3, 3); scale (M,); weights (M, 70)
+    (0 = landmark not used); rms_cm (M,). NaN where fewer than 4 landmarks are used.
+    """
+    m = np.asarray(landmarks_head, np.float64)
+    w = np.nan_to_num(np.asarray(weights, np.float64))
+    used = (w > 0).sum(axis=1)
+    wsum = np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+    centroid = (w[..., None] * m[None]).sum(axis=1) / wsum                        # (M, 3)
+    q = np.asarray(scale, np.float64)[:, None, None] * np.einsum(
+        "mij,mlj->mli", np.asarray(R_world_head, np.float64), m[None] - centroid[:, None])
+    qq = np.einsum("mli,mlj->mlij", q, q)
+    A = np.einsum("mli,ij->mlij", (q ** 2).sum(-1, keepdims=True), np.eye(3)) - qq     # (M, L, 3, 3)
+    H = np.einsum("ml,mlij->mij", w, A)
+    B = np.einsum("ml,mlij->mij", w ** 2, A)
+    n_obs = 3 * used
+    sigma2 = np.asarray(rms_cm, np.float64) ** 2 / 3.0 * n_obs / np.maximum(n_obs - SIMILARITY_PARAMETERS, 1)
+    out = np.full(len(used), np.nan)
+    ok = (used >= 4) & np.isfinite(sigma2) & np.isfinite(H).all(axis=(1, 2))
+    if ok.any():
+        Hinv = np.linalg.inv(H[ok])
+        cov = sigma2[ok, None, None] * Hinv @ B[ok] @ Hinv
+        out[ok] = np.degrees(np.sqrt(np.clip(np.trace(cov, axis1=1, axis2=2), 0.0, None)))
+    return out

@@ -1,0 +1,163 @@
+"""The audit's measurements and checks on constructed inputs with known answers."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from annotate.audit import measures
+from annotate.audit.checks import CHECKS, check_gate, mark_flagged, overall_passed, run_checks, AuditFailed
+from annotate.audit.sync import best_lag, label_motion_px
+from annotate.config import resolve_config
+from annotate.geometry.procrustes import umeyama
+from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
+from annotate.synth.face_model import base_face_landmarks
+
+FPS = 30.0
+
+
+def test_reprojection_is_a_median_and_needs_enough_points():
+    fitted = np.zeros((2, 70, 2))
+    detected = np.zeros((2, 70, 2))
+    detected[0, :, 0] = 3.0
+    detected[0, :10, 0] = 500.0            # detector outliers do not move the median
+    detected[1, 4:] = np.nan               # 4 points only
+    out = measures.reprojection_px(fitted, detected)
+    assert out[0] == pytest.approx(3.0)
+    assert np.isnan(out[1])
+
+
+def _track(n=30, flip_at=None):
+    yaw = 2.0 * np.arange(n)                # 2 deg/frame = 60 deg/s
+    R = matrix_from_euler(np.radians(yaw), np.zeros(n), np.zeros(n))
+    if flip_at is not None:                 # a mirrored face: the fit turns round
+        R[flip_at] = R[flip_at] @ matrix_from_euler(np.radians(180.0), 0.0, 0.0)
+    return np.array(["s"] * n), np.zeros(n, int), np.arange(n), R
+
+
+def test_neighbour_speed_flags_a_single_wrong_fit_but_not_its_neighbours():
+    seq, person, frame, R = _track(flip_at=12)
+    speed = measures.neighbour_angular_speed(seq, person, frame, R, FPS)
+    assert speed[12] > 1500                 # ~180 deg over 1-3 frames
+    others = np.delete(speed, 12)
+    assert np.allclose(others, 60.0, rtol=1e-6)
+
+
+def test_neighbour_speed_respects_tracks_and_gaps():
+    seq, person, frame, R = _track(n=6)
+    frame = np.array([0, 1, 2, 20, 21, 22])           # a gap of 18 frames splits the track
+    person = np.array([0, 0, 0, 0, 0, 1])             # the last row is someone else
+    speed = measures.neighbour_angular_speed(seq, person, frame, R, FPS, max_gap=3)
+    assert np.isfinite(speed[:5]).all() and np.isnan(speed[5])
+
+
+def test_speeds_to_previous_in_any_row_order():
+    n = 10
+    centre = np.zeros((n, 3))
+    centre[:, 0] = np.arange(n) * 2.0                 # 2 cm per frame = 60 cm/s
+    seq, person, frame, R = _track(n)
+    order = np.random.default_rng(0).permutation(n)
+    ang, lin = measures.speeds_to_previous(seq[order], person[order], frame[order], R[order], centre[order], FPS)
+    first = np.flatnonzero(frame[order] == 0)[0]
+    assert np.isnan(lin[first]) and np.isnan(ang[first])
+    assert np.allclose(np.delete(lin, first), 60.0) and np.allclose(np.delete(ang, first), 60.0)
+
+
+def test_body_distance_uses_the_face_joints_with_confidence():
+    model = np.zeros((2, 70, 3))
+    joints = np.full((2, 19, 3), np.nan)
+    conf = np.full((2, 19), -1.0)
+    joints[0, measures.BODY_FACE_JOINTS] = [0.0, 0.0, 4.0]
+    conf[0, measures.BODY_FACE_JOINTS] = 0.9
+    assert measures.body_head_distance_cm(model, joints, conf)[0] == pytest.approx(4.0)
+    assert np.isnan(measures.body_head_distance_cm(model, joints, conf)[1])
+
+
+def test_rotation_uncertainty_matches_monte_carlo():
+    m = base_face_landmarks()
+    rng = np.random.default_rng(1)
+    M, sigma = 3000, 0.4
+    w = rng.uniform(0.3, 1.0, (M, 70))
+    x = m[None] + rng.normal(0.0, sigma, (M, 70, 3))
+    fit = umeyama(np.broadcast_to(m, (M, 70, 3)), x, w)
+    err = np.degrees(geodesic_distance(fit.R, np.broadcast_to(np.eye(3), (M, 3, 3))))
+    residual = fit.scale[:, None, None] * np.einsum("mij,lj->mli", fit.R, m) + fit.t[:, None] - x
+    rms = np.sqrt((np.linalg.norm(residual, axis=-1) ** 2).mean(-1))
+    predicted = measures.rotation_uncertainty_deg(m, fit.R, fit.scale, w, rms)
+    assert np.median(predicted) == pytest.approx(np.sqrt((err ** 2).mean()), rel=0.1)
+    # Fewer landmarks, larger uncertainty; too few: not measurable.
+    w_few = w.copy()
+    w_few[:, 20:] = 0.0
+    assert np.median(measures.rotation_uncertainty_deg(m, fit.R, fit.scale, w_few, rms)) > np.median(predicted)
+    w_few[:, 3:] = 0.0
+    assert np.isnan(measures.rotation_uncertainty_deg(m, fit.R, fit.scale, w_few, rms)).all()
+
+
+def test_best_lag_finds_a_shift_and_zero_for_a_synced_video():
+    rng = np.random.default_rng(2)
+    t = np.arange(120)
+    motion = np.stack([10 * np.sin(t / 7.0), 6 * np.cos(t / 5.0)], axis=1)     # varying velocity
+    label = {(0, int(f)): motion[f] for f in t}
+    synced = {(0, int(f)): motion[f] + rng.normal(0, 0.5, 2) for f in t}
+    shifted = {(0, int(f)): motion[f + 3] + rng.normal(0, 0.5, 2) for f in t[:-3]}
+    assert best_lag(synced, label, max_lag=5).lag_frames == 0
+    est = best_lag(shifted, label, max_lag=5)
+    assert est.lag_frames == 3 and est.score < 0.3
+
+
+def test_label_motion_follows_visible_landmarks_or_the_box():
+    pts = np.zeros((3, 70, 2))
+    pts[1] += 2.0
+    pts[2] += 5.0
+    visible = np.ones((3, 70), bool)
+    visible[2] = False                                # back view at the last frame
+    box_centre = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 7.0]])
+    motion = label_motion_px(pts, visible, box_centre)
+    assert np.allclose(motion[0], [2.0, 2.0]) and np.allclose(motion[1], [0.0, 7.0])
+
+
+def _samples(n=200):
+    rng = np.random.default_rng(3)
+    cams = np.array(["00_00", "00_01"] * (n // 2))
+    df = pd.DataFrame({"sequence": "s", "frame": np.arange(n) // 2, "person": 0, "camera": cams, "valid": True,
+                       "fit_rejected": False, "fit_rms_cm": rng.uniform(0.3, 0.6, n),
+                       "fit_landmarks_used": 66, "reprojection_rel": 0.02, "angular_speed_deg_s": 50.0,
+                       "head_speed_cm_s": 40.0, "body_distance_cm": 2.0, "crosscheck_cm": np.nan,
+                       "uncertainty_deg": 0.8})
+    cameras = pd.DataFrame({"sequence": "s", "camera": ["00_00", "00_01"], "reprojection_median_rel": [0.02, 0.09],
+                            "sync_lag_frames": pd.array([0, 3], dtype="Int16"), "sync_score": [1.0, 0.2]})
+    return df, cameras
+
+
+def test_checks_flag_rows_camera_level_and_not_run():
+    samples, cameras = _samples()
+    samples.loc[5, "fit_rms_cm"] = 2.0
+    settings = resolve_config(None)["audit"]["checks"]
+    flags, metrics = run_checks(samples, cameras, settings)
+    assert set(metrics) == {c.name for c in CHECKS}
+    assert metrics["crosscheck"]["passed"] is None and metrics["crosscheck"]["measured"] == 0
+    assert metrics["fit_residual"]["flagged"] == 1 and metrics["fit_residual"]["passed"] is True   # 0.5% <= 1%
+    # Camera 00_01 is miscalibrated and out of step: every one of its labels is flagged twice.
+    for reason in ("camera_reprojection", "video_sync"):
+        rows = flags[flags.reason == reason]
+        assert set(rows.camera) == {"00_01"} and len(rows) == 100
+        assert metrics[reason]["passed"] is False
+    assert not overall_passed(metrics)
+    marked = mark_flagged(samples, flags)
+    assert marked.loc[5, "reasons"] == "camera_reprojection,fit_residual,video_sync"
+    assert (marked.flagged == (marked.camera == "00_01") | (marked.index == 5)).all()
+
+
+def test_clean_samples_pass_and_the_gate(tmp_path):
+    import json
+
+    samples, cameras = _samples()
+    cameras["reprojection_median_rel"] = 0.02
+    cameras["sync_lag_frames"] = pd.array([0, 0], dtype="Int16")
+    flags, metrics = run_checks(samples, cameras, resolve_config(None)["audit"]["checks"])
+    assert len(flags) == 0 and overall_passed(metrics)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"passed": True, "counts": {"labels": 200, "flagged_labels": 0}, "checks": metrics}))
+    assert "PASSED" in check_gate(path)
+    metrics["fit_residual"]["passed"] = False
+    path.write_text(json.dumps({"passed": False, "counts": {"labels": 200, "flagged_labels": 1}, "checks": metrics}))
+    with pytest.raises(AuditFailed, match="fit_residual"):
+        check_gate(path)
