@@ -129,9 +129,10 @@ def run_crosscheck(published: str | Path, triangulated: str | Path, out_dir: str
     return figures
 
 
-def audit_inputs(config: dict, results: str | Path, sequences: list[str]) -> list:
+def audit_inputs(config: dict, results: str | Path, sequences: list[str], root: str | Path | None = None) -> list:
     """The audit's inputs per sequence under the Snakemake layout (``results/<sequence>/``):
-    detections only with ``audit.detections``, the videos only with ``audit.video_sync``."""
+    detections only with ``audit.detections``, the videos (under ``root``, default the
+    config's sequence root) only with ``audit.video_sync``."""
     from annotate.audit.stage import SequenceInputs
     from annotate.config import sequence_root
 
@@ -148,13 +149,14 @@ def audit_inputs(config: dict, results: str | Path, sequences: list[str]) -> lis
             crosscheck=crosscheck if crosscheck.is_file() else None,
             rejections=[base / "ingest" / "rejections.parquet", base / "triangulate" / "rejections.parquet",
                         results / "dataset" / "parts" / f"{seq}-rejections.parquet"],
-            seq_dir=sequence_root(config) / seq if config["audit"]["video_sync"] else None,
+            seq_dir=Path(root or sequence_root(config)) / seq if config["audit"]["video_sync"] else None,
             frame_source=config["detect"]["frames_from"], frame_step=config["ingest"]["frame_step"]))
     return out
 
 
 def run_audit(config: dict, results: str | Path, sequences: list[str], out_dir: str | Path,
-              model_path: str | Path | None = None, shards_dir: str | Path | None = None):
+              model_path: str | Path | None = None, shards_dir: str | Path | None = None,
+              root: str | Path | None = None):
     """Audit the labels of ``sequences`` under ``results`` into ``out_dir`` (annotate.audit.stage)."""
     from annotate.audit.stage import run_audit as audit
 
@@ -162,7 +164,21 @@ def run_audit(config: dict, results: str | Path, sequences: list[str], out_dir: 
     model_path = model_path or results / "head_model.json"
     if shards_dir is None and (results / "dataset" / "index.json").is_file():
         shards_dir = results / "dataset"
-    return audit(audit_inputs(config, results, sequences), model_path, config, out_dir, shards_dir)
+    return audit(audit_inputs(config, results, sequences, root), model_path, config, out_dir, shards_dir)
+
+
+def run_label_and_audit(config: dict, root: str | Path, sequence: str, results: str | Path):
+    """One sequence without Snakemake: ingest, head model and labels (``run_label_sequence``,
+    into ``results/<sequence>/``), 2D detection + triangulation when ``audit.detections``
+    (for the per-view checks), then the audit into ``results/audit/``. Returns the
+    ``AuditResult``."""
+    results = Path(results)
+    seq_out = results / sequence
+    run_label_sequence(config, root, sequence, seq_out)
+    if config["audit"]["detections"]:
+        run_triangulate(config, root, sequence, seq_out / "ingest", seq_out / "triangulate")
+    return run_audit(config, results, [sequence], results / "audit", model_path=seq_out / "head_model.json",
+                     root=root)
 
 
 def write_json(path: str | Path, doc) -> Path:

@@ -5,7 +5,7 @@ import pytest
 
 from annotate.audit import measures
 from annotate.audit.checks import CHECKS, check_gate, mark_flagged, overall_passed, run_checks, AuditFailed
-from annotate.audit.sync import best_lag, label_motion_px
+from annotate.audit.sync import best_lag, foreground_centroid
 from annotate.config import resolve_config
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
@@ -94,24 +94,25 @@ def test_rotation_uncertainty_matches_monte_carlo():
 def test_best_lag_finds_a_shift_and_zero_for_a_synced_video():
     rng = np.random.default_rng(2)
     t = np.arange(120)
-    motion = np.stack([10 * np.sin(t / 7.0), 6 * np.cos(t / 5.0)], axis=1)     # varying velocity
-    label = {(0, int(f)): motion[f] for f in t}
-    synced = {(0, int(f)): motion[f] + rng.normal(0, 0.5, 2) for f in t}
-    shifted = {(0, int(f)): motion[f + 3] + rng.normal(0, 0.5, 2) for f in t[:-3]}
-    assert best_lag(synced, label, max_lag=5).lag_frames == 0
+    path = np.stack([300 + 80 * np.sin(t / 9.0), 200 + 50 * np.cos(t / 13.0)], axis=1)   # head centre, px
+    label = {(0, int(f)): path[f] for f in t}
+    offset = np.array([4.0, 9.0])                     # body below the head: a constant bias
+    synced = {(0, int(f)): path[f] + offset + rng.normal(0, 1.0, 2) for f in t}
+    shifted = {(0, int(f)): path[f + 3] + offset + rng.normal(0, 1.0, 2) for f in t[:-3]}
+    est = best_lag(synced, label, max_lag=5)
+    assert est.lag_frames == 0 and est.score == 1.0
     est = best_lag(shifted, label, max_lag=5)
     assert est.lag_frames == 3 and est.score < 0.3
+    assert best_lag(dict(list(synced.items())[:5]), label, max_lag=5).lag_frames is None   # too few pairs
 
 
-def test_label_motion_follows_visible_landmarks_or_the_box():
-    pts = np.zeros((3, 70, 2))
-    pts[1] += 2.0
-    pts[2] += 5.0
-    visible = np.ones((3, 70), bool)
-    visible[2] = False                                # back view at the last frame
-    box_centre = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 7.0]])
-    motion = label_motion_px(pts, visible, box_centre)
-    assert np.allclose(motion[0], [2.0, 2.0]) and np.allclose(motion[1], [0.0, 7.0])
+def test_foreground_centroid_finds_a_blob_in_its_box():
+    background = np.full((100, 100), 90, np.uint8)
+    luma = background.copy()
+    luma[40:50, 60:70] = 20                            # a dark head at rows 40-49, cols 60-69 (1/4 res)
+    c = foreground_centroid(luma, background, np.array([200.0, 120.0, 320.0, 240.0]))
+    assert np.allclose(c, (np.array([64.5, 44.5]) + 0.5) * 4 - 0.5)
+    assert foreground_centroid(luma, background, np.array([0.0, 0.0, 100.0, 100.0])) is None
 
 
 def _samples(n=200):

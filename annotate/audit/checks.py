@@ -52,8 +52,8 @@ CHECKS: tuple[Check, ...] = (
     Check("crosscheck", "crosscheck_cm", "cm", "published vs triangulated 3D landmarks, median distance"),
     Check("uncertainty", "uncertainty_deg", "deg", "1-sigma rotation uncertainty of the head fit"),
     Check("video_sync", "sync_flag_value", "score",
-          "camera video out of step with the labels: best lag is not 0 and explains image motion this much "
-          "better than lag 0 (flags all its labels)", above=False, camera_level=True),
+          "camera video out of step with the labels: the best lag is not 0 and its error is below this share "
+          "of lag 0's (flags all its labels)", above=False, camera_level=True),
 )
 CHECK_BY_NAME = {c.name: c for c in CHECKS}
 

@@ -34,7 +34,6 @@ HD_FPS = 30000 / 1001
 METRICS_FORMAT = "annotate.audit_metrics"
 METRICS_VERSION = "1.0.0"
 LIGHT_LABEL_COLUMNS = ["sequence", "frame", "person", "camera", "valid", "yaw", "pitch", "roll"]
-VISIBLE = 0
 
 
 @dataclass
@@ -147,14 +146,12 @@ def camera_measures(inputs: SequenceInputs, camera: str, audit: dict) -> tuple[p
     Returns per-label (frame, person, reprojection_px, reprojection_rel) and the cameras
     table row.
     """
-    t = _camera_rows(inputs.labels, camera, ["frame", "person", "valid", "box_unclipped", "landmarks_2d",
-                                               "landmark_visibility"], "labels")
+    t = _camera_rows(inputs.labels, camera, ["frame", "person", "valid", "box_unclipped", "landmarks_2d"], "labels")
     frame = t.column("frame").to_numpy().astype(np.int64)
     person = t.column("person").to_numpy().astype(np.int64)
     valid = t.column("valid").to_numpy(zero_copy_only=False)
     box = fixed_list_to_numpy(t.column("box_unclipped"), (4,)).astype(np.float64)
     fitted = fixed_list_to_numpy(t.column("landmarks_2d"), (70, 2)).astype(np.float64)
-    visible = fixed_list_to_numpy(t.column("landmark_visibility"), (70,)) == VISIBLE
     repro = np.full(len(frame), np.nan)
     detections = 0
     if inputs.detections is not None and Path(inputs.detections).is_file():
@@ -170,7 +167,7 @@ def camera_measures(inputs: SequenceInputs, camera: str, audit: dict) -> tuple[p
     rel = repro / np.maximum(measures.box_side_px(box), 1.0)
     lag, score = None, np.nan
     if audit["video_sync"] and inputs.seq_dir is not None and valid.any():
-        est = _sync(inputs, camera, frame[valid], person[valid], box[valid], fitted[valid], visible[valid])
+        est = _sync(inputs, camera, frame[valid], person[valid], box[valid])
         lag, score = est.lag_frames, est.score
     per_label = pd.DataFrame({"frame": frame, "person": person, "reprojection_px": repro, "reprojection_rel": rel})
     row = {"sequence": inputs.sequence, "camera": camera, "labels": int(valid.sum()), "detections": detections,
@@ -180,12 +177,11 @@ def camera_measures(inputs: SequenceInputs, camera: str, audit: dict) -> tuple[p
     return per_label, row
 
 
-def _sync(inputs: SequenceInputs, camera: str, frame, person, box, fitted, visible) -> sync.SyncEstimate:
+def _sync(inputs: SequenceInputs, camera: str, frame, person, box) -> sync.SyncEstimate:
     from annotate.media.video import VideoError
 
     try:
-        return sync.camera_sync(inputs.seq_dir, camera, frame, person, box, fitted, visible,
-                                source=inputs.frame_source)
+        return sync.camera_sync(inputs.seq_dir, camera, frame, person, box, source=inputs.frame_source)
     except (VideoError, FileNotFoundError) as err:
         print(f"audit: {inputs.sequence} camera {camera}: video sync not measured: {err}")
         return sync.SyncEstimate(None, float("nan"), 0)
@@ -305,7 +301,7 @@ def _write_report(result: AuditResult, out_dir: Path, shards_dir, audit: dict) -
     if shards_dir is not None and Path(shards_dir).exists() and audit["contact_sheet_size"] > 0:
         crops = report.CropSource(shards_dir)
     report.write_report(out_dir / "report.html", result.samples, result.flags, result.cameras, result.metrics,
-                        result.rejections, crops)
+                        result.rejections, crops, contact_sheet_size=audit["contact_sheet_size"], seed=audit["seed"])
 
 
 def _schema_columns(name: str) -> list[str]:
