@@ -1,22 +1,8 @@
 # Label audit over every sequence: report.html, metrics.json, flags/samples/cameras tables.
 #   snakemake audit          (rule all includes it with audit.enabled, the default)
 # With audit.strict the audit_gate rule fails when a check fails; the report stays.
-AUDIT = f"{RESULTS}/audit"
+# AUDIT, audit_inputs() and audit_outputs() are in common.smk.
 AUDIT_OUTPUTS = ["report.html", "metrics.json", "flags.parquet", "samples.parquet", "cameras.parquet"]
-
-
-def audit_inputs(wildcards):
-    """Labels, fits and the optional tables the audit reads (see annotate.pipeline.audit_inputs)."""
-    inputs = {
-        "labels": label_outputs(),
-        "fits": expand(f"{RESULTS}/{{sequence}}/labels/head_fits.parquet", sequence=SEQUENCES),
-        "model": f"{RESULTS}/head_model.json",
-        "bodies": expand(f"{RESULTS}/{{sequence}}/ingest/bodies.parquet", sequence=SEQUENCES),
-        "dataset": f"{DATASET}/index.json",
-    }
-    if audit_detections_wanted():
-        inputs["detections"] = expand(f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet", sequence=SEQUENCES)
-    return inputs
 
 
 rule audit_report:
@@ -26,6 +12,7 @@ rule audit_report:
         [f"{AUDIT}/{name}" for name in AUDIT_OUTPUTS],
     params:
         sequences=SEQUENCES,
+        audit=CFG["audit"],
     log:
         f"{RESULTS}/logs/audit.log",
     threads: 2

@@ -50,6 +50,23 @@ def triangulate_outputs():
     return expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)
 
 
+AUDIT = f"{RESULTS}/audit"
+
+
+def audit_inputs(wildcards):
+    """Labels, fits and the optional tables the audit reads (see annotate.pipeline.audit_inputs)."""
+    inputs = {
+        "labels": label_outputs(),
+        "fits": expand(f"{RESULTS}/{{sequence}}/labels/head_fits.parquet", sequence=SEQUENCES),
+        "model": f"{RESULTS}/head_model.json",
+        "bodies": expand(f"{RESULTS}/{{sequence}}/ingest/bodies.parquet", sequence=SEQUENCES),
+        "dataset": f"{DATASET}/index.json",
+    }
+    if audit_detections_wanted():
+        inputs["detections"] = expand(f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet", sequence=SEQUENCES)
+    return inputs
+
+
 def audit_detections_wanted():
     """The audit compares with 2D detections when audit.detections is on and a detector can
     run: always on synthetic sequences; on real data only with a real backend (fan, dlib)."""
@@ -57,7 +74,7 @@ def audit_detections_wanted():
 
 
 def audit_outputs():
-    """What rule all asks of the audit: the report (and the gate with audit.strict)."""
+    """What the default target asks of the audit: the report (and the gate with audit.strict)."""
     if not CFG["audit"]["enabled"]:
         return []
     outputs = [f"{RESULTS}/audit/report.html"]

@@ -64,6 +64,23 @@ def test_workflow_builds_the_dataset_card_and_exports(workflow_run):
     assert (workflow_run / "results" / "logs" / "dataset" / "shards_synth_000.log").read_text().strip()
 
 
+def test_workflow_writes_the_audit(workflow_run):
+    import json
+
+    audit = workflow_run / "results" / "audit"
+    metrics = json.loads((audit / "metrics.json").read_text())
+    samples = pq.read_table(audit / "samples.parquet")
+    labels = pq.read_table(workflow_run / "results" / "synth_000" / "labels" / "labels.parquet", columns=["frame"])
+    assert samples.num_rows == labels.num_rows == metrics["counts"]["labels"]
+    assert samples.schema.metadata[b"schema_name"] == b"audit_samples"
+    # The detections came from the triangulate rule, so the per-view check ran.
+    assert (workflow_run / "results" / "synth_000" / "triangulate" / "detections2d.parquet").is_file()
+    assert metrics["checks"]["reprojection"]["measured"] > 0
+    assert "<img" in (audit / "report.html").read_text()
+    # 4 frames are too few to estimate a video lag: not run rather than a guess.
+    assert metrics["checks"]["video_sync"]["passed"] is None
+
+
 def test_second_run_has_nothing_to_do(workflow_run):
     run = snakemake(workflow_run, "--configfile", str(workflow_run / "tiny.yaml"), "--cores", "2", "-n")
     assert run.returncode == 0
@@ -81,3 +98,14 @@ def test_lint_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# Last: it reruns the audit of workflow_run with another config.
+def test_strict_audit_gate_fails_a_failed_check_and_keeps_the_report(workflow_run, tmp_path):
+    strict = dict(TINY, audit={"strict": True, "checks": {"fit_residual": {"threshold": 0.01}}})
+    (workflow_run / "strict.yaml").write_text(yaml.safe_dump(strict))
+    run = snakemake(workflow_run, "--configfile", str(workflow_run / "strict.yaml"), "--cores", "2")
+    assert run.returncode != 0
+    assert "fit_residual" in (workflow_run / "results" / "logs" / "audit_gate.log").read_text()
+    assert (workflow_run / "results" / "audit" / "report.html").is_file()
+    assert not (workflow_run / "results" / "audit" / "passed").exists()
