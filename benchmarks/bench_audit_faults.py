@@ -18,6 +18,7 @@ fault (3 deg camera rotation; 1 deg as a stretch figure). Printed as one table.
 from __future__ import annotations
 
 import argparse
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -38,21 +39,20 @@ def make_config(frames: int, cameras: int, results: Path) -> dict:
                            "audit": {"contact_sheet_size": 0}})
 
 
-def inject(name: str, seq_dir: Path, rng: np.random.Generator):
+def inject(name: str, seq_dir: Path, targets: faults.FaultTargets, rng: np.random.Generator):
     """Apply fault ``name`` to the copy at ``seq_dir``; returns its manifest (None = clean)."""
-    targets = faults.choose_targets(seq_dir, seed=int(rng.integers(1 << 31)))
     if name == "clean":
         return None
     if name in ("rot1", "rot3"):
         return faults.rotate_camera(seq_dir, targets.camera, 1.0 if name == "rot1" else 3.0, axis="pan")
     if name == "mirror":
-        return faults.mirror_landmarks(seq_dir, targets.frames, targets.persons)
+        return faults.mirror_landmarks(seq_dir, targets.mirror_frames, [targets.face_person])
     if name == "swap":
-        return faults.swap_person_ids(seq_dir, targets.person_a, targets.person_b, targets.from_frame)
+        return faults.swap_person_ids(seq_dir, *targets.swap_persons, targets.swap_from)
     if name == "garbage":
-        return faults.garbage_landmarks(seq_dir, targets.frames, targets.persons, rng)
+        return faults.garbage_landmarks(seq_dir, targets.garbage_frames, [targets.face_person], rng)
     if name == "shift":
-        return faults.shift_video(seq_dir, targets.camera, 3)
+        return faults.shift_video(seq_dir, targets.camera, targets.video_shift)
     raise ValueError(name)
 
 
@@ -120,12 +120,15 @@ def main() -> None:
     print(f"synthetic sequence: {args.frames} frames, {args.cameras} cameras, 3 people "
           f"({time.perf_counter() - t0:.0f} s)")
     rng = np.random.default_rng(args.seed)
+    targets = faults.choose_fault_targets(source_root / SEQUENCE, seed=args.seed)
+    print(f"targets: {targets}")
     rows, notes = [], []
     for name in args.only:
         start = time.perf_counter()
         root = work / name / "sequences"
-        faults.copy_sequence(source_root / SEQUENCE, root / SEQUENCE, SEQUENCE)
-        manifest = inject(name, root / SEQUENCE, rng)
+        shutil.rmtree(work / name, ignore_errors=True)        # a rerun with --keep starts the fault afresh
+        faults.copy_sequence(source_root / SEQUENCE, root, SEQUENCE)
+        manifest = inject(name, root / SEQUENCE, targets, rng)
         result = run_label_and_audit(config, root, SEQUENCE, work / name / "results")
         row = {"fault": name, **score(result.samples, manifest), "seconds": time.perf_counter() - start}
         rows.append(row)

@@ -18,6 +18,12 @@ the lens model, not hidden by any head, computed by ray casting the heads). Then
   Beta(5, 4) (mean 0.56) for outliers, overlapping so that confidence alone cannot find
   the outliers.
 
+Projection and visibility use the TRUE cameras the videos were rendered with, stored in
+``ground_truth.npz`` (``GroundTruth.rig``), looked up by name: the detector stands in for an
+image-based one, so a calibration file altered afterwards (the audit's injected extrinsics
+faults) must not move its detections. Sequences written before the true cameras were stored
+fall back to the stage's rig (the calibration file).
+
 Faces are returned in random order (association must do its job). Noise is drawn from a
 generator seeded by (seed, frame, camera), so a view's detections do not depend on the
 order in which views are asked for.
@@ -54,6 +60,8 @@ class SyntheticDetector:
 
     seq_dir: the sequence folder holding ground_truth.npz; rig: the cameras the stage
     uses (the sequence's calibration, possibly a subset of its cameras, same order).
+    ``self.rig`` is what the detector projects with: the true cameras of those names from
+    the ground truth when it has them, else ``rig`` itself.
     """
 
     name = "synthetic"
@@ -62,9 +70,9 @@ class SyntheticDetector:
     def __init__(self, seq_dir: str | Path, rig: CameraRig, config: SyntheticDetectorConfig = SyntheticDetectorConfig()):
         from annotate.synth.generate import load_ground_truth
 
-        self.rig = rig
         self.config = config
         self.truth = load_ground_truth(seq_dir)
+        self.rig = true_cameras(self.truth.rig, rig, seq_dir)
         self._landmarks = self.truth.landmarks_world()                        # (F, P, 70, 3)
         self._frame_index = {int(f): k for k, f in enumerate(self.truth.frames)}
         self._caster = None
@@ -123,6 +131,18 @@ class SyntheticDetector:
         points = np.where(outlier[..., None], lo + rng.random(points.shape) * (hi - lo), points)
         confidence = np.where(outlier, rng.beta(5.0, 4.0, seen.shape), rng.beta(8.0, 3.0, seen.shape))
         return FaceDetections(np.where(seen[..., None], points, np.nan), np.where(seen, confidence, 0.0), boxes)
+
+
+def true_cameras(truth_rig: CameraRig | None, rig: CameraRig, seq_dir: str | Path = "") -> CameraRig:
+    """The cameras of ``rig`` (same names, same order) as ``truth_rig`` has them; ``rig`` when
+    ``truth_rig`` is None (ground truth written before it stored the cameras)."""
+    if truth_rig is None:
+        return rig
+    missing = [n for n in rig.names if n not in truth_rig.names]
+    if missing:
+        raise ValueError(f"{seq_dir}: cameras {missing} are not in the ground truth's cameras "
+                         f"{list(truth_rig.names)}")
+    return truth_rig.subset([truth_rig.names.index(n) for n in rig.names])
 
 
 def _face_boxes(points_px: np.ndarray, margin: float = 0.2) -> np.ndarray:

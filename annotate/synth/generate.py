@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotate.geometry.cameras import CameraRig
 from annotate.labels.head_mesh import HeadMesh, build_head_mesh
 from annotate.labels.raycast import HeadFrameCaster
 from annotate.labels.visibility import VISIBLE, HeadPoses, landmark_visibility
@@ -36,7 +37,7 @@ from annotate.synth.scene import (STREAM_APPEARANCE, PublishedLandmarks, SceneCo
 GROUND_TRUTH_NPZ = "ground_truth.npz"
 GROUND_TRUTH_JSON = "ground_truth.json"
 GROUND_TRUTH_FORMAT = "annotate.synth.ground_truth"
-GROUND_TRUTH_VERSION = "1.0.0"
+GROUND_TRUTH_VERSION = "1.1.0"   # 1.1: the true cameras (CAMERA_KEYS)
 # What Panoptic writes for a landmark it did not reconstruct (with coordinates 0 and score 0).
 UNRECONSTRUCTED_REPRO_ERROR = 1e5
 
@@ -60,7 +61,19 @@ GROUND_TRUTH_KEYS = {
     "num_views": ("(F, P, 70)", "number of HD cameras that see the landmark (occlusion by "
                   "every head included)"),
     "head_heights_cm": ("(P,)", "upright head centre height above the floor, cm"),
+    "camera_names": ("(C,)", "HD camera names (sorted, as in the calibration file) of the "
+                     "camera arrays below"),
+    "camera_K": ("(C, 3, 3)", "true intrinsics the videos were rendered with, px"),
+    "camera_dist": ("(C, 5)", "true distortion (k1, k2, p1, p2, k3)"),
+    "camera_R_cam_world": ("(C, 3, 3)", "true rotation world -> camera"),
+    "camera_t_cam_world": ("(C, 3)", "true translation world -> camera, cm"),
+    "camera_image_size": ("(C, 2)", "image (width, height), px"),
 }
+# The true cameras (since 1.1.0): the calibration file may be altered afterwards (the audit's
+# fault injection), the rendered videos and the synthetic detector keep these. Older files
+# lack them (GroundTruth.rig is then None).
+CAMERA_KEYS = ("camera_names", "camera_K", "camera_dist", "camera_R_cam_world",
+               "camera_t_cam_world", "camera_image_size")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -159,7 +172,15 @@ def ground_truth_arrays(state: SceneState, published: PublishedLandmarks,
         "person_ids": state.person_ids, "frames": state.frames, "present": state.present,
         "outlier_mask": published.outlier_mask, "reconstructed": reconstructed,
         "num_views": num_views.astype(np.int16), "head_heights_cm": state.head_heights_cm,
+        **camera_arrays(state.rig),
     }
+
+
+def camera_arrays(rig: CameraRig) -> dict[str, np.ndarray]:
+    """The CAMERA_KEYS arrays of ground_truth.npz for ``rig`` (names as a plain string array)."""
+    return {"camera_names": np.array(rig.names, dtype=str), "camera_K": rig.K,
+            "camera_dist": rig.dist, "camera_R_cam_world": rig.R_cam_world,
+            "camera_t_cam_world": rig.t_cam_world, "camera_image_size": rig.image_size}
 
 
 def ground_truth_document(state: SceneState, sequence: str) -> dict:
@@ -266,6 +287,7 @@ class GroundTruth:
     num_views: np.ndarray
     head_heights_cm: np.ndarray
     description: dict
+    rig: CameraRig | None = None        # the true cameras (CAMERA_KEYS); None in 1.0.0 files
 
     def landmarks_world(self) -> np.ndarray:
         """(F, P, 70, 3) clean world landmarks, cm."""
@@ -274,11 +296,19 @@ class GroundTruth:
 
 
 def load_ground_truth(seq_dir: str | os.PathLike) -> GroundTruth:
-    """Read ``<seq_dir>/ground_truth.npz`` and ``ground_truth.json``."""
+    """Read ``<seq_dir>/ground_truth.npz`` and ``ground_truth.json``.
+
+    ``rig`` holds the true cameras when the file has them (version >= 1.1.0), else None.
+    """
     seq_dir = Path(seq_dir)
     description = json.loads((seq_dir / GROUND_TRUTH_JSON).read_text(encoding="utf-8"))
     if description.get("format") != GROUND_TRUTH_FORMAT:
         raise ValueError(f"{seq_dir / GROUND_TRUTH_JSON}: not a synthetic ground truth file")
     with np.load(seq_dir / GROUND_TRUTH_NPZ) as data:
-        arrays = {key: data[key] for key in GROUND_TRUTH_KEYS}
-    return GroundTruth(description=description, **arrays)
+        arrays = {key: data[key] for key in GROUND_TRUTH_KEYS if key not in CAMERA_KEYS}
+        rig = None
+        if all(key in data for key in CAMERA_KEYS):
+            rig = CameraRig(tuple(str(n) for n in data["camera_names"]), data["camera_K"],
+                            data["camera_dist"], data["camera_R_cam_world"],
+                            data["camera_t_cam_world"], data["camera_image_size"])
+    return GroundTruth(description=description, rig=rig, **arrays)
