@@ -5,7 +5,7 @@
     annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
     annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
-    annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--strict] [--config CFG]
+    annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
 
 ``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
 """
@@ -75,7 +75,7 @@ def cmd_audit(args) -> None:
         cfg["audit"]["strict"] = True
     sequences = args.sequences or sequence_names(cfg)
     out = args.out or str(Path(cfg["results"]) / "audit")
-    result = pipeline.run_audit(cfg, cfg["results"], sequences, out)
+    result = pipeline.run_audit(cfg, cfg["results"], sequences, out, model_path=args.model, root=args.root)
     print(audit_summary(result.metrics))
     print(f"report: {Path(out) / 'report.html'}")
     if cfg["audit"]["strict"] and not result.passed:
@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")
     sp.add_argument("--sequences", nargs="*", help="sequences to audit (default: those of the config)")
     sp.add_argument("--out", help="output folder (default RESULTS/audit)")
+    sp.add_argument("--model", help="head_model.json (default RESULTS/head_model.json; `annotate label` writes "
+                                    "RESULTS/SEQUENCE/head_model.json)")
+    sp.add_argument("--root", help="folder holding the sequence folders, for the video sync check "
+                                   "(default: the config's)")
     sp.add_argument("--strict", action="store_true", help="exit with status 1 when a check fails (a gate)")
 
     from annotate.train.commands import add_commands as add_train_commands   # train, evaluate

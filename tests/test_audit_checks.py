@@ -123,7 +123,7 @@ def _samples(n=200):
                        "fit_landmarks_used": 66, "reprojection_rel": 0.02, "angular_speed_deg_s": 50.0,
                        "head_speed_cm_s": 40.0, "body_distance_cm": 2.0, "crosscheck_cm": np.nan,
                        "uncertainty_deg": 0.8})
-    cameras = pd.DataFrame({"sequence": "s", "camera": ["00_00", "00_01"], "reprojection_median_rel": [0.02, 0.09],
+    cameras = pd.DataFrame({"sequence": "s", "camera": ["00_00", "00_01"], "reprojection_ratio": [1.0, 4.0],
                             "sync_lag_frames": pd.array([0, 3], dtype="Int16"), "sync_score": [1.0, 0.2]})
     return df, cameras
 
@@ -151,7 +151,7 @@ def test_clean_samples_pass_and_the_gate(tmp_path):
     import json
 
     samples, cameras = _samples()
-    cameras["reprojection_median_rel"] = 0.02
+    cameras["reprojection_ratio"] = 1.0
     cameras["sync_lag_frames"] = pd.array([0, 0], dtype="Int16")
     flags, metrics = run_checks(samples, cameras, resolve_config(None)["audit"]["checks"])
     assert len(flags) == 0 and overall_passed(metrics)
@@ -162,3 +162,16 @@ def test_clean_samples_pass_and_the_gate(tmp_path):
     path.write_text(json.dumps({"passed": False, "counts": {"labels": 200, "flagged_labels": 1}, "checks": metrics}))
     with pytest.raises(AuditFailed, match="fit_residual"):
         check_gate(path)
+
+
+def test_detections_are_matched_per_frame_by_least_reprojection():
+    rng = np.random.default_rng(4)
+    fitted = rng.uniform(0, 500, (3, 70, 2))              # frame 0: labels 0, 1; frame 1: label 2
+    label_frame = np.array([0, 0, 1])
+    side = np.full(3, 100.0)
+    # Frame 0's detections come in the other order, one 30 px off (a miscalibrated camera);
+    # frame 1's only face belongs to nobody here (farther than one box side).
+    detected = np.stack([fitted[1] + 2.0, fitted[0] + [30.0, 0.0], fitted[2] + 400.0])
+    index, cost = measures.match_detections(label_frame, fitted, side, np.array([0, 0, 1]), detected)
+    assert index.tolist() == [1, 0, -1]
+    assert cost[0] == pytest.approx(30.0) and cost[1] == pytest.approx(np.hypot(2, 2)) and np.isnan(cost[2])

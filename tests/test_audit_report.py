@@ -113,6 +113,7 @@ def audit_cameras(nan: bool = False) -> pd.DataFrame:
     return pd.DataFrame({"sequence": "seq_a", "camera": CAMERAS, "labels": [60, 60], "detections": [55, 58],
                          "reprojection_median_px": [np.nan, np.nan] if nan else [3.1, 7.4],
                          "reprojection_median_rel": [np.nan, np.nan] if nan else [0.025, 0.061],
+                         "reprojection_ratio": [np.nan, np.nan] if nan else [0.59, 1.41],
                          "sync_lag_frames": pd.array([None, None] if nan else [0, 2], dtype="Int16"),
                          "sync_score": [np.nan, np.nan] if nan else [1.0, 0.3],
                          "flagged": [False, not nan]})

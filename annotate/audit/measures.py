@@ -157,3 +157,35 @@ def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarra
         cov = sigma2[ok, None, None] * Hinv @ B[ok] @ Hinv
         out[ok] = np.degrees(np.sqrt(np.clip(np.trace(cov, axis1=1, axis2=2), 0.0, None)))
     return out
+
+
+def match_detections(label_frame: np.ndarray, fitted_px: np.ndarray, box_side: np.ndarray,
+                     detection_frame: np.ndarray, detected_px: np.ndarray, max_sides: float = 1.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Pair one camera's labels with its detections, frame by frame, by least reprojection.
+
+    The audit does its own matching instead of trusting the detection stage's person ids:
+    a miscalibrated camera's faces miss their projected head priors and stay unassigned
+    there, yet they are exactly what the per-camera check must see.
+
+    label_frame (N,), fitted_px (N, L, 2), box_side (N,) px; detection_frame (K,),
+    detected_px (K, L, 2). Returns (N,) the matched detection's index (-1 = none) and (N,)
+    its reprojection (median px, ``reprojection_px``; NaN = none). A pair costing more than
+    ``max_sides`` box sides is not a match (another face, or no face of this label).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    index = np.full(len(label_frame), -1, dtype=np.int64)
+    cost_out = np.full(len(label_frame), np.nan)
+    for f in np.intersect1d(label_frame, detection_frame):
+        rows, dets = np.flatnonzero(label_frame == f), np.flatnonzero(detection_frame == f)
+        cost = np.stack([reprojection_px(fitted_px[rows], np.broadcast_to(detected_px[d], fitted_px[rows].shape))
+                         for d in dets], axis=1)                                # (rows, dets)
+        allowed = np.isfinite(cost) & (cost <= max_sides * box_side[rows, None])
+        if not allowed.any():
+            continue
+        r, c = linear_sum_assignment(np.where(allowed, cost, 1e12))
+        ok = allowed[r, c]
+        index[rows[r[ok]]] = dets[c[ok]]
+        cost_out[rows[r[ok]]] = cost[r[ok], c[ok]]
+    return index, cost_out

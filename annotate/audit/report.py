@@ -265,7 +265,7 @@ def rejections_part(rejections: pd.DataFrame | None) -> str:
 
 
 def cameras_section(cameras: pd.DataFrame, samples: pd.DataFrame, metrics: dict) -> str:
-    """Per-camera reprojection (px and box sides, with the threshold) and video sync lag."""
+    """Per-camera reprojection (px, and its ratio to the rig's median with the threshold) and video sync lag."""
     if len(cameras) == 0:
         return not_measured("per-camera consistency", "no cameras table rows")
     names = camera_names(cameras)
@@ -275,10 +275,10 @@ def cameras_section(cameras: pd.DataFrame, samples: pd.DataFrame, metrics: dict)
         row(image(figures.bar_chart(names, column(cameras, "reprojection_median_px"), "px",
                                     "median reprojection per camera (px)", highlight=flagged),
                   "reprojection_median_px per camera"),
-            image(figures.bar_chart(names, column(cameras, "reprojection_median_rel"), "box sides",
-                                    "median reprojection per camera (box sides)",
+            image(figures.bar_chart(names, column(cameras, "reprojection_ratio"), "x rig median",
+                                    "median reprojection per camera / median camera's",
                                     threshold=threshold(metrics, "camera_reprojection"), highlight=flagged),
-                  "reprojection_median_rel per camera"),
+                  "reprojection_ratio per camera"),
             image(figures.histogram(column(samples, "reprojection_rel"), "reprojection per label (box sides)",
                                     threshold(metrics, "reprojection")), "reprojection_rel distribution")),
         "<h3>Video synchronisation</h3>",

@@ -155,15 +155,12 @@ def camera_measures(inputs: SequenceInputs, camera: str, audit: dict) -> tuple[p
     repro = np.full(len(frame), np.nan)
     detections = 0
     if inputs.detections is not None and Path(inputs.detections).is_file():
-        d = _camera_rows(inputs.detections, camera, ["frame", "person", "landmarks_px"], "detections2d")
-        det_key = {(int(f), int(p)): i for i, (f, p) in enumerate(zip(d.column("frame").to_numpy(),
-                                                                       d.column("person").to_numpy()))}
+        d = _camera_rows(inputs.detections, camera, ["frame", "landmarks_px"], "detections2d")
         det = fixed_list_to_numpy(d.column("landmarks_px"), (70, 2)).astype(np.float64)
-        rows = np.array([det_key.get((int(f), int(p)), -1) for f, p in zip(frame, person)], dtype=np.int64)
-        have = (rows >= 0) & valid
-        detections = int(have.sum())
-        if have.any():
-            repro[have] = measures.reprojection_px(fitted[have], det[rows[have]])
+        rows = np.flatnonzero(valid)
+        _, repro[rows] = measures.match_detections(frame[rows], fitted[rows], measures.box_side_px(box[rows]),
+                                                   d.column("frame").to_numpy().astype(np.int64), det)
+        detections = int(np.isfinite(repro).sum())
     rel = repro / np.maximum(measures.box_side_px(box), 1.0)
     lag, score = None, np.nan
     if audit["video_sync"] and inputs.seq_dir is not None and valid.any():
@@ -212,7 +209,12 @@ def audit_sequence(inputs: SequenceInputs, model: HeadModel, audit: dict, progre
             progress.update(1)
     if per_label:
         samples = samples.merge(pd.concat(per_label), how="left", on=["frame", "person", "camera"])
-    return samples, pd.DataFrame(camera_rows)
+    cameras = pd.DataFrame(camera_rows)
+    if len(cameras):
+        typical = np.nanmedian(cameras["reprojection_median_px"]) if cameras["reprojection_median_px"].notna().any() \
+            else np.nan
+        cameras["reprojection_ratio"] = cameras["reprojection_median_px"] / typical
+    return samples, cameras
 
 
 def read_rejections(paths: list[Path]) -> pd.DataFrame:

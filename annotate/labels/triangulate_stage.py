@@ -163,7 +163,8 @@ class _CameraImages:
 class FrameViews:
     """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
     confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
-    the view) of faces nobody claimed; no_image: cameras skipped for want of an image."""
+    the view, points (70, 2), confidence (70,)) of faces nobody claimed; no_image: cameras
+    skipped for want of an image."""
 
     points_px: np.ndarray
     confidence: np.ndarray
@@ -193,7 +194,8 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
         faces = backend.detect(ViewInput(frame, c, image, boxes[c][np.isfinite(boxes[c]).all(axis=1)])).to_face70()
         owner = associate_view(faces, anchors_px[c], centre_px[c], radius_px[c], max_cost)
         detections += len(faces)
-        unassociated += [(c, int(d), len(faces)) for d in np.flatnonzero(owner < 0)]
+        unassociated += [(c, int(d), len(faces), faces.points_px[d], faces.confidence[d])
+                         for d in np.flatnonzero(owner < 0)]
         mine = owner >= 0
         points[c, owner[mine]] = faces.points_px[mine]
         conf[c, owner[mine]] = faces.confidence[mine]
@@ -255,7 +257,7 @@ class _Run:
                              self.images.image if self.images is not None else None)
         self.summary.detections += views.detections
         self.summary.associated += views.detections - len(views.unassociated)
-        for camera, d, n in views.unassociated:
+        for camera, d, n, _, _ in views.unassociated:
             self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE,
                          f"face {d} of {n} is farther than {self.config.association_max_cost} "
                          f"head radii from every person's head prior")
@@ -266,22 +268,26 @@ class _Run:
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
         self.summary.frames += 1
-        self._write_detections(frame, priors.person, views.points_px, views.confidence)
+        self._write_detections(frame, priors.person, views)
 
-    def _write_detections(self, frame: int, person: np.ndarray, points: np.ndarray, conf: np.ndarray) -> None:
-        """detections2d rows of one frame: points (C, P, 70, 2), conf (C, P, 70); views with a point."""
-        found = np.isfinite(points).all(-1).any(-1)                                # (C, P)
+    def _write_detections(self, frame: int, person: np.ndarray, views: FrameViews) -> None:
+        """detections2d rows of one frame: every associated view with a point, and every
+        unassociated face (person -1: a miscalibrated camera's faces miss their priors)."""
+        found = np.isfinite(views.points_px).all(-1).any(-1)                       # (C, P)
         cam, p = np.nonzero(found)
-        if not len(cam):
+        cams = list(cam) + [u[0] for u in views.unassociated]
+        n = len(cams)
+        if not n:
             return
-        n = len(cam)
+        points = [views.points_px[cam, p].reshape(len(cam), -1)] + [u[3].reshape(1, -1) for u in views.unassociated]
+        conf = [views.confidence[cam, p]] + [u[4][None] for u in views.unassociated]
         self.detections_out.write({
             "sequence": [self.sequence] * n,
             "frame": np.full(n, frame, dtype=np.int32),
-            "person": np.asarray(person)[p].astype(np.int32),
-            "camera": np.asarray(self.rig.names, dtype=object)[cam],
-            "landmarks_px": points[cam, p].reshape(n, -1).astype(np.float32),
-            "confidence": conf[cam, p].astype(np.float32),
+            "person": np.concatenate([np.asarray(person)[p], np.full(len(views.unassociated), -1)]).astype(np.int32),
+            "camera": np.asarray(self.rig.names, dtype=object)[np.asarray(cams, dtype=np.int64)],
+            "landmarks_px": np.concatenate(points).astype(np.float32),
+            "confidence": np.concatenate(conf).astype(np.float32),
         })
 
     def flush(self) -> None:
