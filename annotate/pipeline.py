@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
+from annotate.atomic import write_text_atomic
 from annotate.config import fit_config, head_frame_spec, resolve_config, view_config
 from annotate.labels.head_model import HeadModel, load_head_model, save_head_model
 
@@ -102,7 +102,11 @@ def run_triangulate(config: dict, root: str | Path, sequence: str, ingest_dir: s
     """Detect 2D landmarks in every view and triangulate them: ``out_dir/faces3d.parquet``
     (source=triangulated), ``rejections.parquet`` and ``summary.json``."""
     from annotate.config import triangulate_stage_config
-    from annotate.labels.triangulate_stage import make_backend, selected_frames, triangulate_sequence
+    from annotate.labels.triangulate_stage import (
+        make_backend,
+        selected_frames,
+        triangulate_sequence,
+    )
     from annotate.panoptic.ingest import load_cameras
 
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
@@ -183,14 +187,9 @@ def run_label_and_audit(config: dict, root: str | Path, sequence: str, results: 
 
 def write_json(path: str | Path, doc) -> Path:
     """Write JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if is_dataclass(doc):
         doc = asdict(doc)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, default=str))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=1, default=str))
 
 
 @contextlib.contextmanager

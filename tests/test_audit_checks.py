@@ -4,7 +4,14 @@ import pandas as pd
 import pytest
 
 from annotate.audit import measures
-from annotate.audit.checks import CHECKS, check_gate, mark_flagged, overall_passed, run_checks, AuditFailed
+from annotate.audit.checks import (
+    CHECKS,
+    AuditFailed,
+    check_gate,
+    mark_flagged,
+    overall_passed,
+    run_checks,
+)
 from annotate.audit.sync import best_lag, foreground_centroid
 from annotate.config import resolve_config
 from annotate.geometry.procrustes import umeyama

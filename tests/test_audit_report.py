@@ -17,9 +17,18 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from annotate.audit.contact_sheet import CropSource, head_axes_in_crop, visibility_colours
+from annotate.audit.contact_sheet import (
+    CropSource,
+    head_axes_in_crop,
+    visibility_colours,
+)
 from annotate.audit.report import flag_severity, write_report
-from annotate.audit.screenshot import browser_missing, headless_chromium, image_states, screenshot
+from annotate.audit.screenshot import (
+    browser_missing,
+    headless_chromium,
+    image_states,
+    screenshot,
+)
 from annotate.datasets.schema import load_schema
 from annotate.datasets.tables import to_arrow, write_table
 from annotate.geometry.rotations import rot_z

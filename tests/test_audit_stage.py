@@ -96,7 +96,7 @@ def test_rotated_camera_is_flagged_and_strict_cli_fails(source, tmp_path):
 
 def test_shifted_video_is_found(source, tmp_path):
     camera = "00_05"
-    result, manifest = audited(source, tmp_path, lambda d: faults.shift_video(d, camera, 3))
+    result, _ = audited(source, tmp_path, lambda d: faults.shift_video(d, camera, 3))
     row = result.cameras.set_index("camera").loc[camera]
     assert row["sync_lag_frames"] == 3 and row["flagged"]
     others = result.cameras[result.cameras["camera"] != camera]

@@ -141,8 +141,8 @@ def overall_passed(metrics: dict) -> bool:
 
 def audit_summary(metrics: dict) -> str:
     """A plain-text table of the checks, for logs and the terminal."""
-    lines = [f"audit: {'PASSED' if metrics['passed'] else 'FAILED'} - {metrics['counts']['labels']} labels, "
-             f"{metrics['counts']['flagged_labels']} flagged",
+    lines = [(f"audit: {'PASSED' if metrics['passed'] else 'FAILED'} - {metrics['counts']['labels']} labels, "
+              f"{metrics['counts']['flagged_labels']} flagged"),
              f"{'check':<20} {'result':<8} {'measured':>9} {'flagged':>8} {'fraction':>9} {'threshold':>10}  unit"]
     for name, m in metrics["checks"].items():
         result = "not run" if m["passed"] is None else ("pass" if m["passed"] else "FAIL")

@@ -7,7 +7,7 @@ measured" instead of an empty or broken figure. Nothing here touches files or HT
 from __future__ import annotations
 
 import io
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

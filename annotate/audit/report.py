@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import base64
 import html
-import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
+from annotate.atomic import write_text_atomic
 from annotate.audit import figures
-from annotate.audit.contact_sheet import CropSource, contact_sheet, default_caption, normalise_key
+from annotate.audit.contact_sheet import (
+    CropSource,
+    contact_sheet,
+    default_caption,
+    normalise_key,
+)
 
-__all__ = ["CropSource", "write_report", "flag_severity"]
+__all__ = ["CropSource", "flag_severity", "write_report"]
 
 KEYS = ["sequence", "frame", "person", "camera"]
 FIT_KEYS = ["sequence", "frame", "person"]
@@ -451,12 +456,4 @@ def write_report(path: str | Path, samples: pd.DataFrame, flags: pd.DataFrame, c
     sheet, drawn at random with ``seed``. Returns the path.
     """
     text = render_report(samples, flags, cameras, metrics, rejections, crops, contact_sheet_size, seed, title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, text)

@@ -267,10 +267,10 @@ def _metrics_doc(samples, cameras, checks, rejections, audit, seconds) -> dict:
         "format": METRICS_FORMAT, "version": METRICS_VERSION,
         "passed": overall_passed(checks), "strict": bool(audit["strict"]),
         "counts": {
-            "labels": int(len(samples)), "valid_labels": int(valid.sum()),
+            "labels": len(samples), "valid_labels": int(valid.sum()),
             "flagged_labels": int(samples["flagged"].sum()),
             "flagged_valid_labels": int((samples["flagged"] & valid).sum()),
-            "sequences": int(samples["sequence"].nunique()), "cameras": int(len(cameras)),
+            "sequences": int(samples["sequence"].nunique()), "cameras": len(cameras),
             "people": int(samples[["sequence", "person"]].drop_duplicates().shape[0]),
             "fits": int(samples[["sequence", "frame", "person"]].drop_duplicates().shape[0]),
             "rejections": {str(k): int(v) for k, v in rejections["reason"].value_counts().items()},

@@ -8,13 +8,17 @@ sequences share one model.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotate.geometry.head_frame import NUM_LANDMARKS, HeadFrameSpec, canonicalize_landmarks
+from annotate.atomic import write_text_atomic
+from annotate.geometry.head_frame import (
+    NUM_LANDMARKS,
+    HeadFrameSpec,
+    canonicalize_landmarks,
+)
 from annotate.geometry.procrustes import generalized_procrustes, umeyama
 
 MODEL_FORMAT = "annotate.head_model"
@@ -54,7 +58,7 @@ class HeadModel:
         }
 
     @classmethod
-    def from_json(cls, doc: dict, path: str = "<dict>") -> "HeadModel":
+    def from_json(cls, doc: dict, path: str = "<dict>") -> HeadModel:
         if doc.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path}: not a head model file (format={doc.get('format')!r})")
         major = int(str(doc.get("version", "0")).split(".")[0])
@@ -68,12 +72,7 @@ class HeadModel:
 
 def save_head_model(model: HeadModel, path: str | Path) -> Path:
     """Write the model as JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(model.to_json(), indent=1))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(model.to_json(), indent=1))
 
 
 def load_head_model(path: str | Path) -> HeadModel:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotate.atomic import write_text_atomic
 from annotate.panoptic.errors import INVALID_JSON, UNREADABLE_FILE, PanopticFormatError
 
 FACE_DIR = "hdFace3d"
@@ -219,13 +220,4 @@ def write_json_atomic(path: str | Path, document, allow_nan: bool = False) -> Pa
 
     ``allow_nan=False`` refuses NaN/inf (real Panoptic files never hold them as JSON).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(document, allow_nan=allow_nan)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_text_atomic(path, json.dumps(document, allow_nan=allow_nan))
