@@ -3,22 +3,28 @@
     python benchmarks/bench_crops.py [--results results] [--sequence synth_000] [--repeats 3]
 
 Needs a labelled sequence with videos (``snakemake --cores 16`` on the default config makes
-``results/synth_000``). Both runs read the same planned frames of the same camera videos
-with the same parallelism (``dataset.threads`` cameras at once, one decoder thread each):
+``results/synth_000``). All runs read the same planned frames of the same camera videos
+with the same parallelism (``dataset.threads`` cameras at once, ``decoder_threads``
+FFmpeg threads each, thread_type 'AUTO'):
 
 - decode only: ``iter_video_frames`` over the planned frames, each frame decoded into the
-  decoder's YUV planes and touched: the bare decoder, the least any consumer pays;
+  decoder's YUV planes and touched, no conversion: the bare decoder, the least any
+  consumer pays;
 - decode to RGB: the same, plus each frame as an (H, W, 3) RGB array, which is what a plain
   decoding loop hands over (PyAV ``to_ndarray``, OpenCV ``VideoCapture.read``);
 - crop stage: ``annotate.datasets.build.build_sequence``, the real stage: decode, cut
   every head out of the YUV planes, JPEG-encode it and write the Parquet shards.
 
-Runs alternate (decode, crop, decode, crop, ...) and the best of each is reported, so
-load from other processes on a shared machine hits both alike.
+Runs alternate (decode, RGB, crop, decode, ...) and the best wall time of each is reported,
+so load from other processes on a shared machine hits all alike. Each also reports its
+process CPU time per frame, which other processes' load disturbs much less. A last table
+splits one camera's per-frame CPU cost into decoding, cutting (range stretch + resize)
+and JPEG encoding, measured alone on one thread.
 """
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
 import time
@@ -29,18 +35,36 @@ import numpy as np
 import pandas as pd
 
 from annotate.config import resolve_config
+from annotate.datasets.build import decoder_threads
 from annotate.datasets.stage import build_config, run_build, run_plan
+from annotate.datasets.tables import fixed_list_to_numpy, read_table
+from annotate.media.crops import CropSpec, crop_transforms, crop_windows, crop_yuv420_window
+from annotate.media.jpeg import encode_jpeg_yuv420
 from annotate.media.video import camera_video_path, iter_video_frames
 
 
-def decode_only(seq_dir: Path, plan: pd.DataFrame, threads: int, rgb: bool = False) -> tuple[int, float]:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads, s."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(fn, *args, **kwargs) -> tuple[object, float, float]:
+    """(fn's result, wall s, process CPU s)."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def decode_only(seq_dir: Path, plan: pd.DataFrame, threads: int, decoder: int, rgb: bool = False
+                ) -> tuple[int, float]:
     """Decode the planned frames of every camera (to RGB arrays if ``rgb``); (frames, seconds)."""
     jobs = [(cam, np.unique(g["frame"].to_numpy())) for cam, g in plan.groupby("camera", observed=True)]
 
     def run(job):
         cam, frames = job
         n = 0
-        for frame in iter_video_frames(camera_video_path(seq_dir, str(cam)), frames, threads=1 if threads > 1 else 0):
+        for frame in iter_video_frames(camera_video_path(seq_dir, str(cam)), frames, threads=decoder):
             picture = frame.rgb() if rgb else frame.yuv420()[0]
             n += int(picture[0, 0].min() >= 0)                 # touch the picture
         return n
@@ -49,6 +73,39 @@ def decode_only(seq_dir: Path, plan: pd.DataFrame, threads: int, rgb: bool = Fal
     with ThreadPoolExecutor(threads) as pool:
         frames = sum(pool.map(run, jobs))
     return frames, time.perf_counter() - start
+
+
+def cost_split(seq_dir: Path, plan: pd.DataFrame, labels: Path, spec: CropSpec, quality: int,
+               camera: str) -> dict[str, float]:
+    """One camera on one thread: CPU ms per frame of decoding, cutting (range stretch + resize
+    of the three planes) and JPEG encoding its heads, each timed alone (thread CPU time)."""
+    rows = plan[plan["camera"] == camera].sort_values(["frame", "person"])
+    table = read_table(labels, "labels", columns=["camera", "frame", "person", "box_unclipped"],
+                       filters=[("camera", "=", camera), ("reject_reason", "=", "")])
+    key = pd.MultiIndex.from_arrays([table.column("frame").to_numpy(), table.column("person").to_numpy()])
+    boxes = fixed_list_to_numpy(table.column("box_unclipped"), (4,))
+    boxes = boxes[key.get_indexer(pd.MultiIndex.from_arrays([rows["frame"], rows["person"]]))]
+    windows = crop_windows(crop_transforms(boxes, spec), spec.size)
+    frame_of = rows["frame"].to_numpy()
+    cost = {"decode": 0.0, "cut": 0.0, "jpeg": 0.0}
+    frames = iter_video_frames(camera_video_path(seq_dir, camera), np.unique(frame_of), threads=1)
+    n = 0
+    while True:
+        t = time.thread_time()
+        frame = next(frames, None)
+        if frame is None:
+            break
+        planes = frame.yuv420()
+        cost["decode"] += time.thread_time() - t
+        n += 1
+        for w in windows[frame_of == frame.index]:
+            t = time.thread_time()
+            crop = crop_yuv420_window(planes, w, spec, full_range=frame.colour.full_range, to_full_range=True)
+            t2 = time.thread_time()
+            encode_jpeg_yuv420(*crop, quality=quality, full_range=True)
+            cost["cut"] += t2 - t
+            cost["jpeg"] += time.thread_time() - t2
+    return {k: 1e3 * v / n for k, v in cost.items()} | {"heads": len(rows) / n}
 
 
 def main() -> None:
@@ -62,35 +119,43 @@ def main() -> None:
     cameras = results / args.sequence / "ingest" / "cameras.parquet"
     seq_dir = results / "synthetic" / args.sequence
     config = resolve_config({"results": str(results), "dataset": {"exports": {"coco": False}}})
-    threads = config["dataset"]["threads"]
+    build = build_config(config)
+    threads, decoder = build.threads, decoder_threads(build)
     work = Path(tempfile.mkdtemp(prefix="bench_crops_"))
     try:
         run_plan(config, [labels], work / "plan.parquet", work / "plan_summary.json")
         plan = pd.read_parquet(work / "plan.parquet")
+        plan["camera"] = plan["camera"].astype(str)
         samples = len(plan)
-        decode_best = rgb_best = crop_best = np.inf
+        best = {"decode only (YUV planes)": (np.inf, 0.0), "decode to RGB": (np.inf, 0.0),
+                "crop stage (crop, JPEG, shards)": (np.inf, 0.0)}
         frames = 0
         for r in range(args.repeats):
-            frames, t = decode_only(seq_dir, plan, threads)
-            decode_best = min(decode_best, t)
-            _, t = decode_only(seq_dir, plan, threads, rgb=True)
-            rgb_best = min(rgb_best, t)
-            out = work / f"ds{r}"
-            start = time.perf_counter()
-            build = run_build(config, args.sequence, work / "plan.parquet", labels, cameras, seq_dir, out)
-            crop_best = min(crop_best, time.perf_counter() - start)
-            assert build.samples == samples, build
-            shutil.rmtree(out)
-        spec = build_config(config).crop
+            runs = [lambda: decode_only(seq_dir, plan, threads, decoder)[0],
+                    lambda: decode_only(seq_dir, plan, threads, decoder, rgb=True)[0],
+                    lambda: run_build(config, args.sequence, work / "plan.parquet", labels, cameras, seq_dir,
+                                      work / f"ds{r}").samples]
+            for name, run in zip(best, runs):
+                n, wall, cpu = timed(run)
+                if name.startswith("crop"):
+                    assert n == samples, (n, samples)            # every planned crop was written
+                else:
+                    frames = n
+                best[name] = min(best[name], (wall, cpu))     # best wall time, with its CPU time
+            shutil.rmtree(work / f"ds{r}")
         print(f"{args.sequence}: {plan['camera'].nunique()} camera videos, {frames} decoded frames, {samples} crops "
-              f"({spec.size} px, JPEG q{config['dataset']['jpeg_quality']}), {threads} cameras at once, "
-              f"best of {args.repeats}")
-        print(f"decode only (YUV)  : {frames / decode_best:8.1f} frames/s  ({decode_best:.2f} s)")
-        print(f"decode to RGB      : {frames / rgb_best:8.1f} frames/s  ({rgb_best:.2f} s)")
-        print(f"crop stage         : {frames / crop_best:8.1f} frames/s  ({crop_best:.2f} s; "
-              f"{samples / crop_best:.0f} crops/s, shards written)")
-        print(f"crop stage / decode only (YUV): {decode_best / crop_best:.2f}   "
-              f"crop stage / decode to RGB: {rgb_best / crop_best:.2f}   (target >= 0.80)")
+              f"({build.crop.size} px, JPEG q{build.jpeg_quality}), {threads} cameras at once, "
+              f"{decoder} decoder thread(s) each (0 = FFmpeg's choice), best of {args.repeats}")
+        print(f"{'run':34s} {'frames/s':>9s} {'wall s':>7s} {'CPU ms/frame':>13s}")
+        for name, (wall, cpu) in best.items():
+            print(f"{name:34s} {frames / wall:9.1f} {wall:7.2f} {1e3 * cpu / frames:13.3f}")
+        (dw, dc), (rw, _), (cw, cc) = best.values()
+        print(f"crop stage / decode only: {dw / cw:.2f} (wall), {dc / cc:.2f} (CPU)   "
+              f"crop stage / decode to RGB: {rw / cw:.2f} (wall)   target >= 0.80")
+        split = cost_split(seq_dir, plan, labels, build.crop, build.jpeg_quality, sorted(plan["camera"].unique())[0])
+        free_cut = split["decode"] / (split["decode"] + split["jpeg"])
+        print(f"one camera, one thread, CPU ms/frame ({split['heads']:.2f} heads/frame): decode {split['decode']:.3f}, "
+              f"cut {split['cut']:.3f}, JPEG {split['jpeg']:.3f}; decode / (decode + JPEG) = {free_cut:.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

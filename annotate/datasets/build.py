@@ -35,13 +35,12 @@ from annotate.datasets.schema import load_schema
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
 from annotate.datasets.tables import fixed_list_to_numpy, read_table, to_arrow, write_table
 from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_inside, crop_rgb, crop_transforms,
-                                  crop_yuv420, transform_boxes)
+                                  crop_windows, crop_yuv420_window, transform_boxes)
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
-from annotate.media.video import (MISSING_VIDEO, VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
-                                  iter_video_frames, probe_video, read_image_frame)
+from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
+                                  iter_video_frames, read_image_frame)
 
 STAGE = "dataset.media"
-VIDEO_SIZE_MISMATCH = "video_size_mismatch"
 # Label columns copied into every sample (the rest of the samples schema is built here).
 LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
                  "head_scale", "helmet_radius_cm", "box", "box_unclipped", "box_fraction_inside", "facing_camera",
@@ -72,6 +71,12 @@ class BuildConfig:
         d = asdict(self)
         d.pop("threads")                     # does not change the output
         return d
+
+
+def decoder_threads(config: BuildConfig) -> int:
+    """FFmpeg threads per camera decoder (thread_type 'AUTO'): one each when several cameras
+    run at once (they already fill the cores), else 0 = FFmpeg's choice, one per core."""
+    return 1 if config.threads > 1 else 0
 
 
 @dataclass
@@ -215,7 +220,8 @@ class _UnitSamples:
     rows: pd.DataFrame
     arrays: dict
     camera_info: dict
-    transforms: np.ndarray             # (N, 2, 3)
+    transforms: np.ndarray             # (N, 2, 3) crop_from_image
+    windows: np.ndarray                # (N, 3) int source windows (x0, y0, side), px
 
     def table(self, spec: CropSpec) -> pa.Table:
         """Every sample column of every row (schemas/samples.schema.yaml), ``image`` empty:
@@ -264,13 +270,20 @@ def with_images(table: pa.Table, idx: np.ndarray, images: list[bytes]) -> pa.Tab
     return rows.set_column(column, rows.schema.field(column), pa.array(images, type=pa.binary()))
 
 
-def encode_crop(frame, transform: np.ndarray, spec: CropSpec, quality: int) -> bytes:
-    """JPEG bytes of one head crop of a decoded frame (YUV planes when it has them)."""
+def encode_crops(frame, transforms: np.ndarray, windows: np.ndarray, spec: CropSpec, quality: int) -> list[bytes]:
+    """JPEG bytes of the head crops of one decoded frame.
+
+    transforms: (k, 2, 3) crop_from_image; windows: (k, 3) their ``crop_windows``. BT.601
+    video pictures are cut from the decoder's YUV 4:2:0 planes (stretched to JPEG's full
+    range on the way) and encoded from them; anything else goes through RGB.
+    """
     planes = frame.yuv420()
     if planes is not None and frame.colour.bt601:
-        y, u, v = crop_yuv420(planes, transform, spec, full_range=frame.colour.full_range, to_full_range=True)
-        return encode_jpeg_yuv420(y, u, v, quality, full_range=True)
-    return encode_jpeg_rgb(crop_rgb(frame.rgb(), transform, spec), quality)
+        full = frame.colour.full_range
+        return [encode_jpeg_yuv420(*crop_yuv420_window(planes, w, spec, full_range=full, to_full_range=True),
+                                   quality=quality, full_range=True) for w in windows]
+    rgb = frame.rgb()
+    return [encode_jpeg_rgb(crop_rgb(rgb, A, spec), quality) for A in transforms]
 
 
 def _write_full_frame(frame, path: Path, quality: int) -> None:
@@ -291,13 +304,15 @@ def frame_path(out_dir: str | Path, sequence: str, camera: str, frame: int) -> P
     return Path(out_dir) / "frames" / sequence / camera / f"{int(frame):08d}.jpg"
 
 
-def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str, threads: int, reject):
+def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str, threads: int, reject,
+                    size: tuple[int, int]):
     """Yield the decoded frames; per-image problems are passed to ``reject`` and skipped.
 
-    For videos a VideoError propagates (after the good frames): the caller rejects the rest.
+    For videos a VideoError propagates (after the good frames): the caller rejects the rest;
+    a video that is not ``size`` (width, height) px yields nothing (VIDEO_SIZE_MISMATCH).
     """
     if source == "video":
-        yield from iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
+        yield from iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads, expect_size=size)
         return
     image_dir = camera_image_dir(seq_dir, camera)
     for k in frames:
@@ -336,24 +351,18 @@ class _Unit:
                                                    "file": str(file), "detail": detail})
                     self.done[i] = True
 
-    def _check_video(self) -> bool:
-        """Reject everything when the video is absent/unreadable or of the wrong size."""
+    def _reject_unreached(self) -> None:
+        """Frames the video never reached: it is shorter than the labelled frames."""
         if self.config.source != "video":
-            return True
-        path = camera_video_path(self.seq_dir, self.s.camera)
-        try:
-            info = probe_video(path)
-        except VideoError as err:
-            self.reject_frames(self.frames, err.reason, err.path, err.detail)
-            return False
-        want = (self.s.camera_info["width"], self.s.camera_info["height"])
-        if (info.width, info.height) != want:
-            self.reject_frames(self.frames, VIDEO_SIZE_MISMATCH, str(path),
-                               f"video is {info.width}x{info.height}, calibration says {want[0]}x{want[1]}")
-            return False
-        return True
+            return
+        left = np.unique(self.s.rows["frame"].to_numpy()[~self.done])
+        if len(left):
+            self.reject_frames(left, VIDEO_TOO_SHORT, str(camera_video_path(self.seq_dir, self.s.camera)),
+                               f"video ends before frame {int(left[0])} "
+                               f"({self.result.frames_decoded} selected frames decoded)")
 
     def run(self) -> UnitResult:
+        """Decode, crop and encode every planned sample, write the shards; the unit's result."""
         start = time.perf_counter()
         writers: dict[str, ShardWriter] = {}
         pending: dict[str, tuple[list, list]] = {}
@@ -374,31 +383,26 @@ class _Unit:
 
         split_of = self.s.rows["split"].astype(str).to_numpy()
         table = self.s.table(spec)
+        size = (self.s.camera_info["width"], self.s.camera_info["height"])
         try:
-            if self._check_video():
-                try:
-                    for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.config.source,
-                                                 self.decoder_threads, reject):
-                        self.result.frames_decoded += 1
-                        if self.config.full_frames:
-                            _write_full_frame(frame, frame_path(self.out_dir, self.s.sequence, self.s.camera,
-                                                                frame.index), quality)
-                        for i in self.rows_of_frame[frame.index]:
-                            jpeg = encode_crop(frame, self.s.transforms[i], spec, quality)
-                            idx, images = pending.setdefault(split_of[i], ([], []))
-                            idx.append(i)
-                            images.append(jpeg)
-                            self.done[i] = True
-                            flush(split_of[i])
-                except VideoError as err:
-                    self.reject_frames(self.frames, err.reason, err.path, err.detail)
-                # Frames the video never reached: it is shorter than the labelled frames.
-                if self.config.source == "video":
-                    left = np.unique(self.s.rows["frame"].to_numpy()[~self.done])
-                    if len(left):
-                        self.reject_frames(left, VIDEO_TOO_SHORT, str(camera_video_path(self.seq_dir, self.s.camera)),
-                                           f"video ends before frame {int(left[0])} "
-                                           f"({self.result.frames_decoded} selected frames decoded)")
+            try:
+                for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.config.source,
+                                             self.decoder_threads, reject, size):
+                    self.result.frames_decoded += 1
+                    if self.config.full_frames:
+                        _write_full_frame(frame, frame_path(self.out_dir, self.s.sequence, self.s.camera,
+                                                            frame.index), quality)
+                    rows = self.rows_of_frame[frame.index]
+                    jpegs = encode_crops(frame, self.s.transforms[rows], self.s.windows[rows], spec, quality)
+                    for i, jpeg in zip(rows, jpegs):
+                        idx, images = pending.setdefault(split_of[i], ([], []))
+                        idx.append(i)
+                        images.append(jpeg)
+                        self.done[i] = True
+                        flush(split_of[i])
+            except VideoError as err:
+                self.reject_frames(self.frames, err.reason, err.path, err.detail)
+            self._reject_unreached()
             for split in sorted(pending):
                 flush(split, force=True)
             for split in sorted(writers):
@@ -483,12 +487,10 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         raise ValueError(f"{cameras_path}: no calibration for planned cameras {unknown}")
     build = SequenceBuild(sequence)
     results: dict[str, UnitResult] = {}
-    # Several cameras at once: one decoder thread each; one camera: let FFmpeg thread it.
-    decoder_threads = 1 if config.threads > 1 else 0
 
     def run(job):
         camera, samples, digest = job
-        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads, on_shard).run()
+        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard).run()
         doc = asdict(result)
         doc.pop("resumed")
         _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
@@ -507,8 +509,9 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
                 results[camera] = done
                 continue
             _remove_leftovers(out_dir, sequence, camera)
-            samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera],
-                                   crop_transforms(arrays["box_unclipped"], config.crop))
+            transforms = crop_transforms(arrays["box_unclipped"], config.crop)
+            samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
+                                   crop_windows(transforms, config.crop.size))
             jobs.append((camera, samples, digest))
         if config.threads > 1 and len(jobs) > 1:
             with ThreadPoolExecutor(config.threads) as pool:

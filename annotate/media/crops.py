@@ -10,9 +10,12 @@ Geometry: the square is centred on the head box (``box_unclipped``, so a head cu
 image edge keeps its centre), its side is ``max(box width, box height) * (1 + 2 * margin)``;
 side and corner are snapped to even pixel numbers, so the window is whole pixels of the
 luma plane *and* of the 4:2:0 chroma planes. It is then resized to ``size x size``
-(``cv2.resize``: bilinear when enlarging, pixel-area averaging when shrinking), which is
-several times faster than a general warp and exactly the stored scale + translation. Parts
-outside the image are padded with a constant colour.
+(``cv2.resize``), which is several times faster than a general warp and exactly the stored
+scale + translation. Enlarging (most heads) is bilinear. Shrinking by a factor f is bilinear
+up to ``k * size`` (k = ceil(f)) followed by k x k pixel-area averaging: OpenCV's area
+resize is fast only for whole factors (its general path costs about ten times a bilinear
+one), and the two steps compose to the same transform. Parts outside the image are padded
+with a constant colour.
 """
 from __future__ import annotations
 
@@ -79,10 +82,8 @@ def apply_transform(crop_from_image: np.ndarray, points: np.ndarray) -> np.ndarr
     p = np.asarray(points, dtype=np.float64)
     if A.ndim == 2:
         return p @ A[:, :2].T + A[:, 2]
-    extra = (1,) * (p.ndim - 2)
-    lin = A[:, :, :2].reshape((len(A),) + extra + (2, 2))
-    shift = A[:, :, 2].reshape((len(A),) + extra + (2,))
-    return np.einsum("n...ij,n...j->n...i", lin, p) + shift
+    flat = p.reshape(len(A), -1, 2)                     # (N, M, 2): one batched matmul
+    return (np.matmul(flat, A[:, :, :2].transpose(0, 2, 1)) + A[:, None, :, 2]).reshape(p.shape)
 
 
 def transform_boxes(crop_from_image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -126,11 +127,23 @@ def _pad_yuv(pad_rgb: tuple, full_range: bool) -> tuple[int, int, int]:
 
 
 def window_of(crop_from_image: np.ndarray, size: int) -> tuple[int, int, int]:
-    """(x0, y0, side) source window of a transform made by ``crop_transforms``."""
+    """(x0, y0, side) source window, px, of one (2, 3) transform made by ``crop_transforms``."""
     A = np.asarray(crop_from_image, dtype=np.float64)
-    s = A[0, 0]
-    side = int(round(size / s))
-    return int(round(0.5 - (A[0, 2] + 0.5) / s)), int(round(0.5 - (A[1, 2] + 0.5) / s)), side
+    s = float(A[0, 0])
+    return (int(round(0.5 - (float(A[0, 2]) + 0.5) / s)), int(round(0.5 - (float(A[1, 2]) + 0.5) / s)),
+            int(round(size / s)))
+
+
+def crop_windows(crop_from_image: np.ndarray, size: int) -> np.ndarray:
+    """(N, 3) int64 (x0, y0, side) source windows, px, of (N, 2, 3) ``crop_transforms``.
+
+    The inverse of ``crop_transforms``' x_crop = s (u - x0 + 0.5) - 0.5, s = size / side;
+    computed once per camera so the per-crop loop does no float work.
+    """
+    A = np.asarray(crop_from_image, dtype=np.float64).reshape(-1, 2, 3)
+    s = A[:, 0, 0]
+    return np.rint(np.column_stack([0.5 - (A[:, 0, 2] + 0.5) / s, 0.5 - (A[:, 1, 2] + 0.5) / s,
+                                    size / s])).astype(np.int64)
 
 
 def _resize_window(plane: np.ndarray, x0: int, y0: int, side: int, size: int, pad,
@@ -149,10 +162,26 @@ def _resize_window(plane: np.ndarray, x0: int, y0: int, side: int, size: int, pa
     if window.shape[0] != side or window.shape[1] != side:
         window = cv2.copyMakeBorder(window, max(-y0, 0), max(y0 + side - h, 0), max(-x0, 0),
                                     max(x0 + side - w, 0), cv2.BORDER_CONSTANT, value=pad)
+    return _resize_square(window, size)
+
+
+def _resize_square(window: np.ndarray, size: int) -> np.ndarray:
+    """A (side, side[, C]) uint8 window resized to (size, size[, C]), pixel centres mapped as
+    x_out = (size / side) (x_in + 0.5) - 0.5.
+
+    Enlarging: bilinear. Shrinking by f = side / size: bilinear to k * size (k = ceil(f),
+    an enlargement), then k x k area averaging, OpenCV's fast whole-factor path; the two
+    maps compose to the one above.
+    """
+    side = window.shape[0]
     if side == size:
         return np.ascontiguousarray(window)
-    interpolation = cv2.INTER_LINEAR if size > side else cv2.INTER_AREA
-    return cv2.resize(window, (size, size), interpolation=interpolation)
+    if side < size:
+        return cv2.resize(window, (size, size), interpolation=cv2.INTER_LINEAR)
+    k = -(-side // size)
+    if side != k * size:
+        window = cv2.resize(window, (k * size, k * size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def crop_rgb(image_rgb: np.ndarray, crop_from_image: np.ndarray, spec: CropSpec) -> np.ndarray:
@@ -172,7 +201,18 @@ def crop_yuv420(planes: tuple[np.ndarray, np.ndarray, np.ndarray], crop_from_ima
     (else video range, Y 16..235); to_full_range: stretch video range to full range (what
     JPEG stores). The padding is ``spec.pad_rgb`` in the output's range.
     """
-    x0, y0, side = window_of(crop_from_image, spec.size)
+    return crop_yuv420_window(planes, window_of(crop_from_image, spec.size), spec, full_range, to_full_range)
+
+
+def crop_yuv420_window(planes: tuple[np.ndarray, np.ndarray, np.ndarray], window, spec: CropSpec,
+                       full_range: bool = False, to_full_range: bool = False
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``crop_yuv420`` for a precomputed (x0, y0, side) window (a row of ``crop_windows``).
+
+    The range stretch is a lookup table on the source window, before resizing: most heads
+    are enlarged, so that maps several times fewer pixels than the output has.
+    """
+    x0, y0, side = (int(c) for c in window)
     stretch = to_full_range and not full_range
     pad = _pad_yuv(tuple(spec.pad_rgb), full_range or stretch)
     luts = (Y_TO_FULL_RANGE, C_TO_FULL_RANGE) if stretch else (None, None)

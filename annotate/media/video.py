@@ -21,7 +21,7 @@ frame; everything is decoded up to it (H.264 frames depend on earlier ones), exc
 selection starting far into the file seeks to the preceding key frame first.
 
 Failures raise ``VideoError`` with a reason code (``MISSING_VIDEO``, ``UNREADABLE_VIDEO``,
-``CORRUPT_VIDEO``), after the frames decoded so far were yielded, so a caller keeps those
+``VIDEO_SIZE_MISMATCH`` with ``expect_size``, ``CORRUPT_VIDEO``), after the frames decoded so far were yielded, so a caller keeps those
 and records the rest. A video that ends before a selected frame simply stops yielding:
 ``missing_frames`` tells the caller which selected frames never came (``VIDEO_TOO_SHORT``).
 """
@@ -41,6 +41,7 @@ MISSING_VIDEO = "missing_video"
 UNREADABLE_VIDEO = "unreadable_video"
 CORRUPT_VIDEO = "corrupt_video"
 VIDEO_TOO_SHORT = "video_too_short"
+VIDEO_SIZE_MISMATCH = "video_size_mismatch"
 MISSING_IMAGE = "missing_image"
 UNREADABLE_IMAGE = "unreadable_image"
 
@@ -195,8 +196,19 @@ def _pts_index(av_frame, stream) -> int | None:
     return int(round(float((av_frame.pts - start) * stream.time_base * stream.average_rate)))
 
 
+def _check_size(stream, expect_size: tuple[int, int] | None, path: Path) -> None:
+    """Raise VIDEO_SIZE_MISMATCH when the stream is not expect_size (width, height) px."""
+    if expect_size is None:
+        return
+    got = (int(stream.codec_context.width), int(stream.codec_context.height))
+    if got != tuple(expect_size):
+        raise VideoError(VIDEO_SIZE_MISMATCH, path, f"video is {got[0]}x{got[1]}, calibration says "
+                                                    f"{expect_size[0]}x{expect_size[1]}")
+
+
 def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, threads: int = 0,
-                      seek_threshold: int = DEFAULT_SEEK_THRESHOLD) -> Iterator[DecodedFrame]:
+                      seek_threshold: int = DEFAULT_SEEK_THRESHOLD,
+                      expect_size: tuple[int, int] | None = None) -> Iterator[DecodedFrame]:
     """Decode ``path`` sequentially and yield the selected frames in increasing order.
 
     path: an H.264 (or any FFmpeg-readable) video; frame k = k-th decoded picture.
@@ -204,9 +216,11 @@ def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, 
     threads: decoder threads (0 = FFmpeg's choice, one per core), with thread_type 'AUTO'.
     seek_threshold: when the first selected frame is at least this far in, seek to the key
         frame before it and number frames from their pts (exact for constant frame rate).
+    expect_size: (width, height) px the stream must have (e.g. the calibration's), checked
+        on opening, so a caller needs no separate ``probe_video`` (one open per video).
 
     Each yielded ``DecodedFrame`` stays valid after the iterator moves on (own buffers).
-    Raises ``VideoError`` (MISSING_VIDEO / UNREADABLE_VIDEO on opening, CORRUPT_VIDEO on a
+    Raises ``VideoError`` (MISSING_VIDEO / UNREADABLE_VIDEO / VIDEO_SIZE_MISMATCH on opening, CORRUPT_VIDEO on a
     decoding error or a picture the decoder flags as corrupt) after yielding every good
     frame before the problem. Frames past the end of the video are not yielded: compare with
     ``missing_frames``.
@@ -221,6 +235,7 @@ def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, 
     read = 0
     try:
         stream = container.streams.video[0]
+        _check_size(stream, expect_size, path)
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = int(threads)
         index = 0
