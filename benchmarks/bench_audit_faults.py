@@ -84,7 +84,7 @@ def uncertainty_calibration(seq_dir: Path, results: Path, samples: pd.DataFrame)
     """The audit's per-fit rotation uncertainty against the true rotation error (ground truth)."""
     from scipy.stats import spearmanr
 
-    from annotate.datasets.tables import fixed_list_to_numpy, read_table
+    from annotate.datasets.tables import read_table
     from annotate.geometry.rotations import geodesic_distance
     from annotate.synth.generate import load_ground_truth
 

@@ -68,6 +68,19 @@ def test_speeds_to_previous_in_any_row_order():
     assert np.allclose(np.delete(lin, first), 60.0) and np.allclose(np.delete(ang, first), 60.0)
 
 
+def test_head_jump_flags_a_switch_but_not_the_fit_after_a_spike():
+    n = 20
+    centre = np.zeros((n, 3))
+    centre[:, 0] = np.arange(n) * 1.0                 # 1 cm per frame = 30 cm/s
+    centre[6] += 40.0                                 # one wrong fit (a spike)
+    centre[12:] += 60.0                               # an identity switch from frame 12 on
+    seq, person, frame, _ = _track(n)
+    speed = measures.head_jump_speed(seq, person, frame, centre, FPS)
+    jumps = np.flatnonzero(speed > 400)
+    assert jumps.tolist() == [6, 12]                  # the spike itself and the switch, not frames 7 or 13
+    assert np.isnan(speed[0])
+
+
 def test_body_distance_uses_the_face_joints_with_confidence():
     model = np.zeros((2, 70, 3))
     joints = np.full((2, 19, 3), np.nan)

@@ -74,6 +74,32 @@ def speeds_to_previous(sequence: np.ndarray, person: np.ndarray, frame: np.ndarr
     return angular, linear
 
 
+def head_jump_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, centre_world: np.ndarray,
+                    fps: float, max_gap: int = 3, lookback: int = 2) -> np.ndarray:
+    """(M,) cm/s: the smallest head-centre speed from any of the track's previous
+    ``lookback`` fits (each at most ``max_gap`` frames per step back) to this one.
+
+    A jump that stays (an identity switch) is fast from every earlier fit; the fit after a
+    single wrong one is slow from the fit before that, so it is not taken for a jump.
+    NaN for a track's first fit.
+    """
+    order = track_order(sequence, person, frame)
+    s, p, f, c = sequence[order], person[order], frame[order], centre_world[order]
+    M = len(f)
+    speeds = np.full((M, lookback), np.nan)
+    for k in range(1, lookback + 1):
+        if k >= M:
+            break
+        gap = f[k:] - f[:-k]
+        ok = (s[k:] == s[:-k]) & (p[k:] == p[:-k]) & (gap <= k * max_gap) & (gap > 0)
+        v = np.linalg.norm(c[k:] - c[:-k], axis=-1) * fps / np.maximum(gap, 1)
+        speeds[k:, k - 1] = np.where(ok, v, np.nan)
+    out = np.full(M, np.nan)
+    have = np.isfinite(speeds).any(axis=1)
+    out[order[have]] = np.nanmin(speeds[have], axis=1)
+    return out
+
+
 def neighbour_angular_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, R_world_head: np.ndarray,
                             fps: float, neighbours: int = 3, max_gap: int = 3) -> np.ndarray:
     """(M,) deg/s: the median, over up to ``neighbours`` fits either side in the same track

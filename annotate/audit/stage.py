@@ -101,8 +101,8 @@ def fit_measures(fits: pd.DataFrame, model: HeadModel, bodies: Path | None, cros
     idx = np.flatnonzero(ok)
     out.loc[ok, "angular_speed_deg_s"] = measures.neighbour_angular_speed(seq[idx], person[idx], frame[idx], R[idx], fps,
                                                                         max_gap=3 * frame_step)
-    out.loc[ok, "head_speed_cm_s"] = measures.speeds_to_previous(seq[idx], person[idx], frame[idx], R[idx], t[idx], fps,
-                                                                 max_gap=3 * frame_step)[1]
+    out.loc[ok, "head_speed_cm_s"] = measures.head_jump_speed(seq[idx], person[idx], frame[idx], t[idx], fps,
+                                                              max_gap=3 * frame_step)
     weights = np.stack(fits["weight"].to_numpy())
     out.loc[ok, "uncertainty_deg"] = measures.rotation_uncertainty_deg(
         model.landmarks_head, R[idx], fits["scale"].to_numpy()[idx], weights[idx], fits["rms_cm"].to_numpy()[idx])
