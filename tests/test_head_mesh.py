@@ -8,17 +8,10 @@ from scipy.spatial import ConvexHull
 
 from annotate.labels import head_mesh as hm
 from annotate.open3d_loader import open3d_module
-from annotate.synth.face_model import base_face_landmarks, person_shape
+from annotate.synth.face_model import person_shape
 
 
-@pytest.fixture(scope="module")
-def face() -> np.ndarray:
-    return base_face_landmarks()
-
-
-@pytest.fixture(scope="module")
-def mesh(face) -> hm.HeadMesh:
-    return hm.build_head_mesh(face)
+# face and mesh: tests/conftest.py
 
 
 def _legacy(mesh: hm.HeadMesh):

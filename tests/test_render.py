@@ -11,49 +11,15 @@ from annotate.geometry.cameras import CameraRig
 from annotate.labels import head_mesh as hm
 from annotate.media.video_writer import video_path, video_rate
 from annotate.synth import render as rd
-from annotate.synth.face_model import base_face_landmarks
+from tests import scenes
+from tests.scenes import facing
 
 DIST = np.array([-0.25, 0.18, 0.0005, 0.0008, -0.04])
-UP = np.array([0.0, 1.0, 0.0])                      # world y up in these tests
-
-
-def look_at(centre, target) -> np.ndarray:
-    """R_cam_world of a camera at ``centre`` looking at ``target`` with world y up in the image."""
-    z = np.asarray(target, float) - np.asarray(centre, float)
-    z /= np.linalg.norm(z)
-    x = np.cross(z, UP)
-    x /= np.linalg.norm(x)
-    return np.stack([x, np.cross(z, x), z])
 
 
 def make_rig(centres, targets, size=(1920, 1080), f=1450.0, dist=DIST) -> CameraRig:
-    centres = np.asarray(centres, float)
-    R = np.stack([look_at(c, t) for c, t in zip(centres, targets)])
-    t = -np.einsum("cij,cj->ci", R, centres)
-    K = np.array([[f, 0.0, size[0] / 2 + 3.5], [0.0, f, size[1] / 2 - 2.5], [0.0, 0.0, 1.0]])
-    n = len(centres)
-    return CameraRig(tuple(f"00_{i + 2:02d}" for i in range(n)), np.repeat(K[None], n, 0),
-                     np.repeat(np.asarray(dist, float)[None], n, 0), R, t,
-                     np.repeat(np.array([size]), n, 0))
-
-
-def facing(head_position, toward) -> np.ndarray:
-    """R_world_head turning the face (head +z) toward ``toward``, head y close to world up."""
-    z = np.asarray(toward, float) - np.asarray(head_position, float)
-    z /= np.linalg.norm(z)
-    y = UP - (UP @ z) * z
-    y /= np.linalg.norm(y)
-    return np.stack([np.cross(y, z), y, z], axis=1)
-
-
-@pytest.fixture(scope="module")
-def face() -> np.ndarray:
-    return base_face_landmarks()
-
-
-@pytest.fixture(scope="module")
-def mesh(face) -> hm.HeadMesh:
-    return hm.build_head_mesh(face)
+    """Cameras 00_02, 00_03, ... with the principal point a little off centre."""
+    return scenes.make_rig(centres, targets, size, f, dist, principal_offset=(3.5, -2.5), first_index=2)
 
 
 def person(mesh, pid, position, toward, scale=1.0) -> rd.RenderPerson:

@@ -21,44 +21,10 @@ from annotate.labels.stage import iter_frame_chunks, listed_cameras
 from annotate.panoptic.ingest import load_cameras
 from annotate.pipeline import run_label, run_label_sequence
 from annotate.synth import render as rd
-from annotate.synth.face_model import base_face_landmarks
 from annotate.synth.generate import generate_sequence, scene_frames
 from annotate.synth.scene import SceneConfig, simulate_scene
 
-UP = np.array([0.0, 1.0, 0.0])                      # world y up in the hand-made scenes
-
-
-def look_at(centre, target) -> np.ndarray:
-    """R_cam_world of a camera at ``centre`` looking at ``target``."""
-    z = np.asarray(target, float) - np.asarray(centre, float)
-    z /= np.linalg.norm(z)
-    x = np.cross(z, UP)
-    x /= np.linalg.norm(x)
-    return np.stack([x, np.cross(z, x), z])
-
-
-def make_rig(centres, targets, size=(1920, 1080), f=1450.0) -> CameraRig:
-    R = np.stack([look_at(c, t) for c, t in zip(centres, targets)])
-    t = -np.einsum("cij,cj->ci", R, np.asarray(centres, float))
-    K = np.array([[f, 0.0, size[0] / 2], [0.0, f, size[1] / 2], [0.0, 0.0, 1.0]])
-    n = len(centres)
-    return CameraRig(tuple(f"00_{i:02d}" for i in range(n)), np.repeat(K[None], n, 0),
-                     np.repeat(np.array([[-0.25, 0.18, 0.0005, 0.0008, -0.04]]), n, 0), R, t,
-                     np.repeat(np.array([size]), n, 0))
-
-
-def facing(position, toward) -> np.ndarray:
-    """R_world_head turning the face (head +z) toward ``toward``, head y near world up."""
-    z = np.asarray(toward, float) - np.asarray(position, float)
-    z /= np.linalg.norm(z)
-    y = UP - (UP @ z) * z
-    y /= np.linalg.norm(y)
-    return np.stack([np.cross(y, z), y, z], axis=1)
-
-
-@pytest.fixture(scope="module")
-def face():
-    return base_face_landmarks()
+from tests.scenes import facing, make_rig
 
 
 @pytest.fixture(scope="module")
