@@ -45,6 +45,8 @@ def inject(name: str, seq_dir: Path, targets: faults.FaultTargets, rng: np.rando
         return None
     if name in ("rot1", "rot3"):
         return faults.rotate_camera(seq_dir, targets.camera, 1.0 if name == "rot1" else 3.0, axis="pan")
+    if name == "rot1roll":
+        return faults.rotate_camera(seq_dir, targets.camera, 1.0, axis="roll")
     if name == "mirror":
         return faults.mirror_landmarks(seq_dir, targets.mirror_frames, [targets.face_person])
     if name == "swap":
@@ -60,6 +62,7 @@ DESCRIPTIONS = {
     "clean": "no fault",
     "rot1": "one camera's extrinsics rotated 1 deg (pan)",
     "rot3": "one camera's extrinsics rotated 3 deg (pan)",
+    "rot1roll": "the same, 1 deg about the optical axis (roll)",
     "mirror": "left-right mirrored landmarks in some faces",
     "swap": "two people's ids swapped mid-sequence (faces)",
     "garbage": "garbage landmarks in a few faces",
