@@ -173,14 +173,17 @@ def run_audit(config: dict, results: str | Path, sequences: list[str], out_dir: 
 
 def run_label_and_audit(config: dict, root: str | Path, sequence: str, results: str | Path):
     """One sequence without Snakemake: ingest, head model and labels (``run_label_sequence``,
-    into ``results/<sequence>/``), 2D detection + triangulation when ``audit.detections``
-    (for the per-view checks), then the audit into ``results/audit/``. Returns the
+    into ``results/<sequence>/``), 2D detection, triangulation and the published/triangulated
+    cross-check when ``audit.detections`` (for the per-view checks), then the audit into
+    ``results/audit/``. Returns the
     ``AuditResult``."""
     results = Path(results)
     seq_out = results / sequence
     run_label_sequence(config, root, sequence, seq_out)
     if config["audit"]["detections"]:
         run_triangulate(config, root, sequence, seq_out / "ingest", seq_out / "triangulate")
+        run_crosscheck(seq_out / "ingest" / "faces3d.parquet", seq_out / "triangulate" / "faces3d.parquet",
+                       seq_out / "triangulate")
     return run_audit(config, results, [sequence], results / "audit", model_path=seq_out / "head_model.json",
                      root=root)
 

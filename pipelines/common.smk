@@ -64,6 +64,8 @@ def audit_inputs(wildcards):
     }
     if audit_detections_wanted():
         inputs["detections"] = expand(f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet", sequence=SEQUENCES)
+        # With detections come triangulated faces: their agreement with the published ones.
+        inputs["crosscheck"] = expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)
     return inputs
 
 

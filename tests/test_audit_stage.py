@@ -45,9 +45,8 @@ def test_clean_sequence_passes_with_every_check_run(clean):
     result, _ = clean
     assert result.passed, result.flags.groupby("reason").size()
     assert result.samples["flagged"].mean() <= 0.01
-    ran = {k for k, m in result.metrics["checks"].items() if m["passed"] is not None}
-    # No triangulated faces are used by the labels here, so only the cross-check has nothing to measure.
-    assert ran == set(result.metrics["checks"]) - {"crosscheck"}
+    assert all(m["passed"] is not None for m in result.metrics["checks"].values())   # every check ran
+    assert result.metrics["checks"]["crosscheck"]["measured"] > 0
     assert (result.cameras["sync_lag_frames"] == 0).all()
 
 
@@ -78,7 +77,10 @@ def test_rotated_camera_is_flagged_and_strict_cli_fails(source, tmp_path):
     result, manifest = audited(source, tmp_path, lambda d: faults.rotate_camera(d, camera, 3.0))
     faulty = manifest.label_mask(result.samples)
     flagged = result.samples["flagged"].to_numpy()
-    assert flagged[faulty].mean() >= 0.95 and flagged[~faulty].mean() <= 0.01
+    # With 8 cameras the bad one also spoils some triangulated faces, which the cross-check
+    # then flags (their published labels are fine): count the other reasons.
+    not_crosscheck = result.samples["reasons"].str.replace("crosscheck", "").str.strip(",") != ""
+    assert flagged[faulty].mean() >= 0.95 and (flagged & not_crosscheck)[~faulty].mean() <= 0.01
     assert result.cameras.set_index("camera").loc[camera, "flagged"]
     assert result.metrics["cameras_flagged"] == [f"{SEQ}/{camera}"]
     # The CLI on the same results folder: --strict makes the failed check an exit status of 1.
