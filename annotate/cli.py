@@ -5,6 +5,7 @@
     annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
     annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
+    annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG]
     annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
 
 ``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
@@ -65,6 +66,12 @@ def cmd_label(args) -> None:
     print(f"labels: {Path(args.out) / 'labels' / 'labels.parquet'}")
 
 
+def cmd_triangulate(args) -> None:
+    cfg = _config(args)
+    print(pipeline.run_triangulate(cfg, args.root, args.sequence, args.ingest, args.out))
+    print(f"faces3d: {Path(args.out) / 'faces3d.parquet'}; detections: {Path(args.out) / 'detections2d.parquet'}")
+
+
 def cmd_audit(args) -> None:
     from annotate.audit.checks import audit_summary
 
@@ -123,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sequence", required=True)
     sp.add_argument("--out", required=True)
     sp.add_argument("--model", help="use this saved head_model.json instead of building one")
+
+    sp = add("triangulate", cmd_triangulate, "detect 2D landmarks in every view and triangulate 3D faces "
+             "(detect.backend in the config)")
+    sp.add_argument("--root", required=True, help="directory holding the sequence folder")
+    sp.add_argument("--sequence", required=True)
+    sp.add_argument("--ingest", required=True, help="the sequence's ingest folder (cameras, bodies, faces3d tables)")
+    sp.add_argument("--out", required=True)
 
     sp = add("audit", cmd_audit, "audit the labels of a results folder: report.html, metrics.json, flags.parquet")
     sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")

@@ -145,3 +145,20 @@ def test_image_backends_get_frame_k_of_each_video_and_missing_videos_are_recorde
     missing = rejections[rejections.reason == "missing_video"]
     assert sorted(missing.frame) == [0, 2] and set(missing.camera) == {"00_02"}
     assert summary.faces_written == 0 and summary.rejections["too_few_landmarks"] == 2 * 2
+
+
+def test_triangulate_command_writes_the_stage_outputs(triangulated, tmp_path):
+    from annotate.cli import main
+
+    work, cfg, summary = triangulated
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"synthetic": SYNTH, "ingest": INGEST}))
+    out = tmp_path / "tri"
+    assert main(["triangulate", "--root", str(work / "seq"), "--sequence", "synth_000",
+                 "--ingest", str(work / "ingest"), "--out", str(out), "--config", str(tmp_path / "cfg.yaml")]) == 0
+    faces = pq.read_table(out / "faces3d.parquet")
+    assert faces.num_rows == summary.faces_written
+    detections = pq.read_table(out / "detections2d.parquet")
+    assert detections.schema.metadata[b"schema_name"] == b"detections2d"
+    # Every associated view, plus the faces nobody claimed (person -1).
+    assert (np.asarray(detections.column("person")) >= 0).sum() > 0
+    assert detections.num_rows == summary.detections

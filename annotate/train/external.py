@@ -73,7 +73,28 @@ def hopenet_aflw_box(pt2d: np.ndarray, k: float = 0.2) -> tuple[int, int, int, i
     return int(x_min), int(y_min), int(x_max), int(y_max)
 
 
-class Aflw2000Source:
+class _BoxCropSource:
+    """An external test set as records + boxes: item i is record i with ``image`` the
+    padded crop of its box from its image file. Subclasses fill records (dicts with
+    image_path, yaw, pitch, roll, ...), boxes ((x0, y0, x1, y1) px) and rejected."""
+
+    records: list
+    boxes: list
+    rejected: list
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        rec = dict(self.records[index])
+        rec["image"] = crop_box_padded(_read_rgb(rec.pop("image_path")), *self.boxes[index])
+        return rec
+
+    def labels_deg(self) -> np.ndarray:
+        return np.array([[r["yaw"], r["pitch"], r["roll"]] for r in self.records]).reshape(-1, 3)
+
+
+class Aflw2000Source(_BoxCropSource):
     """AFLW2000-3D under ``root`` (a folder of imageXXXXX.jpg + .mat), +-99 deg filtered.
 
     Items: records with ``image`` the HopeNet box crop (H, W, 3) uint8, angles in degrees,
@@ -101,17 +122,6 @@ class Aflw2000Source:
                 continue
             self.records.append(_record(jpg, euler, "AFLW2000"))
             self.boxes.append(hopenet_aflw_box(np.asarray(mat["pt2d"], np.float64)))
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict:
-        rec = dict(self.records[index])
-        rec["image"] = crop_box_padded(_read_rgb(rec.pop("image_path")), *self.boxes[index])
-        return rec
-
-    def labels_deg(self) -> np.ndarray:
-        return np.array([[r["yaw"], r["pitch"], r["roll"]] for r in self.records]).reshape(-1, 3)
 
 
 # ---------------------------------------------------------------------------------- BIWI
@@ -153,7 +163,7 @@ def biwi_box(centre_depth_mm: np.ndarray, cal: dict, radius_mm: float) -> tuple[
     return (int(round(u[0] - half)), int(round(u[1] - half)), int(round(u[0] + half)), int(round(u[1] + half)))
 
 
-class BiwiSource:
+class BiwiSource(_BoxCropSource):
     """BIWI under ``root`` (subject folders holding frame_XXXXX_rgb.png, _pose.txt, rgb.cal)."""
 
     def __init__(self, root: str | Path, radius_mm: float = 125.0, max_abs_deg: float = MAX_ABS_DEG):
@@ -182,14 +192,3 @@ class BiwiSource:
             rec["R_cam_head"] = R.reshape(9)
             self.records.append(rec)
             self.boxes.append(biwi_box(centre, cals[cal_path], radius_mm))
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict:
-        rec = dict(self.records[index])
-        rec["image"] = crop_box_padded(_read_rgb(rec.pop("image_path")), *self.boxes[index])
-        return rec
-
-    def labels_deg(self) -> np.ndarray:
-        return np.array([[r["yaw"], r["pitch"], r["roll"]] for r in self.records]).reshape(-1, 3)
