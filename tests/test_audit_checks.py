@@ -195,3 +195,8 @@ def test_detections_are_matched_per_frame_by_least_reprojection():
     index, cost = measures.match_detections(label_frame, fitted, side, np.array([0, 0, 1]), detected)
     assert index.tolist() == [1, 0, -1]
     assert cost[0] == pytest.approx(30.0) and cost[1] == pytest.approx(np.hypot(2, 2)) and np.isnan(cost[2])
+    # The stage gave detection 0 (label 1's face) to person 7: label 1 (person 8) may not
+    # take it; unclaimed detections (-1) stay candidates.
+    index, _ = measures.match_detections(label_frame, fitted, side, np.array([0, 0, 1]), detected,
+                                         label_person=np.array([5, 8, 9]), detection_person=np.array([7, -1, -1]))
+    assert index.tolist() == [1, -1, -1]

@@ -186,13 +186,16 @@ def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarra
 
 
 def match_detections(label_frame: np.ndarray, fitted_px: np.ndarray, box_side: np.ndarray,
-                     detection_frame: np.ndarray, detected_px: np.ndarray, max_sides: float = 1.0
+                     detection_frame: np.ndarray, detected_px: np.ndarray, max_sides: float = 1.0,
+                     label_person: np.ndarray | None = None, detection_person: np.ndarray | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Pair one camera's labels with its detections, frame by frame, by least reprojection.
 
     The audit does its own matching instead of trusting the detection stage's person ids:
     a miscalibrated camera's faces miss their projected head priors and stay unassigned
-    there, yet they are exactly what the per-camera check must see.
+    there, yet they are exactly what the per-camera check must see. With person ids given
+    (detection_person -1 = claimed by nobody), a detection the stage gave to someone else
+    is not a candidate: where a head's own face was missed, a neighbour's is not taken for it.
 
     label_frame (N,), fitted_px (N, L, 2), box_side (N,) px; detection_frame (K,),
     detected_px (K, L, 2). Returns (N,) the matched detection's index (-1 = none) and (N,)
@@ -208,6 +211,9 @@ def match_detections(label_frame: np.ndarray, fitted_px: np.ndarray, box_side: n
         cost = np.stack([reprojection_px(fitted_px[rows], np.broadcast_to(detected_px[d], fitted_px[rows].shape))
                          for d in dets], axis=1)                                # (rows, dets)
         allowed = np.isfinite(cost) & (cost <= max_sides * box_side[rows, None])
+        if label_person is not None and detection_person is not None:
+            owner = detection_person[dets][None, :]
+            allowed &= (owner == -1) | (owner == label_person[rows, None])
         if not allowed.any():
             continue
         r, c = linear_sum_assignment(np.where(allowed, cost, 1e12))

@@ -155,11 +155,13 @@ def camera_measures(inputs: SequenceInputs, camera: str, audit: dict) -> tuple[p
     repro = np.full(len(frame), np.nan)
     detections = 0
     if inputs.detections is not None and Path(inputs.detections).is_file():
-        d = _camera_rows(inputs.detections, camera, ["frame", "landmarks_px"], "detections2d")
+        d = _camera_rows(inputs.detections, camera, ["frame", "person", "landmarks_px"], "detections2d")
         det = fixed_list_to_numpy(d.column("landmarks_px"), (70, 2)).astype(np.float64)
         rows = np.flatnonzero(valid)
         _, repro[rows] = measures.match_detections(frame[rows], fitted[rows], measures.box_side_px(box[rows]),
-                                                   d.column("frame").to_numpy().astype(np.int64), det)
+                                                   d.column("frame").to_numpy().astype(np.int64), det,
+                                                   label_person=person[rows],
+                                                   detection_person=d.column("person").to_numpy().astype(np.int64))
         detections = int(np.isfinite(repro).sum())
     rel = repro / np.maximum(measures.box_side_px(box), 1.0)
     lag, score = None, np.nan
