@@ -1,6 +1,6 @@
 """Crop stage vs decode-only throughput on the same videos, in one run.
 
-    python benchmarks/bench_crops.py [--results results] [--sequence synth_000] [--repeats 3]
+    python benchmarks/bench_crops.py [--results results] [--sequence synth_000] [--repeats 3] [--frame-step 1]
 
 Needs a labelled sequence with videos (``snakemake --cores 16`` on the default config makes
 ``results/synth_000``). All runs read the same planned frames of the same camera videos
@@ -14,6 +14,11 @@ FFmpeg threads each, thread_type 'AUTO'):
   decoding loop hands over (PyAV ``to_ndarray``, OpenCV ``VideoCapture.read``);
 - crop stage: ``annotate.datasets.build.build_sequence``, the real stage: decode, cut
   every head out of the YUV planes, JPEG-encode it and write the Parquet shards.
+
+``--frame-step N`` keeps every N-th planned frame, as ``ingest.frame_step`` does on real
+data (pipelines/config/panoptic.yaml: 5, WHENet's subsampling). Every run still decodes
+every frame up to the last one it needs (H.264 cannot skip), so "frames/s" counts the
+kept frames, the ones a run hands over.
 
 Runs alternate (decode, RGB, crop, decode, ...) and the best wall time of each is reported,
 so load from other processes on a shared machine hits all alike. Each also reports its
@@ -108,11 +113,23 @@ def cost_split(seq_dir: Path, plan: pd.DataFrame, labels: Path, spec: CropSpec, 
     return {k: 1e3 * v / n for k, v in cost.items()} | {"heads": len(rows) / n}
 
 
+def keep_every_nth_frame(plan_path: Path, step: int) -> None:
+    """Rewrite a plan with only the frames (frame - first) % step == 0."""
+    import pyarrow as pa
+
+    from annotate.datasets.tables import write_table
+
+    table = read_table(plan_path, "dataset_plan")
+    frame = table.column("frame").to_numpy()
+    write_table(table.filter(pa.array((frame - frame.min()) % step == 0)), plan_path, "dataset_plan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="results")
     ap.add_argument("--sequence", default="synth_000")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--frame-step", type=int, default=1, help="keep every N-th planned frame (real-data configs: 5)")
     args = ap.parse_args()
     results = Path(args.results)
     labels = results / args.sequence / "labels" / "labels.parquet"
@@ -124,6 +141,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_crops_"))
     try:
         run_plan(config, [labels], work / "plan.parquet", work / "plan_summary.json")
+        if args.frame_step > 1:
+            keep_every_nth_frame(work / "plan.parquet", args.frame_step)
         plan = pd.read_parquet(work / "plan.parquet")
         plan["camera"] = plan["camera"].astype(str)
         samples = len(plan)
@@ -145,7 +164,8 @@ def main() -> None:
             shutil.rmtree(work / f"ds{r}")
         print(f"{args.sequence}: {plan['camera'].nunique()} camera videos, {frames} decoded frames, {samples} crops "
               f"({build.crop.size} px, JPEG q{build.jpeg_quality}), {threads} cameras at once, "
-              f"{decoder} decoder thread(s) each (0 = FFmpeg's choice), best of {args.repeats}")
+              f"{decoder} decoder thread(s) each (0 = FFmpeg's choice), every {args.frame_step} frame(s), "
+              f"best of {args.repeats}")
         print(f"{'run':34s} {'frames/s':>9s} {'wall s':>7s} {'CPU ms/frame':>13s}")
         for name, (wall, cpu) in best.items():
             print(f"{name:34s} {frames / wall:9.1f} {wall:7.2f} {1e3 * cpu / frames:13.3f}")
