@@ -154,7 +154,8 @@ def audit_inputs(config: dict, results: str | Path, sequences: list[str], root: 
             rejections=[base / "ingest" / "rejections.parquet", base / "triangulate" / "rejections.parquet",
                         results / "dataset" / "parts" / f"{seq}-rejections.parquet"],
             seq_dir=Path(root or sequence_root(config)) / seq if config["audit"]["video_sync"] else None,
-            frame_source=config["detect"]["frames_from"], frame_step=config["ingest"]["frame_step"]))
+            frame_source=config["detect"]["frames_from"], frame_step=config["ingest"]["frame_step"],
+            sync_windows=config["audit"]["sync_windows"], sync_window_frames=config["audit"]["sync_window_frames"]))
     return out
 
 

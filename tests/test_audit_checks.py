@@ -12,7 +12,7 @@ from annotate.audit.checks import (
     overall_passed,
     run_checks,
 )
-from annotate.audit.sync import best_lag, foreground_centroid
+from annotate.audit.sync import best_lag, foreground_centroid, sync_windows
 from annotate.config import resolve_config
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
@@ -124,6 +124,14 @@ def test_best_lag_finds_a_shift_and_zero_for_a_synced_video():
     est = best_lag(shifted, label, max_lag=5)
     assert est.lag_frames == 3 and est.score < 0.3
     assert best_lag(dict(list(synced.items())[:5]), label, max_lag=5).lag_frames is None   # too few pairs
+
+
+def test_sync_windows_spread_over_long_videos_only():
+    frames = np.arange(0, 1000)
+    parts = sync_windows(frames, 3, 150)
+    assert [(int(p[0]), int(p[-1])) for p in parts] == [(0, 149), (425, 574), (850, 999)]
+    short = np.arange(10, 300)
+    assert len(sync_windows(short, 3, 150)) == 1 and (sync_windows(short, 3, 150)[0] == short).all()
 
 
 def test_foreground_centroid_finds_a_blob_in_its_box():

@@ -50,6 +50,8 @@ class SequenceInputs:
     seq_dir: Path | None = None           # the Panoptic folder, for the video sync check
     frame_source: str = "video"
     frame_step: int = 1                   # ingest.frame_step: neighbours in a track are this far apart
+    sync_windows: int = 3                 # audit.sync_windows x audit.sync_window_frames frames read per video
+    sync_window_frames: int = 150
 
 
 @dataclass
@@ -180,7 +182,8 @@ def _sync(inputs: SequenceInputs, camera: str, frame, person, box) -> sync.SyncE
     from annotate.media.video import VideoError
 
     try:
-        return sync.camera_sync(inputs.seq_dir, camera, frame, person, box, source=inputs.frame_source)
+        return sync.camera_sync(inputs.seq_dir, camera, frame, person, box, source=inputs.frame_source,
+                                windows=inputs.sync_windows, window_frames=inputs.sync_window_frames)
     except (VideoError, FileNotFoundError) as err:
         print(f"audit: {inputs.sequence} camera {camera}: video sync not measured: {err}")
         return sync.SyncEstimate(None, float("nan"), 0)

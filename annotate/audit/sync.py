@@ -15,7 +15,8 @@ looks the same shifted); positions can. Per camera:
    best at L = 0; a video shifted by s at L = s.
 
 ``score`` = error at the best lag / error at lag 0 (1 = lag 0 fits as well as any).
-This reads the video twice (background, centroids): about two decodes of the labelled frames.
+This reads each window of the video twice (background, centroids): by default 3 windows of
+150 frames, so the cost does not grow with the video's length.
 """
 from __future__ import annotations
 
@@ -82,24 +83,39 @@ def foreground_centroid(luma: np.ndarray, background: np.ndarray, box_px: np.nda
     return (np.array([cols.mean() + c0, rows.mean() + r0]) + 0.5) * DOWNSAMPLE - 0.5
 
 
+def sync_windows(frames: np.ndarray, windows: int, length: int) -> list[np.ndarray]:
+    """The labelled frames (sorted (F,)) inside up to ``windows`` runs of ``length``
+    consecutive frame numbers spread evenly over their range: one list per window (all
+    frames in one window when they span no more than windows x length)."""
+    first, last = int(frames[0]), int(frames[-1])
+    if last - first + 1 <= windows * length:
+        return [frames]
+    starts = np.linspace(first, last - length + 1, windows).astype(np.int64)
+    return [frames[(frames >= s) & (frames < s + length)] for s in starts]
+
+
 def camera_sync(seq_dir: str | Path, camera: str, frame: np.ndarray, person: np.ndarray, box: np.ndarray,
-                max_lag: int = 5, source: str = "video", threads: int = 1) -> SyncEstimate:
+                max_lag: int = 5, source: str = "video", threads: int = 1, windows: int = 3,
+                window_frames: int = 150) -> SyncEstimate:
     """Estimate one camera's video lag from its labels.
 
     frame, person: (N,); box: (N, 4) unclipped head boxes px (their centre is the projected
-    head centre), all of this camera's valid labels. Raises the video reader's
-    ``VideoError`` for an unreadable video (the caller records it).
+    head centre), all of this camera's valid labels. Only ``windows`` windows of
+    ``window_frames`` frames spread over the video are read (a shift is usually the same
+    all along; this bounds the cost on long videos, each window starting at a seek).
+    Raises the video reader's ``VideoError`` for an unreadable video (the caller records it).
     """
-    frames = np.unique(frame)
+    parts = [w for w in sync_windows(np.unique(frame), windows, window_frames) if len(w)]
+    frames = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if len(frames) < MIN_PAIRS:
         return SyncEstimate(None, float("nan"), 0)
-    background = _background(seq_dir, camera, frames, source, threads)
+    background = _background(seq_dir, camera, parts, source, threads)
     label_centre = {(int(p), int(f)): (b[:2] + b[2:]) / 2 for p, f, b in zip(person, frame, box)}
     rows_of: dict = {}
     for i, f in enumerate(frame.tolist()):
         rows_of.setdefault(f, []).append(i)
     image_centre: dict = {}
-    for decoded in _frames(seq_dir, camera, frames, source, threads):
+    for decoded in _frames(seq_dir, camera, parts, source, threads):
         luma = _luma(decoded)
         for i in rows_of.get(decoded.index, ()):
             c = foreground_centroid(luma, background, box[i])
@@ -108,16 +124,19 @@ def camera_sync(seq_dir: str | Path, camera: str, frame: np.ndarray, person: np.
     return best_lag(image_centre, label_centre, max_lag)
 
 
-def _frames(seq_dir, camera, frames, source, threads):
+def _frames(seq_dir, camera, parts: list[np.ndarray], source, threads):
+    """The pictures of each window's frames, window after window (each read from a seek)."""
     from annotate.media.video import iter_camera_frames
 
-    return iter_camera_frames(seq_dir, camera, frames.tolist(), source=source, threads=threads)
+    for frames in parts:
+        yield from iter_camera_frames(seq_dir, camera, frames.tolist(), source=source, threads=threads)
 
 
-def _background(seq_dir, camera: str, frames: np.ndarray, source: str, threads: int) -> np.ndarray:
-    """Per-pixel median luma of up to BACKGROUND_FRAMES pictures spread over ``frames``."""
-    pick = frames[np.unique(np.linspace(0, len(frames) - 1, min(BACKGROUND_FRAMES, len(frames))).astype(int))]
-    stack = np.stack([_luma(d) for d in _frames(seq_dir, camera, pick, source, threads)])
+def _background(seq_dir, camera: str, parts: list[np.ndarray], source: str, threads: int) -> np.ndarray:
+    """Per-pixel median luma of up to BACKGROUND_FRAMES pictures spread over the windows."""
+    per_window = max(BACKGROUND_FRAMES // len(parts), 1)
+    picks = [w[np.unique(np.linspace(0, len(w) - 1, min(per_window, len(w))).astype(int))] for w in parts]
+    stack = np.stack([_luma(d) for d in _frames(seq_dir, camera, picks, source, threads)])
     return np.median(stack, axis=0).astype(np.uint8)
 
 
