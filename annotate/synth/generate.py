@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotate.atomic import replace_folder
 from annotate.geometry.cameras import CameraRig
 from annotate.labels.head_mesh import HeadMesh, build_head_mesh
 from annotate.labels.raycast import HeadFrameCaster
@@ -233,7 +234,7 @@ def generate_sequence(root: str | os.PathLike, sequence: str = "synth_000",
     try:
         layout = SequenceLayout(staging, sequence)
         _build(layout, config, render_video, n_jobs, show_progress)
-        return _move_into_place(layout.directory, root / sequence)
+        return replace_folder(layout.directory, root / sequence)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -254,18 +255,6 @@ def _build(layout: SequenceLayout, config: SceneConfig, render_video: bool, n_jo
     if render_video:
         render_videos(layout.directory, state.rig, source, config.num_frames, config.fps,
                       n_jobs=n_jobs, show_progress=show_progress)
-
-
-def _move_into_place(built: Path, target: Path) -> Path:
-    """Rename the finished ``built`` folder to ``target``, replacing an older one."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-    os.replace(built, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
 
 
 # ---------------------------------------------------------------------------- reading back

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from annotate.atomic import replace_folder
 from annotate.datasets.readers import iter_records, shard_paths
 
 
@@ -20,13 +21,7 @@ def staged_folder(target: str | Path) -> Iterator[Path]:
     staging.mkdir()
     try:
         yield staging
-        old = None
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        replace_folder(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
