@@ -56,16 +56,17 @@ def test_neighbour_speed_respects_tracks_and_gaps():
     assert np.isfinite(speed[:5]).all() and np.isnan(speed[5])
 
 
-def test_speeds_to_previous_in_any_row_order():
+def test_track_speeds_in_any_row_order():
     n = 10
     centre = np.zeros((n, 3))
     centre[:, 0] = np.arange(n) * 2.0                 # 2 cm per frame = 60 cm/s
     seq, person, frame, R = _track(n)
     order = np.random.default_rng(0).permutation(n)
-    ang, lin = measures.speeds_to_previous(seq[order], person[order], frame[order], R[order], centre[order], FPS)
+    lin = measures.head_jump_speed(seq[order], person[order], frame[order], centre[order], FPS)
+    ang = measures.neighbour_angular_speed(seq[order], person[order], frame[order], R[order], FPS)
     first = np.flatnonzero(frame[order] == 0)[0]
-    assert np.isnan(lin[first]) and np.isnan(ang[first])
-    assert np.allclose(np.delete(lin, first), 60.0) and np.allclose(np.delete(ang, first), 60.0)
+    assert np.isnan(lin[first])
+    assert np.allclose(np.delete(lin, first), 60.0) and np.allclose(ang, 60.0)
 
 
 def test_head_jump_flags_a_switch_but_not_the_fit_after_a_spike():

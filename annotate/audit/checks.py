@@ -61,8 +61,8 @@ CHECK_BY_NAME = {c.name: c for c in CHECKS}
 
 
 def camera_flag_values(cameras: pd.DataFrame) -> pd.DataFrame:
-    """Add ``sync_flag_value``: the lag score where the best lag is not 0, else NaN-free 1
-    (in step); NaN where sync was not measured."""
+    """Add ``sync_flag_value``: the lag score where the best lag is not 0, 1 where it is 0
+    (in step), NaN where sync was not measured."""
     cameras = cameras.copy()
     lag = cameras["sync_lag_frames"]
     measured = lag.notna() & np.isfinite(cameras["sync_score"].astype(float))

@@ -49,29 +49,39 @@ def track_order(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray) -> 
     return np.lexsort((frame, person, sequence))
 
 
-def _same_track(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, max_gap: int) -> np.ndarray:
-    """(M-1,) bool: sorted row k+1 continues row k's track within ``max_gap`` frames."""
-    return (sequence[1:] == sequence[:-1]) & (person[1:] == person[:-1]) & (np.diff(frame) <= max_gap)
+def _track_speeds(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, fps: float, steps: int,
+                  max_gap, distance, both_sides: bool = False) -> np.ndarray:
+    """Speeds between each fit and the fits 1..``steps`` rows before it in its track.
 
-
-def speeds_to_previous(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, R_world_head: np.ndarray,
-                       centre_world: np.ndarray, fps: float, max_gap: int = 3) -> tuple[np.ndarray, np.ndarray]:
-    """Angular speed (deg/s) and head-centre speed (cm/s) of each fit relative to the
-    previous fit of its track (same sequence and person, at most ``max_gap`` frames back).
-
-    Inputs (M,), R (M, 3, 3), centre (M, 3) cm in any order; outputs (M,) in input order,
-    NaN for a track's first fit. Only fits with a pose should be passed.
+    Rows are put into tracks (``track_order``); the pair (row i - k, row i) counts when both
+    are of the same sequence and person and at most ``max_gap(k)`` frames apart. distance:
+    ``(i, j) -> (N,)`` for index arrays into the inputs; speed = distance x fps / frames.
+    Returns (M, steps) in input order, column k-1 = to the k-th previous fit (NaN where
+    there is none); with ``both_sides``, (M, 2 steps): then columns steps..2 steps-1 hold
+    the same pairs seen from the earlier fit (to the k-th next fit), computed once.
     """
     order = track_order(sequence, person, frame)
     s, p, f = sequence[order], person[order], frame[order]
-    cont = _same_track(s, p, f, max_gap)
-    dt = np.diff(f) / fps
-    ang = np.degrees(geodesic_distance(R_world_head[order][:-1], R_world_head[order][1:])) / dt
-    lin = np.linalg.norm(np.diff(centre_world[order], axis=0), axis=-1) / dt
-    angular, linear = np.full(len(f), np.nan), np.full(len(f), np.nan)
-    angular[order[1:][cont]] = ang[cont]
-    linear[order[1:][cont]] = lin[cont]
-    return angular, linear
+    M = len(f)
+    speeds = np.full((M, 2 * steps if both_sides else steps), np.nan)
+    for k in range(1, min(steps, M - 1) + 1):
+        gap = f[k:] - f[:-k]
+        ok = (s[k:] == s[:-k]) & (p[k:] == p[:-k]) & (gap > 0) & (gap <= max_gap(k))
+        v = np.where(ok, distance(order[:-k], order[k:]) * fps / np.maximum(gap, 1), np.nan)
+        speeds[k:, k - 1] = v
+        if both_sides:
+            speeds[:-k, steps + k - 1] = v
+    out = np.empty_like(speeds)
+    out[order] = speeds
+    return out
+
+
+def _reduce_rows(values: np.ndarray, reduce) -> np.ndarray:
+    """(M,) ``reduce(values[rows], axis=1)`` over the rows with a finite value, else NaN."""
+    out = np.full(len(values), np.nan)
+    have = np.isfinite(values).any(axis=1)
+    out[have] = reduce(values[have], axis=1)
+    return out
 
 
 def head_jump_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, centre_world: np.ndarray,
@@ -79,25 +89,14 @@ def head_jump_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray,
     """(M,) cm/s: the smallest head-centre speed from any of the track's previous
     ``lookback`` fits (each at most ``max_gap`` frames per step back) to this one.
 
-    A jump that stays (an identity switch) is fast from every earlier fit; the fit after a
-    single wrong one is slow from the fit before that, so it is not taken for a jump.
-    NaN for a track's first fit.
+    Inputs (M,) in any order, centre (M, 3) cm. A jump that stays (an identity switch) is
+    fast from every earlier fit; the fit after a single wrong one is slow from the fit
+    before that, so it is not taken for a jump. NaN for a track's first fit.
     """
-    order = track_order(sequence, person, frame)
-    s, p, f, c = sequence[order], person[order], frame[order], centre_world[order]
-    M = len(f)
-    speeds = np.full((M, lookback), np.nan)
-    for k in range(1, lookback + 1):
-        if k >= M:
-            break
-        gap = f[k:] - f[:-k]
-        ok = (s[k:] == s[:-k]) & (p[k:] == p[:-k]) & (gap <= k * max_gap) & (gap > 0)
-        v = np.linalg.norm(c[k:] - c[:-k], axis=-1) * fps / np.maximum(gap, 1)
-        speeds[k:, k - 1] = np.where(ok, v, np.nan)
-    out = np.full(M, np.nan)
-    have = np.isfinite(speeds).any(axis=1)
-    out[order[have]] = np.nanmin(speeds[have], axis=1)
-    return out
+    c = np.asarray(centre_world, np.float64)
+    speeds = _track_speeds(sequence, person, frame, fps, lookback, lambda k: k * max_gap,
+                           lambda i, j: np.linalg.norm(c[j] - c[i], axis=-1))
+    return _reduce_rows(speeds, np.nanmin)
 
 
 def neighbour_angular_speed(sequence: np.ndarray, person: np.ndarray, frame: np.ndarray, R_world_head: np.ndarray,
@@ -105,26 +104,15 @@ def neighbour_angular_speed(sequence: np.ndarray, person: np.ndarray, frame: np.
     """(M,) deg/s: the median, over up to ``neighbours`` fits either side in the same track
     (at most ``max_gap`` frames away), of the angular speed between this fit and that one.
 
-    A single wrong fit (a mirrored face flips the head) is far from ALL its neighbours, so
-    its median is large; its clean neighbours keep a small median because most of THEIR
-    neighbours are clean. NaN for a fit alone in its window.
+    Inputs (M,) in any order, R (M, 3, 3). A single wrong fit (a mirrored face flips the
+    head) is far from ALL its neighbours, so its median is large; its clean neighbours keep
+    a small median because most of THEIR neighbours are clean. NaN for a fit alone in its
+    window.
     """
-    order = track_order(sequence, person, frame)
-    s, p, f, R = sequence[order], person[order], frame[order], R_world_head[order]
-    M = len(f)
-    speeds = np.full((M, 2 * neighbours), np.nan)
-    for k in range(1, neighbours + 1):
-        if k >= M:
-            break
-        gap = f[k:] - f[:-k]
-        ok = (s[k:] == s[:-k]) & (p[k:] == p[:-k]) & (gap <= max_gap) & (gap > 0)
-        v = np.degrees(geodesic_distance(R[:-k], R[k:])) * fps / np.maximum(gap, 1)
-        speeds[k:, k - 1] = np.where(ok, v, np.nan)            # to the k-th previous row
-        speeds[:-k, neighbours + k - 1] = np.where(ok, v, np.nan)  # to the k-th next row
-    out = np.full(M, np.nan)
-    have = np.isfinite(speeds).any(axis=1)
-    out[order[have]] = np.nanmedian(speeds[have], axis=1)
-    return out
+    R = np.asarray(R_world_head, np.float64)
+    speeds = _track_speeds(sequence, person, frame, fps, neighbours, lambda k: max_gap,
+                           lambda i, j: np.degrees(geodesic_distance(R[i], R[j])), both_sides=True)
+    return _reduce_rows(speeds, np.nanmedian)
 
 
 def body_head_distance_cm(model_landmarks_world: np.ndarray, joints_world: np.ndarray,

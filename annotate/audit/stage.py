@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from annotate.audit import measures, sync
-from annotate.audit.checks import mark_flagged, overall_passed, run_checks
+from annotate.audit.checks import CHECKS, mark_flagged, overall_passed, run_checks
 from annotate.datasets.tables import fixed_list_to_numpy, read_table, write_table
 from annotate.labels.head_model import HeadModel, load_head_model
 from annotate.labels.per_view import model_landmarks_world
@@ -267,7 +267,7 @@ def run_audit(inputs: list[SequenceInputs], model_path: str | Path, config: dict
 
 
 def _camera_flags(cameras: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
-    camera_level = flags[flags["reason"].isin(["camera_reprojection", "video_sync"])]
+    camera_level = flags[flags["reason"].isin([c.name for c in CHECKS if c.camera_level])]
     bad = set(zip(camera_level["sequence"], camera_level["camera"]))
     cameras = cameras.copy()
     cameras["flagged"] = [(s, c) in bad for s, c in zip(cameras["sequence"], cameras["camera"])]
