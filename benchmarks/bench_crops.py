@@ -1,6 +1,7 @@
 """Crop stage vs decode-only throughput on the same videos, in one run.
 
     python benchmarks/bench_crops.py [--results results] [--sequence synth_000] [--repeats 3] [--frame-step 1]
+                                     [--footage synthetic|camera]
 
 Needs a labelled sequence with videos (``snakemake --cores 16`` on the default config makes
 ``results/synth_000``). All runs read the same planned frames of the same camera videos
@@ -19,6 +20,13 @@ FFmpeg threads each, thread_type 'AUTO'):
 data (pipelines/config/panoptic.yaml: 5, WHENet's subsampling). Every run still decodes
 every frame up to the last one it needs (H.264 cannot skip), so "frames/s" counts the
 kept frames, the ones a run hands over.
+
+``--footage camera`` runs on a camera-like copy of the sequence (annotate.synth.footage:
+the same pictures plus sensor noise, encoded with FFmpeg's default libx264 settings:
+High profile, CABAC, deblocking, B-frames), made once under
+``<results>/bench_footage/camera/`` and reused. The synthetic renderer's 'ultrafast' videos
+decode 2-3x faster than DESIGN.md's figure for simple synthetic 1080p footage, so ratios to
+decoding measured on them understate what real recordings give.
 
 Runs alternate (decode, RGB, crop, decode, ...) and the best wall time of each is reported,
 so load from other processes on a shared machine hits all alike. Each also reports its
@@ -46,6 +54,7 @@ from annotate.datasets.tables import fixed_list_to_numpy, read_table
 from annotate.media.crops import CropSpec, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_yuv420
 from annotate.media.video import camera_video_path, iter_video_frames
+from annotate.rowkeys import frame_person_keys, match_keys
 
 
 def cpu_seconds() -> float:
@@ -87,9 +96,9 @@ def cost_split(seq_dir: Path, plan: pd.DataFrame, labels: Path, spec: CropSpec, 
     rows = plan[plan["camera"] == camera].sort_values(["frame", "person"])
     table = read_table(labels, "labels", columns=["camera", "frame", "person", "box_unclipped"],
                        filters=[("camera", "=", camera), ("reject_reason", "=", "")])
-    key = pd.MultiIndex.from_arrays([table.column("frame").to_numpy(), table.column("person").to_numpy()])
-    boxes = fixed_list_to_numpy(table.column("box_unclipped"), (4,))
-    boxes = boxes[key.get_indexer(pd.MultiIndex.from_arrays([rows["frame"], rows["person"]]))]
+    pos, _ = match_keys(frame_person_keys(table.column("frame").to_numpy(), table.column("person").to_numpy()),
+                        frame_person_keys(rows["frame"].to_numpy(), rows["person"].to_numpy()))
+    boxes = fixed_list_to_numpy(table.column("box_unclipped"), (4,))[pos]
     windows = crop_windows(crop_transforms(boxes, spec), spec.size)
     frame_of = rows["frame"].to_numpy()
     cost = {"decode": 0.0, "cut": 0.0, "jpeg": 0.0}
@@ -113,6 +122,19 @@ def cost_split(seq_dir: Path, plan: pd.DataFrame, labels: Path, spec: CropSpec, 
     return {k: 1e3 * v / n for k, v in cost.items()} | {"heads": len(rows) / n}
 
 
+def camera_footage(seq_dir: Path, root: Path, n_jobs: int) -> Path:
+    """The camera-like copy of ``seq_dir`` under ``root`` (made on first use, then reused)."""
+    from annotate.synth.footage import CAMERA_CRF, CAMERA_NOISE_SIGMA, CAMERA_PRESET, camera_like_copy
+
+    dst = root / seq_dir.name
+    if not dst.is_dir():
+        start = time.perf_counter()
+        camera_like_copy(seq_dir, root, n_jobs=n_jobs)
+        print(f"camera-like copy of {seq_dir} in {dst} ({time.perf_counter() - start:.0f} s)")
+    print(f"footage: {dst} (luma noise sigma {CAMERA_NOISE_SIGMA}, libx264 {CAMERA_PRESET} crf {CAMERA_CRF})")
+    return dst
+
+
 def keep_every_nth_frame(plan_path: Path, step: int) -> None:
     """Rewrite a plan with only the frames (frame - first) % step == 0."""
     import pyarrow as pa
@@ -130,6 +152,8 @@ def main() -> None:
     ap.add_argument("--sequence", default="synth_000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frame-step", type=int, default=1, help="keep every N-th planned frame (real-data configs: 5)")
+    ap.add_argument("--footage", choices=["synthetic", "camera"], default="synthetic",
+                    help="the sequence's own videos, or a camera-like re-encode of them (annotate.synth.footage)")
     args = ap.parse_args()
     results = Path(args.results)
     labels = results / args.sequence / "labels" / "labels.parquet"
@@ -138,6 +162,8 @@ def main() -> None:
     config = resolve_config({"results": str(results), "dataset": {"exports": {"coco": False}}})
     build = build_config(config)
     threads, decoder = build.threads, decoder_threads(build)
+    if args.footage == "camera":
+        seq_dir = camera_footage(seq_dir, results / "bench_footage" / "camera", threads)
     work = Path(tempfile.mkdtemp(prefix="bench_crops_"))
     try:
         run_plan(config, [labels], work / "plan.parquet", work / "plan_summary.json")
@@ -162,7 +188,7 @@ def main() -> None:
                     frames = n
                 best[name] = min(best[name], (wall, cpu))     # best wall time, with its CPU time
             shutil.rmtree(work / f"ds{r}")
-        print(f"{args.sequence}: {plan['camera'].nunique()} camera videos, {frames} decoded frames, {samples} crops "
+        print(f"{args.sequence} ({args.footage} footage): {plan['camera'].nunique()} camera videos, {frames} decoded frames, {samples} crops "
               f"({build.crop.size} px, JPEG q{build.jpeg_quality}), {threads} cameras at once, "
               f"{decoder} decoder thread(s) each (0 = FFmpeg's choice), every {args.frame_step} frame(s), "
               f"best of {args.repeats}")

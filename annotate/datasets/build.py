@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from annotate.datasets.schema import load_schema
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
@@ -41,6 +42,7 @@ from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_insid
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
                                   iter_video_frames, read_image_frame)
+from annotate.rowkeys import frame_person_keys, match_keys
 
 STAGE = "dataset.media"
 # Label columns copied into every sample (the rest of the samples schema is built here).
@@ -162,8 +164,8 @@ def read_labels(labels_path: str | Path, cameras: list[str]) -> dict[str, pa.Tab
     columns = ["camera", "frame", "person"] + LABEL_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in names]
     table = read_table(labels_path, "labels", columns=columns,
                        filters=[("camera", "in", cameras), ("reject_reason", "=", "")])
-    camera = np.asarray(table.column("camera").to_pylist(), dtype=object)
-    return {c: table.filter(pa.array(camera == c)) for c in cameras}
+    camera = table.column("camera")
+    return {c: table.filter(pc.equal(camera, c)) for c in cameras}
 
 
 def _label_rows(table: pa.Table, camera: str, plan: pd.DataFrame, labels_path) -> tuple[pd.DataFrame, dict]:
@@ -174,13 +176,13 @@ def _label_rows(table: pa.Table, camera: str, plan: pd.DataFrame, labels_path) -
     (fixed-size lists as (N, k) arrays).
     """
     optional = [c for c in OPTIONAL_COLUMNS if c in table.column_names]
-    frame = table.column("frame").to_numpy()
-    person = table.column("person").to_numpy()
-    key = pd.MultiIndex.from_arrays([frame, person])
-    rows = plan.sort_values(["frame", "person"], kind="stable").reset_index(drop=True)
-    pos = key.get_indexer(pd.MultiIndex.from_arrays([rows["frame"].to_numpy(), rows["person"].to_numpy()]))
-    if (pos < 0).any():
-        missing = rows[pos < 0].iloc[0]
+    plan_keys = frame_person_keys(plan["frame"].to_numpy(), plan["person"].to_numpy())
+    order = np.argsort(plan_keys, kind="stable")
+    rows = plan.iloc[order].reset_index(drop=True)
+    pos, matched = match_keys(frame_person_keys(table.column("frame").to_numpy(), table.column("person").to_numpy()),
+                              plan_keys[order])
+    if not matched.all():
+        missing = rows[~matched].iloc[0]
         raise ValueError(f"{labels_path}: planned sample frame {missing.frame} person {missing.person} camera "
                          f"{camera} has no valid label; the plan is stale, rebuild it")
     arrays = {}
@@ -206,8 +208,9 @@ def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.D
     """A digest of what a unit's output depends on: the build config and its planned rows."""
     h = hashlib.sha256(json.dumps(config.fingerprint_doc(), sort_keys=True, default=str).encode())
     h.update(f"{sequence}/{camera}".encode())
-    h.update(pd.util.hash_pandas_object(plan_rows[["frame", "person", "split", "sample_weight", "yaw"]]
-                                        .astype({"split": str}), index=False).to_numpy().tobytes())
+    for column in ("frame", "person", "sample_weight", "yaw"):
+        h.update(np.ascontiguousarray(plan_rows[column].to_numpy(), dtype=np.float64).tobytes())
+    h.update("\n".join(plan_rows["split"].astype(str)).encode())
     return h.hexdigest()[:16]
 
 
@@ -489,32 +492,31 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         raise ValueError(f"{cameras_path}: no calibration for planned cameras {unknown}")
     build = SequenceBuild(sequence)
     results: dict[str, UnitResult] = {}
+    plan_of = dict(tuple(plan.groupby("camera", sort=False)))
 
-    def run(job):
-        camera, samples, digest = job
+    def run(job) -> tuple[str, UnitResult]:
+        # Preparing a camera (joining its labels, fingerprint, transforms) runs here, in the
+        # worker, so it overlaps the other cameras' decoding instead of delaying them all.
+        camera, labels = job
+        rows, arrays = _label_rows(labels, camera, plan_of[camera], labels_path)
+        digest = fingerprint(config, sequence, camera, rows)
+        done = _finished(out_dir, sequence, camera, digest)
+        if done is not None:
+            return camera, done
+        _remove_leftovers(out_dir, sequence, camera)
+        transforms = crop_transforms(arrays["box_unclipped"], config.crop)
+        samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
+                               crop_windows(transforms, config.crop.size))
         result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard).run()
         doc = asdict(result)
         doc.pop("resumed")
         _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
         return camera, result
 
-    per_camera = plan.groupby("camera").size()
     _remove_unplanned(out_dir, sequence, names)
-    for group in camera_groups({c: int(per_camera[c]) for c in names}):
-        jobs = []
+    for group in camera_groups({c: len(plan_of[c]) for c in names}):
         tables = read_labels(labels_path, group)
-        for camera in group:
-            rows, arrays = _label_rows(tables.pop(camera), camera, plan[plan["camera"] == camera], labels_path)
-            digest = fingerprint(config, sequence, camera, rows)
-            done = _finished(out_dir, sequence, camera, digest)
-            if done is not None:
-                results[camera] = done
-                continue
-            _remove_leftovers(out_dir, sequence, camera)
-            transforms = crop_transforms(arrays["box_unclipped"], config.crop)
-            samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
-                                   crop_windows(transforms, config.crop.size))
-            jobs.append((camera, samples, digest))
+        jobs = [(camera, tables.pop(camera)) for camera in group]
         if config.threads > 1 and len(jobs) > 1:
             # The cameras are the parallelism: OpenCV's own threads on each small crop would
             # only add overhead (a 180 -> 256 px resize costs 60% more CPU with 2 threads).

@@ -45,6 +45,7 @@ from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
+from annotate.rowkeys import frame_person_keys
 
 STAGE = "triangulate"
 UNASSOCIATED_FACE = "unassociated_face"
@@ -398,10 +399,6 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
 
 # ---------------------------------------------------------------------------- cross-check
 
-def _keys(frame: np.ndarray, person: np.ndarray) -> np.ndarray:
-    return frame.astype(np.int64) * 1_000_000 + person.astype(np.int64)
-
-
 def crosscheck_faces3d(published_path: str | Path, triangulated_path: str | Path,
                        crosscheck_path: str | Path, combined_path: str | Path) -> dict:
     """Compare published and triangulated faces; write the cross-check and combined tables.
@@ -412,7 +409,7 @@ def crosscheck_faces3d(published_path: str | Path, triangulated_path: str | Path
     the labels use with ``landmarks3d: both``. Returns summary figures.
     """
     pub, tri = load_faces3d(published_path), load_faces3d(triangulated_path)
-    kp, kt = _keys(pub.frame, pub.person), _keys(tri.frame, tri.person)
+    kp, kt = frame_person_keys(pub.frame, pub.person), frame_person_keys(tri.frame, tri.person)
     keys = np.union1d(kp, kt)
     n = len(keys)
     lm_pub = np.full((n, NUM_LANDMARKS, 3), np.nan)

@@ -82,11 +82,18 @@ class VideoWriter:
         h, w = self.height, self.width
         q = h * w // 4
         chroma = self._yuv[h:].reshape(-1)
+        self.write_yuv420(self._yuv[:h], chroma[:q].reshape(h // 2, w // 2), chroma[q:].reshape(h // 2, w // 2))
+
+    def write_yuv420(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        """Append one frame given as BT.601 limited-range planes Y (H, W), U and V (H/2, W/2) uint8."""
+        h, w = self.height, self.width
+        if y.shape != (h, w) or u.shape != (h // 2, w // 2) or v.shape != (h // 2, w // 2):
+            raise ValueError(f"planes {y.shape}, {u.shape}, {v.shape} do not fit a {w}x{h} yuv420p frame")
         self._frame.make_writable()                 # copies only if the encoder kept a ref
         y_plane, u_plane, v_plane = self._plane_views()
-        y_plane[:] = self._yuv[:h]
-        u_plane[:] = chroma[:q].reshape(h // 2, w // 2)
-        v_plane[:] = chroma[q:].reshape(h // 2, w // 2)
+        y_plane[:] = y
+        u_plane[:] = u
+        v_plane[:] = v
         self._frame.pts = self._count
         self._count += 1
         self._container.mux(self._stream.encode(self._frame))
