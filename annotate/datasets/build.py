@@ -1,7 +1,8 @@
 """Head crops from the camera videos into sample shards, one (sequence, camera) unit at a time.
 
 For each camera of a sequence, the planned samples (plan.parquet) are joined with their
-labels, the selected frames are decoded once, sequentially (annotate.media.video), each
+labels (annotate.datasets.unit_samples, which also builds every sample column but the
+JPEG once per camera), the selected frames are decoded once, sequentially (annotate.media.video), each
 head is cut out of the decoder's YUV planes (annotate.media.crops) and JPEG-encoded
 (annotate.media.jpeg), and the rows go to size-bounded shards
 ``<out>/shards/<split>/<sequence>/<camera>-NNN.parquet`` (annotate.datasets.shards).
@@ -31,31 +32,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from annotate.datasets.schema import load_schema
+from annotate.atomic import write_text_atomic
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
-from annotate.datasets.tables import fixed_list_to_numpy, read_table, to_arrow, write_table
-from annotate.media.crops import (CropSpec, apply_transform, crop_fraction_inside, crop_rgb, crop_transforms,
-                                  crop_windows, crop_yuv420_window, transform_boxes)
+from annotate.datasets.tables import read_table, write_table
+from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_table, label_rows, read_labels,
+                                            with_images)
+from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
                                   iter_video_frames, read_image_frame)
-from annotate.rowkeys import frame_person_keys, match_keys
 
 STAGE = "dataset.media"
-# Label columns copied into every sample (the rest of the samples schema is built here).
-LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
-                 "head_scale", "helmet_radius_cm", "box", "box_unclipped", "box_fraction_inside", "facing_camera",
-                 "fit_rms_cm", "fit_landmarks_used"]
-LIST_SHAPES = {"R_cam_head": (9,), "rot6d": (6,), "quat_cam_head": (4,), "head_centre_cam": (3,), "box": (4,),
-               "box_unclipped": (4,)}
-# Per-view 2D landmarks, visibility and occlusion (labels 1.1): copied when the labels
-# have them (null otherwise); the two landmark sets are also mapped into the crop.
-OPTIONAL_COLUMNS = {"landmarks_2d": (70, 2), "landmarks_2d_observed": (70, 2), "landmark_visibility": (70,),
-                    "visible_fraction": None, "face_visible": None, "occluders": None}
-CROP_LANDMARKS = {"landmarks_2d": "landmarks_crop", "landmarks_2d_observed": "landmarks_observed_crop"}
 
 
 @dataclass(frozen=True)
@@ -126,84 +114,6 @@ class SequenceBuild:
         return "\n".join(lines)
 
 
-# ------------------------------------------------------------------------------ inputs
-
-def _camera_table(cameras_path: str | Path) -> dict[str, dict]:
-    """camera name -> {K (9,), dist (5,), width, height}."""
-    t = read_table(cameras_path, "cameras", columns=["camera", "width", "height", "K", "dist"])
-    K = fixed_list_to_numpy(t.column("K"), (9,))
-    dist = fixed_list_to_numpy(t.column("dist"), (5,))
-    names = t.column("camera").to_pylist()
-    return {n: {"K": K[i], "dist": dist[i], "width": int(t.column("width")[i].as_py()),
-                "height": int(t.column("height")[i].as_py())} for i, n in enumerate(names)}
-
-
-# Cameras whose labels are read together: one scan of labels.parquet per group (its rows are
-# ordered by face, so a per-camera filter would scan the whole file for every camera), with
-# memory bounded by the group's planned rows.
-MAX_LABEL_ROWS_PER_READ = 200_000
-
-
-def camera_groups(plan_rows_per_camera: dict[str, int], max_rows: int = MAX_LABEL_ROWS_PER_READ) -> list[list[str]]:
-    """Consecutive cameras in groups of at most ``max_rows`` planned rows (at least one camera)."""
-    groups, current, rows = [], [], 0
-    for camera, n in plan_rows_per_camera.items():
-        if current and rows + n > max_rows:
-            groups.append(current)
-            current, rows = [], 0
-        current.append(camera)
-        rows += n
-    return groups + ([current] if current else [])
-
-
-def read_labels(labels_path: str | Path, cameras: list[str]) -> dict[str, pa.Table]:
-    """camera -> its valid label rows (the columns samples copy), for a group of cameras."""
-    from pyarrow import parquet as pq
-
-    names = set(pq.read_schema(labels_path).names)
-    columns = ["camera", "frame", "person"] + LABEL_COLUMNS + [c for c in OPTIONAL_COLUMNS if c in names]
-    table = read_table(labels_path, "labels", columns=columns,
-                       filters=[("camera", "in", cameras), ("reject_reason", "=", "")])
-    camera = table.column("camera")
-    return {c: table.filter(pc.equal(camera, c)) for c in cameras}
-
-
-def _label_rows(table: pa.Table, camera: str, plan: pd.DataFrame, labels_path) -> tuple[pd.DataFrame, dict]:
-    """The planned rows of one camera with their label arrays, sorted by (frame, person).
-
-    table: the camera's valid label rows (``read_labels``). Returns the plan rows (frame,
-    person, subject, split, sample_weight) and a dict of label arrays aligned with them
-    (fixed-size lists as (N, k) arrays).
-    """
-    optional = [c for c in OPTIONAL_COLUMNS if c in table.column_names]
-    plan_keys = frame_person_keys(plan["frame"].to_numpy(), plan["person"].to_numpy())
-    order = np.argsort(plan_keys, kind="stable")
-    rows = plan.iloc[order].reset_index(drop=True)
-    pos, matched = match_keys(frame_person_keys(table.column("frame").to_numpy(), table.column("person").to_numpy()),
-                              plan_keys[order])
-    if not matched.all():
-        missing = rows[~matched].iloc[0]
-        raise ValueError(f"{labels_path}: planned sample frame {missing.frame} person {missing.person} camera "
-                         f"{camera} has no valid label; the plan is stale, rebuild it")
-    arrays = {}
-    for c in LABEL_COLUMNS:
-        col = table.column(c)
-        a = fixed_list_to_numpy(col, LIST_SHAPES[c]) if c in LIST_SHAPES else col.to_numpy(zero_copy_only=False)
-        arrays[c] = a[pos]
-    for c in optional:
-        col = table.column(c)
-        shape = OPTIONAL_COLUMNS[c]
-        arrays[c] = (fixed_list_to_numpy(col, shape) if shape else _values(col))[pos]
-    return rows, arrays
-
-
-def _values(col) -> np.ndarray:
-    """A column's per-row values as a numpy array (object rows for lists)."""
-    if pa.types.is_list(col.type):
-        return np.array(col.to_pylist() + [None], dtype=object)[:-1]
-    return col.to_numpy(zero_copy_only=False)
-
-
 def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.DataFrame) -> str:
     """A digest of what a unit's output depends on: the build config and its planned rows."""
     h = hashlib.sha256(json.dumps(config.fingerprint_doc(), sort_keys=True, default=str).encode())
@@ -214,66 +124,7 @@ def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.D
     return h.hexdigest()[:16]
 
 
-# ------------------------------------------------------------------------------ samples
-
-@dataclass
-class _UnitSamples:
-    """Everything known about one camera's samples before decoding: arrays aligned by row."""
-
-    sequence: str
-    camera: str
-    rows: pd.DataFrame
-    arrays: dict
-    camera_info: dict
-    transforms: np.ndarray             # (N, 2, 3) crop_from_image
-    windows: np.ndarray                # (N, 3) int source windows (x0, y0, side), px
-
-    def table(self, spec: CropSpec) -> pa.Table:
-        """Every sample column of every row (schemas/samples.schema.yaml), ``image`` empty:
-        built once per camera, so writing a row group is a ``take`` plus the JPEGs."""
-        r, a, A, n = self.rows, self.arrays, self.transforms, len(self.rows)
-        frames = r["frame"].to_numpy().astype(np.int32)
-        persons = r["person"].to_numpy().astype(np.int32)
-        cols = {
-            "sample_id": [f"{self.sequence}/{f:08d}/{p}/{self.camera}" for f, p in zip(frames, persons)],
-            "sequence": [self.sequence] * n, "frame": frames, "person": persons, "camera": [self.camera] * n,
-            "subject": r["subject"].astype(str).to_numpy(), "split": r["split"].astype(str).to_numpy(),
-            "sample_weight": r["sample_weight"].to_numpy().astype(np.float32),
-            "image": [b""] * n, "image_size": np.full(n, spec.size, np.int16),
-            "crop_from_image": A.reshape(n, 6),
-            "crop_fraction_inside": crop_fraction_inside(A, self.camera_info["width"], self.camera_info["height"],
-                                                         spec.size).astype(np.float32),
-            "box_crop": transform_boxes(A, a["box_unclipped"]).astype(np.float32),
-            "image_width": np.full(n, self.camera_info["width"], np.int32),
-            "image_height": np.full(n, self.camera_info["height"], np.int32),
-            "K": np.repeat(self.camera_info["K"][None], n, axis=0),
-            "dist": np.repeat(self.camera_info["dist"][None], n, axis=0),
-        }
-        for c in LABEL_COLUMNS:
-            cols[c] = a[c]
-        schema = load_schema("samples").arrow
-        for c, shape in OPTIONAL_COLUMNS.items():
-            if c not in a:
-                cols[c] = pa.nulls(n, schema.field(c).type)
-                continue
-            cols[c] = a[c].reshape(n, -1) if shape else (pa.array(list(a[c]), type=schema.field(c).type)
-                                                         if c == "occluders" else a[c])
-            if c in CROP_LANDMARKS:
-                cols[c] = cols[c].astype(np.float32)
-                crop = apply_transform(A, a[c].astype(np.float64))
-                cols[CROP_LANDMARKS[c]] = crop.reshape(n, -1).astype(np.float32)
-        for c, crop_name in CROP_LANDMARKS.items():
-            if c not in a:
-                cols[crop_name] = pa.nulls(n, schema.field(crop_name).type)
-        return to_arrow(cols, "samples")
-
-
-def with_images(table: pa.Table, idx: np.ndarray, images: list[bytes]) -> pa.Table:
-    """Rows ``idx`` of a unit's table with their JPEG bytes filled in."""
-    rows = table.take(pa.array(idx, type=pa.int64()))
-    column = rows.schema.get_field_index("image")
-    return rows.set_column(column, rows.schema.field(column), pa.array(images, type=pa.binary()))
-
+# ------------------------------------------------------------------------------ media
 
 def encode_crops(frame, transforms: np.ndarray, windows: np.ndarray, spec: CropSpec, quality: int) -> list[bytes]:
     """JPEG bytes of the head crops of one decoded frame.
@@ -332,7 +183,7 @@ def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str,
 class _Unit:
     """Builds the shards of one (sequence, camera)."""
 
-    def __init__(self, samples: _UnitSamples, seq_dir: Path, out_dir: Path, config: BuildConfig,
+    def __init__(self, samples: UnitSamples, seq_dir: Path, out_dir: Path, config: BuildConfig,
                  decoder_threads: int, on_shard=None):
         self.s = samples
         self.seq_dir = seq_dir
@@ -433,10 +284,8 @@ def manifest_path(out_dir: str | Path, sequence: str, camera: str) -> Path:
 
 
 def _write_json(path: Path, doc) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
-    tmp.replace(path)
+    """Sorted keys: the same build writes the same manifest bytes."""
+    write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True, default=str))
 
 
 def _finished(out_dir: Path, sequence: str, camera: str, digest: str) -> UnitResult | None:
@@ -485,7 +334,7 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
     out_dir, seq_dir = Path(out_dir), Path(seq_dir)
     plan = read_table(plan_path, "dataset_plan", filters=[("sequence", "=", sequence)]).to_pandas()
     plan["camera"] = plan["camera"].astype(str)
-    cameras = _camera_table(cameras_path)
+    cameras = camera_table(cameras_path)
     names = sorted(set(plan["camera"]))
     unknown = [c for c in names if c not in cameras]
     if unknown:
@@ -498,14 +347,14 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         # Preparing a camera (joining its labels, fingerprint, transforms) runs here, in the
         # worker, so it overlaps the other cameras' decoding instead of delaying them all.
         camera, labels = job
-        rows, arrays = _label_rows(labels, camera, plan_of[camera], labels_path)
+        rows, arrays = label_rows(labels, camera, plan_of[camera], labels_path)
         digest = fingerprint(config, sequence, camera, rows)
         done = _finished(out_dir, sequence, camera, digest)
         if done is not None:
             return camera, done
         _remove_leftovers(out_dir, sequence, camera)
         transforms = crop_transforms(arrays["box_unclipped"], config.crop)
-        samples = _UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
+        samples = UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
                                crop_windows(transforms, config.crop.size))
         result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard).run()
         doc = asdict(result)
