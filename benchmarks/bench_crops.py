@@ -184,7 +184,7 @@ def main() -> None:
             this = {}
             runs = [lambda: decode_only(seq_dir, plan, threads, decoder)[0],
                     lambda: run_build(config, args.sequence, work / "plan.parquet", labels, cameras, seq_dir,
-                                      work / f"ds{r}").samples,
+                                      work / f"ds{r}", show_progress=False).samples,
                     lambda: decode_only(seq_dir, plan, threads, decoder, rgb=True)[0]]
             for name, run in zip(best, runs):
                 n, wall, cpu = timed(run)

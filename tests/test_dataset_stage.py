@@ -60,9 +60,9 @@ class Tiny:
         self.ds = root / "ds"
         self.card = run_dataset(self.config, {SEQ: (self.labels, self.cameras)}, self.data, self.ds)
 
-    def build(self, seq_dir: Path, out_dir: Path, on_shard=None):
+    def build(self, seq_dir: Path, out_dir: Path, on_shard=None, on_progress=None):
         return run_build(self.config, SEQ, self.ds / "plan.parquet", self.labels, self.cameras, seq_dir, out_dir,
-                         on_shard=on_shard)
+                         on_shard=on_shard, on_progress=on_progress)
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +161,8 @@ def test_bad_videos_become_rejections_and_the_rest_is_built(tiny, tmp_path):
     data[32:] = np.random.default_rng(0).integers(0, 256, len(data) - 32, dtype=np.uint8).tobytes()
     (videos / "hd_00_03.mp4").write_bytes(bytes(data))                          # corrupt
     out = tmp_path / "ds"
-    build = tiny.build(seq, out)
+    progress = []
+    build = tiny.build(seq, out, on_progress=progress.append)
     text = str(build)
     rej = read_table(out / "parts" / f"{SEQ}-rejections.parquet", "rejections").to_pandas()
     reasons = {cam: set(g["reason"].astype(str)) for cam, g in rej.groupby("camera")}
@@ -176,6 +177,7 @@ def test_bad_videos_become_rejections_and_the_rest_is_built(tiny, tmp_path):
     planned = read_table(tiny.ds / "plan.parquet", "dataset_plan").num_rows
     built = read_columns(out, ["sample_id"]).column("sample_id").to_pylist()
     assert len(built) + len(rej) == planned
+    assert sum(progress) == planned                      # the progress bar ends full, rejections included
     frames_of = {}
     for sample_id in built:
         _, frame, _, camera = sample_id.split("/")
@@ -198,8 +200,10 @@ def test_interrupted_build_resumes_to_identical_shards(tiny, tmp_path):
         tiny.build(tiny.data / SEQ, out, on_shard=fail_after_three)
     assert not list(out.rglob("*.tmp")) and not (out / "parts" / f"{SEQ}.json").exists()
     finished_before = sorted(p.name for p in (out / "parts" / SEQ).glob("*.json"))
-    build = tiny.build(tiny.data / SEQ, out)
+    progress = []
+    build = tiny.build(tiny.data / SEQ, out, on_progress=progress.append)
     assert sum(u.resumed for u in build.units) == len(finished_before)
+    assert sum(progress) == read_table(tiny.ds / "plan.parquet", "dataset_plan").num_rows
     reference = {p.relative_to(tiny.ds): p.read_bytes() for p in (tiny.ds / "shards").rglob("*.parquet")}
     resumed = {p.relative_to(out): p.read_bytes() for p in (out / "shards").rglob("*.parquet")}
     assert resumed.keys() == reference.keys()

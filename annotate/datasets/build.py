@@ -184,13 +184,14 @@ class _Unit:
     """Builds the shards of one (sequence, camera)."""
 
     def __init__(self, samples: UnitSamples, seq_dir: Path, out_dir: Path, config: BuildConfig,
-                 decoder_threads: int, on_shard=None):
+                 decoder_threads: int, on_shard=None, progress=None):
         self.s = samples
         self.seq_dir = seq_dir
         self.out_dir = out_dir
         self.config = config
         self.decoder_threads = decoder_threads
         self.on_shard = on_shard
+        self.progress = progress or (lambda n: None)        # called with each batch of samples done
         self.result = UnitResult(samples.sequence, samples.camera)
         self.done = np.zeros(len(samples.rows), dtype=bool)
         frames = samples.rows["frame"].to_numpy()
@@ -199,6 +200,7 @@ class _Unit:
 
     def reject_frames(self, frames, reason: str, file: str, detail: str) -> None:
         """Reject every not-yet-done sample of the given frames."""
+        rejected = 0
         for f in np.atleast_1d(frames):
             for i in self.rows_of_frame.get(int(f), []):
                 if not self.done[i]:
@@ -206,6 +208,8 @@ class _Unit:
                     self.result.rejections.append({"frame": int(r.frame), "person": int(r.person), "reason": reason,
                                                    "file": str(file), "detail": detail})
                     self.done[i] = True
+                    rejected += 1
+        self.progress(rejected)
 
     def _reject_unreached(self) -> None:
         """Frames the video never reached: it is shorter than the labelled frames."""
@@ -256,6 +260,7 @@ class _Unit:
                         images.append(jpeg)
                         self.done[i] = True
                         flush(split_of[i])
+                    self.progress(len(rows))
             except VideoError as err:
                 self.reject_frames(self.frames, err.reason, err.path, err.detail)
             self._reject_unreached()
@@ -323,14 +328,18 @@ def _remove_unplanned(out_dir: Path, sequence: str, cameras: list[str]) -> None:
 
 def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path, cameras_path: str | Path,
                    seq_dir: str | Path, out_dir: str | Path, config: BuildConfig = BuildConfig(),
-                   on_shard=None) -> SequenceBuild:
+                   on_shard=None, show_progress: bool = False, on_progress=None) -> SequenceBuild:
     """Crop every planned sample of ``sequence`` into shards under ``out_dir`` (resumable).
 
     plan_path: plan.parquet; labels_path, cameras_path: the sequence's labels and cameras
     tables; seq_dir: the Panoptic sequence folder (hdVideos/ or hdImgs/). on_shard: called
-    with each finished ShardInfo. Writes ``parts/<sequence>.json`` and
-    ``parts/<sequence>-rejections.parquet`` last.
+    with each finished ShardInfo. show_progress: a progress bar (stderr) over the planned
+    samples, advanced as each frame's crops are made or samples are rejected (resumed
+    cameras count at once); on_progress: called with each such count too. Writes
+    ``parts/<sequence>.json`` and ``parts/<sequence>-rejections.parquet`` last.
     """
+    from tqdm import tqdm
+
     out_dir, seq_dir = Path(out_dir), Path(seq_dir)
     plan = read_table(plan_path, "dataset_plan", filters=[("sequence", "=", sequence)]).to_pandas()
     plan["camera"] = plan["camera"].astype(str)
@@ -342,6 +351,12 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
     build = SequenceBuild(sequence)
     results: dict[str, UnitResult] = {}
     plan_of = dict(tuple(plan.groupby("camera", sort=False)))
+    bar = tqdm(total=len(plan), unit="sample", desc=f"crops {sequence}", disable=not show_progress, mininterval=1.0)
+
+    def progress(n: int) -> None:
+        bar.update(n)
+        if on_progress is not None:
+            on_progress(n)
 
     def run(job) -> tuple[str, UnitResult]:
         # Preparing a camera (joining its labels, fingerprint, transforms) runs here, in the
@@ -351,28 +366,32 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         digest = fingerprint(config, sequence, camera, rows)
         done = _finished(out_dir, sequence, camera, digest)
         if done is not None:
+            progress(len(rows))
             return camera, done
         _remove_leftovers(out_dir, sequence, camera)
         transforms = crop_transforms(arrays["box_unclipped"], config.crop)
         samples = UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
                                crop_windows(transforms, config.crop.size))
-        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard).run()
+        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard, progress).run()
         doc = asdict(result)
         doc.pop("resumed")
         _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
         return camera, result
 
-    _remove_unplanned(out_dir, sequence, names)
-    for group in camera_groups({c: len(plan_of[c]) for c in names}):
-        tables = read_labels(labels_path, group)
-        jobs = [(camera, tables.pop(camera)) for camera in group]
-        if config.threads > 1 and len(jobs) > 1:
-            # The cameras are the parallelism: OpenCV's own threads on each small crop would
-            # only add overhead (a 180 -> 256 px resize costs 60% more CPU with 2 threads).
-            with _opencv_threads(1), ThreadPoolExecutor(config.threads) as pool:
-                results.update(pool.map(run, jobs))
-        else:
-            results.update(map(run, jobs))
+    try:
+        _remove_unplanned(out_dir, sequence, names)
+        for group in camera_groups({c: len(plan_of[c]) for c in names}):
+            tables = read_labels(labels_path, group)
+            jobs = [(camera, tables.pop(camera)) for camera in group]
+            if config.threads > 1 and len(jobs) > 1:
+                # The cameras are the parallelism: OpenCV's own threads on each small crop would
+                # only add overhead (a 180 -> 256 px resize costs 60% more CPU with 2 threads).
+                with _opencv_threads(1), ThreadPoolExecutor(config.threads) as pool:
+                    results.update(pool.map(run, jobs))
+            else:
+                results.update(map(run, jobs))
+    finally:
+        bar.close()
     build.units = [results[c] for c in names]
     _write_rejections(out_dir / "parts" / f"{sequence}-rejections.parquet", build)
     _write_json(out_dir / "parts" / f"{sequence}.json", sequence_doc(build))

@@ -70,10 +70,12 @@ def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | 
 
 
 def run_build(config: dict, sequence: str, plan_path: str | Path, labels_path: str | Path,
-              cameras_path: str | Path, seq_dir: str | Path, out_dir: str | Path, on_shard=None) -> SequenceBuild:
-    """Crop one sequence's planned samples into shards (resumable); see annotate.datasets.build."""
+              cameras_path: str | Path, seq_dir: str | Path, out_dir: str | Path, on_shard=None,
+              show_progress: bool = True, on_progress=None) -> SequenceBuild:
+    """Crop one sequence's planned samples into shards (resumable), with a progress bar
+    unless ``show_progress`` is False; see annotate.datasets.build.build_sequence."""
     return build_sequence(sequence, plan_path, labels_path, cameras_path, seq_dir, out_dir, build_config(config),
-                          on_shard=on_shard)
+                          on_shard=on_shard, show_progress=show_progress, on_progress=on_progress)
 
 
 def run_card(config: dict, out_dir: str | Path, plan_summary_path: str | Path,
