@@ -365,15 +365,20 @@ def selected_frames(bodies_path: str | Path | None, published_faces_path: str | 
 
 def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_path: str | Path | None,
                          frames: np.ndarray, backend: LandmarkBackend, out_dir: str | Path,
-                         config: StageConfig = StageConfig(), frame_source: str = "video") -> StageSummary:
+                         config: StageConfig = StageConfig(), frame_source: str = "video",
+                         progress: bool | None = None) -> StageSummary:
     """Write ``out_dir/faces3d.parquet`` (source=triangulated), ``out_dir/rejections.parquet``
     and ``out_dir/detections2d.parquet`` (the associated 2D detections, for the audit).
 
     seq_dir: the Panoptic sequence folder (videos, or the synthetic ground truth that the
     synthetic backend reads); cameras_path / bodies_path: the ingest tables (bodies may be
     None); frames: (F,) frame numbers to process, in order; frame_source: 'video'
-    (hdVideos) or 'images' (hdImgs) for image-based backends.
+    (hdVideos) or 'images' (hdImgs) for image-based backends. progress: a bar over the
+    frames (None: only on a terminal, as the label stage; 2D detection of a real sequence
+    with FAN takes hours).
     """
+    from tqdm import tqdm
+
     start = time.perf_counter()
     info = load_camera_info(cameras_path)
     rig, sequence = info.rig, str(read_table(cameras_path, "cameras", columns=["sequence"]).column("sequence")[0])
@@ -386,7 +391,8 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
             StreamingTableWriter(out_dir / "detections2d.parquet", "detections2d") as detections_out:
         run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, images, faces_out,
                    rejections_out, detections_out)
-        for frame in frames.tolist():
+        for frame in tqdm(frames.tolist(), unit="frame", desc="detect+triangulate",
+                          disable=None if progress is None else not progress):
             if run.needs_previous(frame, bodies):
                 run.flush()
             run.detect_frame(frame, run.priors(frame, bodies))
