@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from annotate.config import resolve_config
-from annotate.datasets.build import decoder_threads
+from annotate.datasets.build import decoder_threads, worker_threads
 from annotate.datasets.stage import build_config, run_build, run_plan
 from annotate.datasets.tables import fixed_list_to_numpy, read_table
 from annotate.media.crops import CropSpec, crop_transforms, crop_windows, crop_yuv420_window
@@ -164,7 +164,8 @@ def main() -> None:
     seq_dir = results / "synthetic" / args.sequence
     config = resolve_config({"results": str(results), "dataset": {"exports": {"coco": False}}})
     build = build_config(config)
-    threads, decoder = build.threads, decoder_threads(build)
+    threads = worker_threads(build)
+    decoder = decoder_threads(threads)
     if args.footage == "camera":
         seq_dir = camera_footage(seq_dir, results / "bench_footage" / "camera", threads)
     work = Path(tempfile.mkdtemp(prefix="bench_crops_"))

@@ -33,7 +33,8 @@ rule dataset_shards:
         dataset=CFG["dataset"],
     log:
         f"{RESULTS}/logs/dataset/shards_{{sequence}}.log",
-    threads: 2
+    # Cameras are cropped in parallel: Snakemake grants at most --cores of these.
+    threads: CFG["dataset"]["threads"]
     conda:
         "envs/annotate.yaml"
     script:

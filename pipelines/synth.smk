@@ -6,7 +6,8 @@ rule synth:
         directory(f"{SEQUENCE_ROOT}/{{sequence}}"),
     log:
         f"{RESULTS}/logs/synth/{{sequence}}.log",
-    threads: 2
+    # Rendering is parallel over camera groups: every core --cores grants.
+    threads: workflow.cores
     conda:
         "envs/annotate.yaml"
     script:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from annotate.atomic import write_text_atomic
+from annotate.cpus import capped_workers
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
 from annotate.datasets.tables import read_table, write_table
 from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_table, label_rows, read_labels,
@@ -65,10 +66,15 @@ class BuildConfig:
         return d
 
 
-def decoder_threads(config: BuildConfig) -> int:
+def worker_threads(config: BuildConfig) -> int:
+    """Cameras processed at once: ``config.threads``, at most the CPUs this process may use."""
+    return capped_workers(config.threads)
+
+
+def decoder_threads(workers: int) -> int:
     """FFmpeg threads per camera decoder (thread_type 'AUTO'): one each when several cameras
     run at once (they already fill the cores), else 0 = FFmpeg's choice, one per core."""
-    return 1 if config.threads > 1 else 0
+    return 1 if workers > 1 else 0
 
 
 @dataclass
@@ -351,6 +357,7 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
     build = SequenceBuild(sequence)
     results: dict[str, UnitResult] = {}
     plan_of = dict(tuple(plan.groupby("camera", sort=False)))
+    workers = worker_threads(config)
     bar = tqdm(total=len(plan), unit="sample", desc=f"crops {sequence}", disable=not show_progress, mininterval=1.0)
 
     def progress(n: int) -> None:
@@ -372,7 +379,7 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         transforms = crop_transforms(arrays["box_unclipped"], config.crop)
         samples = UnitSamples(sequence, camera, rows, arrays, cameras[camera], transforms,
                                crop_windows(transforms, config.crop.size))
-        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(config), on_shard, progress).run()
+        result = _Unit(samples, seq_dir, out_dir, config, decoder_threads(workers), on_shard, progress).run()
         doc = asdict(result)
         doc.pop("resumed")
         _write_json(manifest_path(out_dir, sequence, camera), {**doc, "fingerprint": digest})
@@ -383,10 +390,10 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         for group in camera_groups({c: len(plan_of[c]) for c in names}):
             tables = read_labels(labels_path, group)
             jobs = [(camera, tables.pop(camera)) for camera in group]
-            if config.threads > 1 and len(jobs) > 1:
+            if workers > 1 and len(jobs) > 1:
                 # The cameras are the parallelism: OpenCV's own threads on each small crop would
                 # only add overhead (a 180 -> 256 px resize costs 60% more CPU with 2 threads).
-                with _opencv_threads(1), ThreadPoolExecutor(config.threads) as pool:
+                with _opencv_threads(1), ThreadPoolExecutor(workers) as pool:
                     results.update(pool.map(run, jobs))
             else:
                 results.update(map(run, jobs))

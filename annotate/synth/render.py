@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from annotate.cpus import capped_workers
 from annotate.geometry.cameras import (CameraRig, max_monotonic_radius2, project_camera_points,
                                        undistort_pixels)
 from annotate.labels import visibility
@@ -540,6 +541,7 @@ def render_videos(seq_dir: str | os.PathLike, rig: CameraRig,
     from tqdm import tqdm
 
     source = frames if callable(frames) else _collect_frames(frames, num_frames)
+    n_jobs = capped_workers(n_jobs)              # more processes than CPUs would only rebuild scenes
     rate = video_rate(fps)
     (Path(seq_dir) / "hdVideos").mkdir(parents=True, exist_ok=True)
     num_groups = max(n_jobs, -(-len(rig) // max(1, cameras_per_job)))
