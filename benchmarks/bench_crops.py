@@ -21,6 +21,9 @@ data (pipelines/config/panoptic.yaml: 5, WHENet's subsampling). Every run still 
 every frame up to the last one it needs (H.264 cannot skip), so "frames/s" counts the
 kept frames, the ones a run hands over.
 
+``--crop-device cuda`` runs the crop stage's cutting and JPEG on a GPU
+(annotate.media.torch_crops, nvJPEG); decoding stays on the CPU in every run.
+
 ``--footage camera`` runs on a camera-like copy of the sequence (annotate.synth.footage:
 the same pictures plus sensor noise, encoded with FFmpeg's default libx264 settings:
 High profile, CABAC, deblocking, B-frames), made once under
@@ -155,6 +158,8 @@ def main() -> None:
     ap.add_argument("--sequence", default="synth_000")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--frame-step", type=int, default=1, help="keep every N-th planned frame (real-data configs: 5)")
+    ap.add_argument("--crop-device", default="cpu",
+                    help="dataset.crop_device for the crop stage: cpu, cuda[:N] (nvJPEG) or torch-cpu")
     ap.add_argument("--footage", choices=["synthetic", "camera"], default="synthetic",
                     help="the sequence's own videos, or a camera-like re-encode of them (annotate.synth.footage)")
     args = ap.parse_args()
@@ -162,7 +167,8 @@ def main() -> None:
     labels = results / args.sequence / "labels" / "labels.parquet"
     cameras = results / args.sequence / "ingest" / "cameras.parquet"
     seq_dir = results / "synthetic" / args.sequence
-    config = resolve_config({"results": str(results), "dataset": {"exports": {"coco": False}}})
+    config = resolve_config({"results": str(results),
+                             "dataset": {"exports": {"coco": False}, "crop_device": args.crop_device}})
     build = build_config(config)
     threads = worker_threads(build)
     decoder = decoder_threads(threads)
@@ -201,6 +207,7 @@ def main() -> None:
         print(f"{args.sequence} ({args.footage} footage): {plan['camera'].nunique()} camera videos, {frames} decoded frames, {samples} crops "
               f"({build.crop.size} px, JPEG q{build.jpeg_quality}), {threads} cameras at once, "
               f"{decoder} decoder thread(s) each (0 = FFmpeg's choice), every {args.frame_step} frame(s), "
+              f"crops on {args.crop_device}, "
               f"best of {args.repeats}")
         print(f"{'run':34s} {'frames/s':>9s} {'wall s':>7s} {'CPU ms/frame':>13s}")
         for name, (wall, cpu) in best.items():

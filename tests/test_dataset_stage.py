@@ -101,11 +101,26 @@ def test_landmarks_land_on_the_rendered_nose_and_irises(tiny):
     wherever the renderer shows that region on the landmark's pixel and its 4 neighbours
     (visible, not occluded, not at a region edge); there it must be the region's colour in
     the crop, after H.264 and JPEG."""
+    assert_landmark_colours(tiny, tiny.ds)
+
+
+def test_torch_crop_path_puts_landmarks_on_the_same_colours(tiny, tmp_path):
+    """dataset.crop_device: the torch path (run on the CPU here; on a GPU it is the same
+    code) builds the same samples, and they pass the same pixel check."""
+    config = resolve_config({"dataset": {**CONFIG["dataset"], "crop_device": "torch-cpu"}})
+    build = run_build(config, SEQ, tiny.ds / "plan.parquet", tiny.labels, tiny.cameras, tiny.data / SEQ, tmp_path,
+                      show_progress=False)
+    assert build.samples == read_table(tiny.ds / "plan.parquet", "dataset_plan").num_rows
+    assert_landmark_colours(tiny, tmp_path)
+
+
+def assert_landmark_colours(tiny, dataset_dir):
     gt = load_ground_truth(tiny.data / SEQ)
     world = gt.landmarks_world()                                   # (F, P, 70, 3)
     rig = tiny.state.rig
     person_index = {int(p): i for i, p in enumerate(gt.person_ids)}
-    rows = read_columns(tiny.ds, ["frame", "person", "camera", "image", "crop_from_image", "landmarks_crop"]).to_pylist()
+    rows = read_columns(dataset_dir, ["frame", "person", "camera", "image", "crop_from_image", "landmarks_crop"]
+                        ).to_pylist()
     views = {f: render_frame(rig, tiny.source(f)) for f in sorted({r["frame"] for r in rows})}
     checked = {k: 0 for k in CHECKS}
     for r in rows:

@@ -41,6 +41,7 @@ from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_t
                                             with_images)
 from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
+from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
 from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
                                   iter_video_frames, read_image_frame)
 
@@ -51,7 +52,9 @@ STAGE = "dataset.media"
 class BuildConfig:
     """crop: geometry and size; jpeg_quality (1-100); shard: size limits; source: 'video'
     (hdVideos) or 'images' (hdImgs); threads: cameras processed at once; full_frames:
-    also write each used frame as a JPEG (for the COCO export)."""
+    also write each used frame as a JPEG (for the COCO export); crop_device: 'cpu' (OpenCV
+    + libjpeg-turbo) or a torch device for annotate.media.torch_crops ('cuda', 'cuda:N',
+    'torch-cpu')."""
 
     crop: CropSpec = field(default_factory=CropSpec)
     jpeg_quality: int = 90
@@ -59,6 +62,7 @@ class BuildConfig:
     source: str = "video"
     threads: int = 2
     full_frames: bool = False
+    crop_device: str = "cpu"
 
     def fingerprint_doc(self) -> dict:
         d = asdict(self)
@@ -132,16 +136,20 @@ def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.D
 
 # ------------------------------------------------------------------------------ media
 
-def encode_crops(frame, transforms: np.ndarray, windows: np.ndarray, spec: CropSpec, quality: int) -> list[bytes]:
+def encode_crops(frame, transforms: np.ndarray, windows: np.ndarray, spec: CropSpec, quality: int,
+                 encoder=None) -> list[bytes]:
     """JPEG bytes of the head crops of one decoded frame.
 
     transforms: (k, 2, 3) crop_from_image; windows: (k, 3) their ``crop_windows``. BT.601
     video pictures are cut from the decoder's YUV 4:2:0 planes (stretched to JPEG's full
-    range on the way) and encoded from them; anything else goes through RGB.
+    range on the way) and encoded from them, by ``encoder`` (a TorchCropEncoder) when
+    given; anything else goes through RGB on the CPU.
     """
     planes = frame.yuv420()
     if planes is not None and frame.colour.bt601:
         full = frame.colour.full_range
+        if encoder is not None:
+            return encoder.encode(planes, windows, full_range=full)
         return [encode_jpeg_yuv420(*crop_yuv420_window(planes, w, spec, full_range=full, to_full_range=True),
                                    quality=quality, full_range=True) for w in windows]
     rgb = frame.rgb()
@@ -233,6 +241,9 @@ class _Unit:
         writers: dict[str, ShardWriter] = {}
         pending: dict[str, tuple[list, list]] = {}
         spec, quality = self.config.crop, self.config.jpeg_quality
+        encoder = None
+        if is_torch_device(self.config.crop_device):
+            encoder = TorchCropEncoder(spec, quality, self.config.crop_device)
         group = self.config.shard.row_group_samples
 
         def flush(split: str, force: bool = False) -> None:
@@ -259,7 +270,8 @@ class _Unit:
                         _write_full_frame(frame, frame_path(self.out_dir, self.s.sequence, self.s.camera,
                                                             frame.index), quality)
                     rows = self.rows_of_frame[frame.index]
-                    jpegs = encode_crops(frame, self.s.transforms[rows], self.s.windows[rows], spec, quality)
+                    jpegs = encode_crops(frame, self.s.transforms[rows], self.s.windows[rows], spec, quality,
+                                         encoder)
                     for i, jpeg in zip(rows, jpegs):
                         idx, images = pending.setdefault(split_of[i], ([], []))
                         idx.append(i)
@@ -347,6 +359,7 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
     from tqdm import tqdm
 
     out_dir, seq_dir = Path(out_dir), Path(seq_dir)
+    check_crop_device(config.crop_device)                 # before any work: a clear error, not a crash per camera
     plan = read_table(plan_path, "dataset_plan", filters=[("sequence", "=", sequence)]).to_pandas()
     plan["camera"] = plan["camera"].astype(str)
     cameras = camera_table(cameras_path)

@@ -51,7 +51,8 @@ def build_config(config: dict) -> BuildConfig:
         jpeg_quality=d["jpeg_quality"],
         shard=ShardLimits(max_samples=sh["max_samples"], max_bytes=int(sh["max_mb"] * 2 ** 20),
                           row_group_samples=sh["row_group_samples"]),
-        source=d["source"], threads=d["threads"], full_frames=bool(d["exports"]["coco"]))
+        source=d["source"], threads=d["threads"], full_frames=bool(d["exports"]["coco"]),
+        crop_device=d["crop_device"])
 
 
 def enabled_exports(config: dict) -> list[str]:

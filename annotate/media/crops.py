@@ -123,7 +123,7 @@ def rgb_to_yuv601_limited(rgb: tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=16)
-def _pad_yuv(pad_rgb: tuple, full_range: bool) -> tuple[int, int, int]:
+def pad_colour_yuv(pad_rgb: tuple, full_range: bool) -> tuple[int, int, int]:
     """The padding colour as (Y, U, V) in the planes' range (computed once per colour)."""
     if not full_range:
         return rgb_to_yuv601_limited(pad_rgb)
@@ -220,7 +220,7 @@ def crop_yuv420_window(planes: tuple[np.ndarray, np.ndarray, np.ndarray], window
     """
     x0, y0, side = (int(c) for c in window)
     stretch = to_full_range and not full_range
-    pad = _pad_yuv(tuple(spec.pad_rgb), full_range or stretch)
+    pad = pad_colour_yuv(tuple(spec.pad_rgb), full_range or stretch)
     luts = (Y_TO_FULL_RANGE, C_TO_FULL_RANGE) if stretch else (None, None)
     half = spec.size // 2
     y = _resize_window(planes[0], x0, y0, side, spec.size, pad[0], luts[0])
