@@ -35,9 +35,11 @@ def dataset(tmp_path_factory):
     return root
 
 
-def test_whenet_lists_and_images(dataset, tmp_path):
+def test_whenet_lists_and_images(dataset, tmp_path, capsys):
     counts = export_whenet(dataset, tmp_path / "whenet")
     assert counts == {"train": 10, "test": 10}
+    progress = capsys.readouterr().err                         # a bar per split, ending at the split's size
+    assert "whenet export train" in progress and "whenet export test" in progress and "10/10" in progress
     rows = read_columns(dataset, ["yaw", "pitch", "roll"], split="train").to_pandas()
     lines = read_whenet_list(tmp_path / "whenet" / "train.txt")
     for (image, yaw, pitch, roll), want in zip(lines, rows.itertuples()):

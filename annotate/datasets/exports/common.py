@@ -7,6 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow.parquet as pq
+
 from annotate.atomic import replace_folder
 from annotate.datasets.readers import iter_records, shard_paths
 
@@ -33,10 +35,22 @@ def dataset_splits(dataset_dir: str | Path) -> list[str]:
     return [s for s in order if s in found] + sorted(found - set(order))
 
 
-def split_records(dataset_dir: str | Path, split: str, columns: list[str]) -> Iterator[dict]:
-    """Every sample record of one split, shard by shard (one row group in memory)."""
-    for path in shard_paths(dataset_dir, split):
-        yield from iter_records(path, columns)
+def split_records(dataset_dir: str | Path, split: str, columns: list[str], desc: str | None = None
+                  ) -> Iterator[dict]:
+    """Every sample record of one split, shard by shard (one row group in memory).
+
+    desc: label of a progress bar over the split's samples (stderr; none when None): an
+    export of a real dataset writes hundreds of thousands of files.
+    """
+    paths = shard_paths(dataset_dir, split)
+    records = (r for path in paths for r in iter_records(path, columns))
+    if desc is None:
+        yield from records
+        return
+    from tqdm import tqdm
+
+    total = sum(pq.ParquetFile(p).metadata.num_rows for p in paths)
+    yield from tqdm(records, total=total, unit="sample", desc=desc, mininterval=2.0)
 
 
 def sample_stem(record: dict) -> str:

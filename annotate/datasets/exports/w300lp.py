@@ -62,7 +62,7 @@ def export_300wlp(dataset_dir: str | Path, out_dir: str | Path, max_angle_deg: f
     with staged_folder(out_dir) as stage:
         for split in dataset_splits(dataset_dir):
             names = []
-            for r in split_records(dataset_dir, split, COLUMNS):
+            for r in split_records(dataset_dir, split, COLUMNS, desc=f"300W-LP export {split}"):
                 if max(abs(r["yaw"]), abs(r["pitch"]), abs(r["roll"])) > max_angle_deg:
                     skipped["outside_frontal_range"] += 1
                     continue

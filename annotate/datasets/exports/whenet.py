@@ -26,7 +26,7 @@ def export_whenet(dataset_dir: str | Path, out_dir: str | Path) -> dict:
     with staged_folder(out_dir) as stage:
         for split in dataset_splits(dataset_dir):
             lines = []
-            for r in split_records(dataset_dir, split, COLUMNS):
+            for r in split_records(dataset_dir, split, COLUMNS, desc=f"whenet export {split}"):
                 rel = f"images/{split}/{sample_stem(r)}.jpg"
                 write_bytes(stage / rel, r["image"])
                 lines.append(f"{rel},{r['yaw']:.4f},{r['pitch']:.4f},{r['roll']:.4f}")
