@@ -102,8 +102,9 @@ def cost_split(seq_dir: Path, plan: pd.DataFrame, labels: Path, spec: CropSpec, 
     rows = plan[plan["camera"] == camera].sort_values(["frame", "person"])
     table = read_table(labels, "labels", columns=["camera", "frame", "person", "box_unclipped"],
                        filters=[("camera", "=", camera), ("reject_reason", "=", "")])
-    pos, _ = match_keys(frame_person_keys(table.column("frame").to_numpy(), table.column("person").to_numpy()),
-                        frame_person_keys(rows["frame"].to_numpy(), rows["person"].to_numpy()))
+    pos, found = match_keys(frame_person_keys(table.column("frame").to_numpy(), table.column("person").to_numpy()),
+                            frame_person_keys(rows["frame"].to_numpy(), rows["person"].to_numpy()))
+    assert found.all(), f"{labels}: planned samples of camera {camera} without a valid label"
     boxes = fixed_list_to_numpy(table.column("box_unclipped"), (4,))[pos]
     windows = crop_windows(crop_transforms(boxes, spec), spec.size)
     frame_of = rows["frame"].to_numpy()

@@ -373,18 +373,15 @@ def shift_video(seq_dir: str | os.PathLike, camera: str, frames: int, crf: int =
     beside the old and renamed over it: a hard-linked source is never touched.
     Faulty: every label of that camera.
     """
-    from annotate.media.video import iter_video_frames, probe_video
-    from annotate.media.video_writer import VideoWriter, video_rate
+    from annotate.media.video import iter_video_frames
+    from annotate.media.video_writer import rewrite_video
 
     shift = int(frames)
     if shift == 0:
         raise ValueError("shift_video: a shift of 0 frames changes nothing")
     layout = _layout(seq_dir)
     path = layout.video_file(camera)
-    info = probe_video(path)
-    rate = info.rate if info.rate else video_rate(29.97)
-    writer = VideoWriter(path, info.width, info.height, rate, crf, preset)
-    try:
+    with rewrite_video(path, crf, preset) as writer:
         count, last, held = 0, None, deque()
         for decoded in iter_video_frames(path):
             rgb = decoded.rgb()
@@ -403,10 +400,6 @@ def shift_video(seq_dir: str | os.PathLike, camera: str, frames: int, crf: int =
             raise ValueError(f"{path}: {count} frames, cannot shift by {shift}")
         for _ in range(max(shift, 0)):
             writer.write(last)
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return FaultManifest("shift_video", {"sequence": layout.sequence, "camera": camera,
                                          "frames": shift, "frame_count": count},
                          fault_samples(cameras=[camera]))

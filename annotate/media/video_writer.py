@@ -7,9 +7,11 @@ into place, so a reader never sees a half-written video. Used by the synthetic r
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -111,3 +113,23 @@ class VideoWriter:
         except Exception:                                      # noqa: BLE001 (already broken)
             pass
         self.tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def rewrite_video(path: str | os.PathLike, crf: int, preset: str) -> Iterator[VideoWriter]:
+    """A ``VideoWriter`` for a new version of the video at ``path``: same size and frame rate
+    (29.97 when the container does not say), written beside it and renamed over it when the
+    block ends; dropped if the block raises. The old file can be read inside the block, and
+    a hard link to it is replaced, never written through.
+    """
+    from annotate.media.video import probe_video
+
+    path = Path(path)
+    info = probe_video(path)
+    writer = VideoWriter(path, info.width, info.height, info.rate if info.rate else video_rate(29.97), crf, preset)
+    try:
+        yield writer
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()

@@ -40,16 +40,13 @@ def reencode_camera_like(path: str | os.PathLike, noise_sigma: float = CAMERA_NO
 
     A hard-linked source is never written through: the new file replaces the link.
     """
-    from annotate.media.video import iter_video_frames, probe_video
-    from annotate.media.video_writer import VideoWriter, video_rate
+    from annotate.media.video import iter_video_frames
+    from annotate.media.video_writer import rewrite_video
 
     path = Path(path)
-    info = probe_video(path)
-    rate = info.rate if info.rate else video_rate(29.97)
     rng = np.random.default_rng(seed)
-    writer = VideoWriter(path, info.width, info.height, rate, crf, preset)
     count = 0
-    try:
+    with rewrite_video(path, crf, preset) as writer:
         for frame in iter_video_frames(path, threads=1):
             planes = frame.yuv420()
             if planes is None or frame.colour.full_range:
@@ -57,10 +54,6 @@ def reencode_camera_like(path: str | os.PathLike, noise_sigma: float = CAMERA_NO
             y, u, v = planes
             writer.write_yuv420(add_luma_noise(y, noise_sigma, rng) if noise_sigma > 0 else y, u, v)
             count += 1
-    except BaseException:
-        writer.abort()
-        raise
-    writer.close()
     return count
 
 
