@@ -87,7 +87,8 @@ def sequence_root(config: dict) -> Path:
 
 def head_frame_spec(config: dict) -> HeadFrameSpec:
     hm = config["head_model"]
-    return HeadFrameSpec(tuple(float(v) for v in hm["centre_offset_cm"]), float(hm["helmet_radius_cm"]))
+    return HeadFrameSpec(tuple(float(v) for v in hm["centre_offset_cm"]), float(hm["helmet_radius_cm"]),
+                         str(hm["orientation"]))
 
 
 def fit_config(config: dict) -> FitConfig:

@@ -41,7 +41,7 @@ def test_every_face_is_labelled_in_every_camera(labelled):
     assert fits.num_rows == faces.num_rows > 0
     assert labels.num_rows == faces.num_rows * 12
     meta = labels.schema.metadata
-    assert meta[b"schema_name"] == b"labels" and meta[b"schema_version"].startswith(b"1.")
+    assert meta[b"schema_name"] == b"labels" and meta[b"schema_version"].startswith(b"2.")
     df = labels.to_pandas()
     assert not df.duplicated(["frame", "person", "camera"]).any()
     assert set(df["reject_reason"]) <= {"", "fit_failed", "behind_camera", "outside_lens_model", "out_of_frame", "too_small"}

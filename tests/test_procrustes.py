@@ -96,10 +96,10 @@ def face_like(rng):
     return p
 
 
-def test_head_frame_axes_follow_the_definition():
+def test_eye_mouth_axes_follow_the_definition():
     rng = np.random.default_rng(6)
     p = face_like(rng)
-    R, eye_mid = head_axes(p)
+    R, eye_mid = head_axes(p, "eye_mouth")
     right, left, mouth = p[36:42].mean(0), p[42:48].mean(0), p[48:60].mean(0)
     np.testing.assert_allclose(R[:, 0], (left - right) / np.linalg.norm(left - right))
     assert np.dot(R[:, 1], eye_mid - mouth) > 0 and abs(np.dot(R[:, 1], R[:, 0])) < 1e-12

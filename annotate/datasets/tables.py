@@ -143,6 +143,14 @@ class StreamingTableWriter:
             self.abort()
 
 
+# How to bring a file of an older major version up to date, by (table, major).
+CONVERTERS = {
+    ("labels", 1): "convert it with `annotate convert-labels` (docs/conventions.md: zero pose)",
+    ("head_fits", 1): "convert it with `annotate convert-labels --fits` (docs/conventions.md: zero pose)",
+    ("samples", 1): "rebuild the dataset from labels 2.x (`annotate convert-labels` converts old labels)",
+}
+
+
 def check_file_schema(path: str | Path, expected: str) -> TableSchema:
     """Refuse a file written under another table's schema or a newer major version."""
     schema = load_schema(expected)
@@ -160,9 +168,10 @@ def check_file_schema(path: str | Path, expected: str) -> TableSchema:
             f"{path}: schema {expected} version {version} is newer than this code's "
             f"{schema.version}; upgrade annotate to read it")
     if major < schema.major:
+        how = CONVERTERS.get((expected, major), "rebuild it with this version (no converter exists)")
         raise SchemaError(
             f"{path}: schema {expected} version {version} is older than this code's "
-            f"{schema.version}; rebuild it with this version (no converter exists yet)")
+            f"{schema.version}; {how}")
     return schema
 
 

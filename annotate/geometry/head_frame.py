@@ -1,22 +1,28 @@
-"""The canonical head frame, defined from the 70 face landmarks.
+"""The canonical head frame of a 70-landmark face: what "zero pose" means.
 
 Definition (fixed; tests lock it in). For a landmark set in any frame:
 
-- ``right_eye`` = mean of iBUG points 36-41 (the subject's right eye), ``left_eye`` = mean of
-  42-47; ``eye_mid`` = their midpoint; ``mouth_mid`` = mean of the outer lip contour 48-59.
-- x axis: unit vector from ``right_eye`` to ``left_eye`` (toward the subject's left ear).
-- y axis: ``eye_mid - mouth_mid`` with its x component removed, normalised (up the face).
-- z axis: ``x cross y``, out of the face (forward).
-- Zero pitch rule: pitch is zero when the eye-to-mouth line is perpendicular to the
-  viewing direction (the face's eyes-mouth plane faces the camera); the rule uses only the
-  eyes and the mouth because they are the best-localised landmarks and span the face.
-- Origin: the head centre, ``eye_mid + R @ centre_offset_cm`` with
-  ``centre_offset_cm = (0, -1.5, -8.5)`` by default: on the midline, 1.5 cm below and 8.5 cm
-  behind the eye midpoint, near the middle of the skull (ear canals lie about 2 cm below and
-  9 cm behind the eyes in adults). The crop sphere ("helmet") of radius
-  ``helmet_radius_cm = 12.5`` around it contains the whole head (chin, crown and occiput) of
-  an average adult; both are parameters of ``HeadFrameSpec`` and scale with the fitted head
-  scale.
+- Axes: x toward the subject's left ear, y up, z out of the face (forward).
+- Orientation ``"whenet"`` (the default): the axes are those of WHENet's published reference
+  head (``annotate.geometry.whenet_reference``) after its similarity fit (Horn/Umeyama,
+  unweighted) onto the face's 14 corresponding landmarks (brow ends, eye corners, nostril
+  wings, mouth corners, lower-lip centre, chin). Any face shape thus gets WHENet's zero pose:
+  the same physical head pose gives the same angles whatever the person's face looks like,
+  and the labels mix with WHENet's (and, through WHENet's use of the same Euler convention,
+  are comparable with 300W-LP/AFLW2000, whose zero is a 3DMM's frontal pose; the two zeros
+  are not tied to each other by any published measurement).
+- Orientation ``"eye_mouth"`` (kept for comparison; labels schema 1.x used it): x from the
+  right to the left eye centre (means of iBUG 36-41 and 42-47), y from the outer-lip centre
+  (48-59) to the eye midpoint with its x component removed, z = x cross y. Zero pitch is then
+  where the eye-mouth line is perpendicular to the view, which moves with the face's depth
+  profile (a mouth 1 cm further forward tilts it by about 5 degrees).
+- Origin: the head centre, ``eye_mid + R @ centre_offset_cm`` with ``eye_mid`` the midpoint
+  of the two eye centres and ``centre_offset_cm = (0, -1.5, -8.5)`` by default: on the
+  midline, 1.5 cm below and 8.5 cm behind the eye midpoint, near the middle of the skull
+  (ear canals lie about 2 cm below and 9 cm behind the eyes in adults). The crop sphere
+  ("helmet") of radius ``helmet_radius_cm = 12.5`` around it contains the whole head (chin,
+  crown and occiput) of an average adult; both are parameters of ``HeadFrameSpec`` and
+  scale with the fitted head scale.
 """
 from __future__ import annotations
 
@@ -24,43 +30,89 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from annotate.geometry.procrustes import umeyama
+from annotate.geometry.whenet_reference import WHENET_FACE70, reference_points_cm
+
 RIGHT_EYE = tuple(range(36, 42))
 LEFT_EYE = tuple(range(42, 48))
 OUTER_LIPS = tuple(range(48, 60))
 NUM_LANDMARKS = 70
 
+ORIENTATION_WHENET = "whenet"
+ORIENTATION_EYE_MOUTH = "eye_mouth"
+ORIENTATIONS = (ORIENTATION_WHENET, ORIENTATION_EYE_MOUTH)
+
 
 @dataclass(frozen=True)
 class HeadFrameSpec:
-    """Parameters of the canonical head frame (cm, at the model's own scale)."""
+    """Parameters of the canonical head frame (cm, at the model's own scale).
+
+    orientation: which rule fixes the axes (``ORIENTATIONS``).
+    """
 
     centre_offset_cm: tuple[float, float, float] = (0.0, -1.5, -8.5)
     helmet_radius_cm: float = 12.5
+    orientation: str = ORIENTATION_WHENET
+
+    def __post_init__(self) -> None:
+        if self.orientation not in ORIENTATIONS:
+            raise ValueError(f"head frame orientation must be one of {ORIENTATIONS}, got {self.orientation!r}")
 
     def offset(self) -> np.ndarray:
         return np.asarray(self.centre_offset_cm, dtype=np.float64)
 
 
-def head_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _check(landmarks: np.ndarray, caller: str) -> np.ndarray:
+    p = np.asarray(landmarks, dtype=np.float64)
+    if p.shape[-2:] != (NUM_LANDMARKS, 3):
+        raise ValueError(f"{caller}: landmarks must be (..., 70, 3), got {p.shape}")
+    return p
+
+
+def eye_midpoint(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 3) midpoint of the two eye centres of landmark sets (..., 70, 3)."""
+    p = _check(landmarks, "eye_midpoint")
+    return 0.5 * (p[..., RIGHT_EYE, :].mean(axis=-2) + p[..., LEFT_EYE, :].mean(axis=-2))
+
+
+def eye_mouth_axes(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) axes (columns x, y, z) of the eye-mouth rule for (..., 70, 3) landmarks."""
+    p = _check(landmarks, "eye_mouth_axes")
+    right = p[..., RIGHT_EYE, :].mean(axis=-2)
+    left = p[..., LEFT_EYE, :].mean(axis=-2)
+    mouth = p[..., OUTER_LIPS, :].mean(axis=-2)
+    x = left - right
+    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    up = 0.5 * (right + left) - mouth
+    y = up - np.sum(up * x, axis=-1, keepdims=True) * x
+    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def whenet_axes(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) axes (columns x, y, z) of WHENet's reference head fitted to (..., 70, 3).
+
+    The 14 correspondences must be finite (a complete face or mean head).
+    """
+    p = _check(landmarks, "whenet_axes")[..., list(WHENET_FACE70), :]
+    if not np.isfinite(p).all():
+        raise ValueError("whenet_axes: the 14 WHENet landmarks must all be finite")
+    return umeyama(np.broadcast_to(reference_points_cm(), p.shape), p).R
+
+
+def head_axes(landmarks: np.ndarray, orientation: str = ORIENTATION_WHENET) -> tuple[np.ndarray, np.ndarray]:
     """Canonical axes of landmark sets.
 
     landmarks: (..., 70, 3). Returns ``R_frame_head`` (..., 3, 3) whose columns are the head
     x, y, z axes expressed in the landmarks' frame, and ``eye_mid`` (..., 3).
     """
-    p = np.asarray(landmarks, dtype=np.float64)
-    if p.shape[-2:] != (NUM_LANDMARKS, 3):
-        raise ValueError(f"head_axes: landmarks must be (..., 70, 3), got {p.shape}")
-    right = p[..., RIGHT_EYE, :].mean(axis=-2)
-    left = p[..., LEFT_EYE, :].mean(axis=-2)
-    mouth = p[..., OUTER_LIPS, :].mean(axis=-2)
-    eye_mid = 0.5 * (right + left)
-    x = left - right
-    x = x / np.linalg.norm(x, axis=-1, keepdims=True)
-    up = eye_mid - mouth
-    y = up - np.sum(up * x, axis=-1, keepdims=True) * x
-    y = y / np.linalg.norm(y, axis=-1, keepdims=True)
-    z = np.cross(x, y)
-    return np.stack([x, y, z], axis=-1), eye_mid
+    if orientation == ORIENTATION_WHENET:
+        R = whenet_axes(landmarks)
+    elif orientation == ORIENTATION_EYE_MOUTH:
+        R = eye_mouth_axes(landmarks)
+    else:
+        raise ValueError(f"head frame orientation must be one of {ORIENTATIONS}, got {orientation!r}")
+    return R, eye_midpoint(landmarks)
 
 
 def head_frame_from_landmarks(landmarks: np.ndarray, spec: HeadFrameSpec = HeadFrameSpec()
@@ -69,7 +121,7 @@ def head_frame_from_landmarks(landmarks: np.ndarray, spec: HeadFrameSpec = HeadF
 
     ``origin`` is the head centre in the landmarks' frame (at the landmarks' own scale).
     """
-    R, eye_mid = head_axes(landmarks)
+    R, eye_mid = head_axes(landmarks, spec.orientation)
     origin = eye_mid + np.einsum("...ij,j->...i", R, spec.offset())
     return R, origin
 

@@ -4,6 +4,10 @@ Built by generalised Procrustes analysis over the sequence's own published (or
 triangulated) faces, then expressed in the canonical head frame of
 ``annotate.geometry.head_frame``; or loaded from a saved artefact so that several
 sequences share one model.
+
+Format 2 (``head_model.json`` version 2.x) uses WHENet's zero pose and stores, for the
+converter of older labels, where its head frame lies in the eye-mouth frame that format 1
+used (``eye_mouth_from_head``: a fixed rotation and origin shift of this model).
 """
 from __future__ import annotations
 
@@ -16,13 +20,15 @@ import numpy as np
 from annotate.atomic import write_text_atomic
 from annotate.geometry.head_frame import (
     NUM_LANDMARKS,
+    ORIENTATION_EYE_MOUTH,
     HeadFrameSpec,
     canonicalize_landmarks,
+    head_frame_from_landmarks,
 )
 from annotate.geometry.procrustes import generalized_procrustes, umeyama
 
 MODEL_FORMAT = "annotate.head_model"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "2.0.0"
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,20 @@ class HeadModel:
         if not np.isfinite(self.landmarks_head).all():
             raise ValueError("HeadModel.landmarks_head has non-finite values")
 
+    def eye_mouth_from_head(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where this model's head frame lies in the eye-mouth frame of the same landmarks.
+
+        Returns ``(R_eyemouth_head (3, 3), origin_eyemouth_cm (3,))``: a point x in this
+        model's head frame is ``R @ x + origin`` in the eye-mouth frame (model scale). Labels
+        made in the eye-mouth frame (labels 1.x) convert with ``R_cam_head_new = R_cam_head_old
+        @ R`` and ``centre_new = centre_old + head_scale * R_cam_head_old @ origin``.
+        """
+        old = HeadFrameSpec(self.spec.centre_offset_cm, self.spec.helmet_radius_cm, ORIENTATION_EYE_MOUTH)
+        A, o = head_frame_from_landmarks(self.landmarks_head, old)
+        return A.T, A.T @ (-o)
+
     def to_json(self) -> dict:
+        R_old, origin_old = self.eye_mouth_from_head()
         return {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -55,6 +74,10 @@ class HeadModel:
             "faces_used": self.faces_used,
             "source": self.source,
             "landmarks_head": np.round(self.landmarks_head, 5).tolist(),
+            "eye_mouth_from_head": {
+                "meaning": "x_eye_mouth = R @ x_head + origin_cm: this head frame in the eye-mouth "
+                           "frame that labels 1.x used (annotate convert-labels applies it)",
+                "R": np.round(R_old, 12).tolist(), "origin_cm": np.round(origin_old, 9).tolist()},
         }
 
     @classmethod
@@ -62,12 +85,32 @@ class HeadModel:
         if doc.get("format") != MODEL_FORMAT:
             raise ValueError(f"{path}: not a head model file (format={doc.get('format')!r})")
         major = int(str(doc.get("version", "0")).split(".")[0])
+        if major == 1:
+            return upgrade_model_v1(doc, path)
         if major != int(MODEL_VERSION.split(".")[0]):
             raise ValueError(f"{path}: head model version {doc.get('version')} is not readable by {MODEL_VERSION}")
         spec = HeadFrameSpec(centre_offset_cm=tuple(doc["spec"]["centre_offset_cm"]),
-                             helmet_radius_cm=float(doc["spec"]["helmet_radius_cm"]))
+                             helmet_radius_cm=float(doc["spec"]["helmet_radius_cm"]),
+                             orientation=str(doc["spec"].get("orientation", "whenet")))
         return cls(np.asarray(doc["landmarks_head"], dtype=np.float64), spec,
                    int(doc.get("faces_used", 0)), str(doc.get("source", "")))
+
+
+def upgrade_model_v1(doc: dict, path: str = "<dict>") -> HeadModel:
+    """A format-1 model (eye-mouth head frame) re-expressed in WHENet's frame.
+
+    The landmarks are the same shape; only the frame they are written in changes, so
+    ``eye_mouth_from_head`` of the result is exactly the transform between the two
+    versions' labels.
+    """
+    try:
+        landmarks = np.asarray(doc["landmarks_head"], dtype=np.float64)
+        spec = HeadFrameSpec(centre_offset_cm=tuple(doc["spec"]["centre_offset_cm"]),
+                             helmet_radius_cm=float(doc["spec"]["helmet_radius_cm"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{path}: head model version 1 is incomplete: {err}") from err
+    return HeadModel(canonicalize_landmarks(landmarks, spec), spec, int(doc.get("faces_used", 0)),
+                     f"{doc.get('source', '')}; upgraded from head model {doc.get('version')} (eye-mouth frame)")
 
 
 def save_head_model(model: HeadModel, path: str | Path) -> Path:

@@ -40,9 +40,10 @@ import functools
 
 import numpy as np
 
-from annotate.geometry.head_frame import (LEFT_EYE, NUM_LANDMARKS, OUTER_LIPS, RIGHT_EYE,
-                                          HeadFrameSpec, canonicalize_landmarks)
+from annotate.geometry.head_frame import (LEFT_EYE, NUM_LANDMARKS, RIGHT_EYE, HeadFrameSpec,
+                                          canonicalize_landmarks)
 from annotate.geometry.procrustes import umeyama
+from annotate.geometry.whenet_reference import WHENET_FACE70, reference_points_cm
 
 RIGHT_PUPIL = 68
 LEFT_PUPIL = 69
@@ -128,13 +129,16 @@ def _pupil_map() -> np.ndarray:
 
 
 def _frame_constraints(base: np.ndarray) -> np.ndarray:
-    """(10, 68*3) linear functionals of a perturbation of points 0-67 of ``base`` that
+    """(9, 68*3) linear functionals of a perturbation of points 0-67 of ``base`` that
     move the face as a whole or turn its canonical axes, to first order.
 
     base: (70, 3) a face in its canonical head frame. Rows: translation (3), rotation about
     the centroid (3), isotropic scale (1), as Umeyama sees them over all 70 points; then the
-    three small rotations of the canonical axes (x axis toward y and toward z, y axis toward
-    z: see ``head_axes``). The pupils 68/69 are not free: they follow the eye centres.
+    three small rotations of the canonical axes, i.e. of WHENet's reference head fitted to
+    the 14 corresponding landmarks (``head_axes``). That fit's rotation is stationary where
+    ``sum_i a_i x (y_i - y_mean) = 0`` (a_i: the centred, fitted reference points), so a
+    perturbation n turns it, to first order, by a multiple of ``sum_i a_i x n_i``: one row
+    ``e x a_i`` per axis e. The pupils 68/69 are not free: they follow the eye centres.
     """
     centred = base - base.mean(axis=0)                        # (70, 3)
     rows = []                                                 # each (70, 3), on all points
@@ -145,20 +149,15 @@ def _frame_constraints(base: np.ndarray) -> np.ndarray:
     for axis in range(3):                                     # rotation: e . sum (b_i x n_i)
         rows.append(np.cross(np.eye(3)[axis], centred))       # = sum (e x b_i) . n_i
     rows.append(centred.copy())                               # scale: sum b_i . n_i
-
-    def group_mean(indices, direction, weight=1.0):
+    index = list(WHENET_FACE70)
+    reference = reference_points_cm()
+    fit = umeyama(reference, base[index])
+    fitted = fit.apply(reference)
+    fitted -= fitted.mean(axis=0)                             # a_i, (14, 3)
+    for axis in range(3):
         row = np.zeros((NUM_LANDMARKS, 3))
-        row[list(indices)] = weight * np.asarray(direction) / len(indices)
-        return row
-
-    y_dir, z_dir = np.eye(3)[1], np.eye(3)[2]
-    # x axis = normalised (left eye mean - right eye mean): it tilts when that difference
-    # gains a y or z component.
-    rows.append(group_mean(LEFT_EYE, y_dir) + group_mean(RIGHT_EYE, y_dir, -1.0))
-    rows.append(group_mean(LEFT_EYE, z_dir) + group_mean(RIGHT_EYE, z_dir, -1.0))
-    # y axis = eye midpoint - mouth mean (orthogonalised): it tilts when that gains z.
-    rows.append(group_mean(LEFT_EYE, z_dir, 0.5) + group_mean(RIGHT_EYE, z_dir, 0.5)
-                + group_mean(OUTER_LIPS, z_dir, -1.0))
+        row[index] = np.cross(np.eye(3)[axis], fitted)
+        rows.append(row)
     # Functionals on the 68 free points: pull each row back through the pupil map.
     M = _pupil_map()
     return np.stack([(M.T @ row).reshape(-1) for row in rows])
@@ -186,7 +185,8 @@ def person_shape(rng: np.random.Generator, base: np.ndarray, scale_range: float 
     1 degree and 0.1 cm at these sigmas), and then "the person's head frame" would depend on
     which definition one picks: the rigid transform that best aligns the base face to the
     person (what the pipeline's Procrustes fit of a mean head estimates) or the canonical
-    eyes/mouth frame of the person's own landmarks (``head_axes``). The perturbation is
+    frame of the person's own landmarks (``head_axes``: WHENet's reference head fitted on
+    14 of them). The perturbation is
     therefore projected onto the subspace with no translation, rotation or scale component
     and no first-order change of the canonical axes; a final exact Umeyama fit removes what
     is left at second order. So the best similarity from ``base`` to the returned shape is
