@@ -1,4 +1,4 @@
-"""Lock the Euler convention of DESIGN.md with physically constructed head poses."""
+"""Lock the Euler convention of docs/conventions.md with physically constructed head poses."""
 import numpy as np
 import pytest
 

@@ -55,7 +55,7 @@ from annotate.panoptic.layout import (
 )
 
 SAMPLE_COLUMNS = ("frame", "person", "camera")
-# Camera-frame axis of each rotation kind (DESIGN.md: x right, y down, z forward).
+# Camera-frame axis of each rotation kind (docs/conventions.md: x right, y down, z forward).
 ROTATION_AXES = {"tilt": rot_x, "pan": rot_y, "roll": rot_z}
 GROUND_TRUTH_JSON = "ground_truth.json"    # annotate.synth.generate writes it (no import: light)
 

@@ -1,6 +1,6 @@
 """Pinhole cameras with OpenCV/Panoptic lens distortion, vectorised over cameras.
 
-Conventions (DESIGN.md): ``x_cam = R_cam_world @ x_world + t_cam_world`` with x right,
+Conventions (docs/conventions.md): ``x_cam = R_cam_world @ x_world + t_cam_world`` with x right,
 y down, z forward; world units are centimetres; distortion is OpenCV's 5-parameter model
 ``(k1, k2, p1, p2, k3)``, identical to Panoptic's ``projectPoints`` and
 ``cv2.projectPoints``. This is the one projection function of the project.

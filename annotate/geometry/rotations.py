@@ -1,6 +1,6 @@
 """Rotations: the project's one Euler convention, quaternions, the 6D form, geodesic distance.
 
-Euler convention (DESIGN.md, as WHENet / 300W-LP / HopeNet)::
+Euler convention (docs/conventions.md, as WHENet / 300W-LP / HopeNet)::
 
     R_cam_head @ diag(1, -1, -1) == Rx(-pitch) @ Ry(yaw) @ Rz(roll)
 

@@ -13,7 +13,7 @@ the mesh passes exactly through every landmark. Vertex density follows the icosp
 finest around the eyes, brows, nose and mouth, coarser on the rest of the face, coarsest on
 the back of the head.
 
-Frames and units (DESIGN.md): head frame, centimetres, x toward the subject's left ear,
+Frames and units (docs/conventions.md): head frame, centimetres, x toward the subject's left ear,
 y up, z out of the face. Landmarks are the 70-point Panoptic layout (iBUG 68 + right pupil
 68 + left pupil 69); points 36-41 are the subject's right eye (head -x side).
 

@@ -1,6 +1,6 @@
 """JPEG encoding and decoding (libjpeg-turbo through simplejpeg).
 
-simplejpeg was the fastest codec measured on this project's machines (DESIGN.md), and it
+simplejpeg was the fastest codec measured on this project's machines (docs/benchmarks.md), and it
 can encode straight from YUV 4:2:0 planes: the crop stage hands it the planes it cut out
 of the decoded video and never builds an RGB image. JPEG (JFIF) stores full-range BT.601
 YCbCr, so limited-range planes are stretched with a lookup table first. The encoders

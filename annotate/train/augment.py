@@ -3,7 +3,7 @@
 A *sample* is a dict:
 
 - ``image``: (H, W, 3) uint8 RGB;
-- ``euler_deg``: (3,) [yaw, pitch, roll] in degrees (DESIGN.md convention);
+- ``euler_deg``: (3,) [yaw, pitch, roll] in degrees (docs/conventions.md convention);
 - ``R``: (3, 3) R_cam_head;
 - optional ``landmarks``: (70, 2) pixel coordinates in ``image`` (pixel centres at
   integers, as OpenCV), NaN where unknown; ``visible``: (70,) 1 / 0 / NaN (unknown).
