@@ -97,6 +97,12 @@ def fit_config(config: dict) -> FitConfig:
     return FitConfig(**f)
 
 
+def subject_config(config: dict):
+    from annotate.labels.subjects import SubjectConfig
+
+    return SubjectConfig(**config["subjects"])
+
+
 def view_config(config: dict) -> ViewConfig:
     return ViewConfig(**config["views"])
 

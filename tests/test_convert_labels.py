@@ -13,6 +13,7 @@ from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.convert import convert_head_fits, convert_labels
 from annotate.labels.head_model import HeadModel, load_head_model, save_head_model
 from annotate.labels.stage import build_model_from_tables, label_sequence
+from annotate.labels.subjects import SubjectConfig
 from annotate.pipeline import run_ingest
 from annotate.synth.generate import generate_sequence
 from annotate.synth.scene import SceneConfig
@@ -43,8 +44,9 @@ def runs(tmp_path_factory):
     upgraded = load_head_model(tmp / "model_v1.json")
     save_head_model(upgraded, tmp / "model_v2.json")
     for name, model in (("old", eye_mouth), ("new", upgraded)):
+        # 1.x labels had no subject shapes: compare like with like.
         label_sequence(ingest / "faces3d.parquet", ingest / "cameras.parquet", model, tmp / name,
-                       progress=False)
+                       progress=False, subject_config=SubjectConfig(enabled=False))
     as_version_1(tmp / "old" / "labels.parquet", "labels")
     as_version_1(tmp / "old" / "head_fits.parquet", "head_fits")
     return tmp, upgraded

@@ -77,20 +77,26 @@ class HeadFits:
 
 
 def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray | None = None,
-              config: FitConfig = FitConfig()) -> HeadFits:
+              config: FitConfig = FitConfig(), shapes_head: np.ndarray | None = None,
+              landmark_weights: np.ndarray | None = None) -> HeadFits:
     """Fit the model to M landmark sets.
 
     landmarks_world: (M, 70, 3) cm, NaN = missing; scores: (M, 70) in [0, 1] or None.
+    shapes_head: (M, 70, 3) the head shape to fit for each face (a subject's own shape, see
+    ``annotate.labels.subjects``), default the model's mean shape for all.
+    landmark_weights: (M, 70) extra prior weights (e.g. rigidity), multiplied with the scores.
     """
     X = np.asarray(landmarks_world, dtype=np.float64)
     M = len(X)
     subset = np.asarray(LANDMARK_SETS[config.landmarks])
     prior = np.ones((M, 70)) if scores is None or not config.use_scores else np.clip(np.asarray(scores, dtype=np.float64), 0.0, None)
+    if landmark_weights is not None:
+        prior = prior * np.asarray(landmark_weights, dtype=np.float64)
     usable = np.zeros((M, 70), bool)
     usable[:, subset] = True
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
     prior = np.where(usable, prior, 0.0)
-    src = np.broadcast_to(model.landmarks_head, X.shape)
+    src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
     if config.robust:
         rf = robust_umeyama(src, X, prior, iterations=config.iterations, min_inliers=config.min_landmarks)
         T, weight, rms, used = rf.transform, rf.weights, rf.rms_cm, rf.inliers.sum(-1)

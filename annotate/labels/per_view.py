@@ -158,12 +158,14 @@ def camera_labels(rig: CameraRig, R_world_head: np.ndarray, t_world_head: np.nda
 
 def model_landmarks_world(landmarks_head: np.ndarray, R_world_head: np.ndarray,
                           t_world_head: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(M, L, 3) world cm: the model's landmarks (L, 3) head frame posed by M fits,
-    ``scale * R_world_head @ x + t_world_head``. NaN where a fit has no pose."""
+    """(M, L, 3) world cm: model landmarks (L, 3), or one shape per face (M, L, 3), head
+    frame, posed by M fits, ``scale * R_world_head @ x + t_world_head``. NaN where a fit has
+    no pose."""
     lm = np.asarray(landmarks_head, dtype=np.float64)
     R = np.asarray(R_world_head, dtype=np.float64)
     s = np.asarray(scale, dtype=np.float64)
-    return s[:, None, None] * np.einsum("mij,lj->mli", R, lm) + np.asarray(t_world_head)[:, None, :]
+    posed = np.einsum("mij,lj->mli", R, lm) if lm.ndim == 2 else np.einsum("mij,mlj->mli", R, lm)
+    return s[:, None, None] * posed + np.asarray(t_world_head)[:, None, :]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ peak memory does not grow with the sequence length. No videos are needed.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
+from annotate.atomic import write_text_atomic
 from annotate.datasets.tables import StreamingTableWriter, fixed_list_to_numpy, iter_batches, read_table
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.head_frame import HeadFrameSpec
@@ -30,6 +32,7 @@ from annotate.labels.head_model import HeadModel, build_head_model, subsample_in
 from annotate.labels.per_view import (ViewConfig, ViewLabels, camera_labels, model_landmarks_world,
                                       project_landmarks)
 from annotate.labels.raycast import HeadFrameCaster
+from annotate.labels.subjects import SubjectConfig, SubjectModels, head_frame_residuals, learn_subjects
 from annotate.labels.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
                                         face_visible, landmark_visibility, occluder_sets,
                                         untested_codes, visible_fraction)
@@ -139,15 +142,18 @@ class LandmarkLabels:
 
 
 def landmark_labels(model: HeadModel, rig: CameraRig, fits: HeadFits, frames: np.ndarray,
-                    observed_world: np.ndarray, caster: HeadFrameCaster | None) -> LandmarkLabels:
+                    observed_world: np.ndarray, caster: HeadFrameCaster | None,
+                    shapes_head: np.ndarray | None = None) -> LandmarkLabels:
     """Project and ray-cast the landmarks of M fitted faces: the stage's landmark core.
 
     frames: (M,) frame of each face (heads occlude each other within a frame);
     observed_world: (M, 70, 3) the faces' own landmarks, cm, NaN = missing;
     caster: the head model's mesh (``model_caster``), or None to skip ray casting (codes
-    inside the image are then NOT_TESTED).
+    inside the image are then NOT_TESTED); shapes_head: (M, 70, 3) each face's fitted shape
+    (subject shapes), default the model's. The occluding mesh is the mean head's either way.
     """
-    fitted_world = model_landmarks_world(model.landmarks_head, fits.R_world_head, fits.t_world_head, fits.scale)
+    shapes = model.landmarks_head if shapes_head is None else shapes_head
+    fitted_world = model_landmarks_world(shapes, fits.R_world_head, fits.t_world_head, fits.scale)
     views = project_landmarks(rig, fitted_world)
     heads = HeadPoses.one_mesh(fits.R_world_head, fits.t_world_head, fits.scale, fits.ok, frames)
     if caster is None:
@@ -206,14 +212,17 @@ def _label_columns(batch, rig: CameraRig, camera_index: np.ndarray, fits: HeadFi
 
 
 def label_faces(model: HeadModel, rig: CameraRig, landmarks_world: np.ndarray, scores: np.ndarray | None,
-                fit_config: FitConfig = FitConfig(), view_config: ViewConfig = ViewConfig()
+                fit_config: FitConfig = FitConfig(), view_config: ViewConfig = ViewConfig(),
+                shapes_head: np.ndarray | None = None, landmark_weights: np.ndarray | None = None
                 ) -> tuple[HeadFits, np.ndarray, ViewLabels]:
     """Fit M faces and label them in every camera: the pure core of the stage.
 
-    landmarks_world (M,70,3) cm; scores (M,70) or None. Returns the fits, the helmet radii
-    (M,) cm and the (C, M) view labels.
+    landmarks_world (M,70,3) cm; scores (M,70) or None; shapes_head (M,70,3) and
+    landmark_weights (M,70): per-face subject shapes and rigidity weights
+    (``SubjectModels.for_faces``), or None for the mean head, unweighted. Returns the fits,
+    the helmet radii (M,) cm and the (C, M) view labels.
     """
-    fits = fit_heads(model, landmarks_world, scores, fit_config)
+    fits = fit_heads(model, landmarks_world, scores, fit_config, shapes_head, landmark_weights)
     helmet = model.spec.helmet_radius_cm * np.where(np.isfinite(fits.scale), fits.scale, 1.0)
     # A face whose fit was refused keeps its fitted values (NaN where there are none) and
     # every one of its views is marked fit_failed.
@@ -287,16 +296,45 @@ def _count(summary: LabelSummary, fits: HeadFits, cols: dict, code_mcl: np.ndarr
         summary.face70.add(code_mcl[compared], listed[compared])
 
 
+def learn_sequence_subjects(faces3d_path: str | Path, model: HeadModel, fit_config: FitConfig,
+                            config: SubjectConfig = SubjectConfig(), chunk_faces: int = 4096) -> SubjectModels:
+    """First pass of the label stage: fit every face (at most ``config.max_faces`` per
+    subject, evenly spaced) and learn subject shapes and rigidity weights from the residuals."""
+    persons = read_table(faces3d_path, "faces3d", columns=["person"]).column("person").to_numpy()
+    keep = np.zeros(len(persons), bool)
+    for p in np.unique(persons):
+        rows = np.flatnonzero(persons == p)
+        keep[rows[subsample_indices(len(rows), config.max_faces)]] = True
+    residuals, ids, start = [], [], 0
+    for batch in iter_batches(faces3d_path, "faces3d", chunk_faces, columns=["person", "landmarks_world", "score"]):
+        sel = keep[start:start + batch.num_rows]
+        start += batch.num_rows
+        if not sel.any():
+            continue
+        landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)[sel]
+        scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)[sel]
+        fits = fit_heads(model, landmarks, scores, fit_config)
+        residuals.append(head_frame_residuals(model.landmarks_head, landmarks, fits).astype(np.float32))
+        ids.append(batch.column("person").to_numpy()[sel])
+    if not residuals:
+        raise ValueError(f"{faces3d_path}: no faces to learn subject shapes from")
+    return learn_subjects(model, np.concatenate(residuals).astype(np.float64), np.concatenate(ids), config)
+
+
 def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: HeadModel,
                    out_dir: str | Path, fit_config: FitConfig = FitConfig(),
                    view_config: ViewConfig = ViewConfig(), chunk_faces: int = 200,
-                   progress: bool | None = None, nthreads: int = 1) -> LabelSummary:
-    """Write ``out_dir/head_fits.parquet`` and ``out_dir/labels.parquet`` for one sequence.
+                   progress: bool | None = None, nthreads: int = 1,
+                   subject_config: SubjectConfig = SubjectConfig()) -> LabelSummary:
+    """Write ``out_dir/head_fits.parquet``, ``out_dir/labels.parquet`` and
+    ``out_dir/subjects.json`` (subject shapes and rigidity weights) for one sequence.
 
     nthreads: open3d threads for the visibility casts (1: Snakemake runs jobs side by side).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    subjects = learn_sequence_subjects(faces3d_path, model, fit_config, subject_config) \
+        if subject_config.enabled else None
     rig = load_cameras(cameras_path)
     cams = read_table(cameras_path, "cameras", columns=["camera", "camera_index"]).to_pydict()
     index_of = dict(zip(cams["camera"], cams["camera_index"]))
@@ -310,13 +348,17 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
         for batch in iter_frame_chunks(faces3d_path, chunk_faces, FACE_COLUMNS):
             landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
             scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)
-            fits, helmet, views = label_faces(model, rig, landmarks, scores, fit_config, view_config)
-            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster)
+            shapes, weights = (None, None) if subjects is None else \
+                subjects.for_faces(batch.column("person").to_numpy())
+            fits, helmet, views = label_faces(model, rig, landmarks, scores, fit_config, view_config, shapes, weights)
+            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster, shapes)
             fits_out.write(_fit_columns(batch, fits))
             cols = _label_columns(batch, rig, camera_index, fits, helmet, views, marks)
             labels_out.write(cols)
             _count(summary, fits, cols, np.swapaxes(marks.visibility.code, 0, 1),
                    listed_cameras(batch.column("visibility"), camera_index))
             bar.update(batch.num_rows)
+    write_text_atomic(out_dir / "subjects.json",
+                      json.dumps(subjects.to_json() if subjects is not None else {"subjects": []}, indent=1))
     summary.seconds = time.perf_counter() - start
     return summary
