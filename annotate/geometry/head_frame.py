@@ -15,7 +15,8 @@ Definition (fixed; tests lock it in). For a landmark set in any frame:
   right to the left eye centre (means of iBUG 36-41 and 42-47), y from the outer-lip centre
   (48-59) to the eye midpoint with its x component removed, z = x cross y. Zero pitch is then
   where the eye-mouth line is perpendicular to the view, which moves with the face's depth
-  profile (a mouth 1 cm further forward tilts it by about 5 degrees).
+  profile (lips and chin 1 cm further forward turn it by 8.5 degrees; WHENet's frame, which
+  also uses mouth and chin points, by 5.2, moving together with WHENet's own labels).
 - Origin: the head centre, ``eye_mid + R @ centre_offset_cm`` with ``eye_mid`` the midpoint
   of the two eye centres and ``centre_offset_cm = (0, -1.5, -8.5)`` by default: on the
   midline, 1.5 cm below and 8.5 cm behind the eye midpoint, near the middle of the skull

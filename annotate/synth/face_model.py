@@ -105,16 +105,30 @@ def set_pupils(landmarks: np.ndarray) -> np.ndarray:
     return landmarks
 
 
-@functools.lru_cache(maxsize=4)
-def _base_face(spec: HeadFrameSpec) -> np.ndarray:
-    face = canonicalize_landmarks(_provisional_landmarks(), spec)
+# The mouth region a face variant moves forward or back: lips 48-67 and the chin 5-11.
+MOUTH_REGION = tuple(range(48, 68)) + tuple(range(5, 12))
+
+
+@functools.lru_cache(maxsize=16)
+def _base_face(spec: HeadFrameSpec, mouth_forward_cm: float, width_scale: float) -> np.ndarray:
+    points = _provisional_landmarks()
+    points[list(MOUTH_REGION), 2] += mouth_forward_cm
+    points[:, 0] *= width_scale
+    set_pupils(points)
+    face = canonicalize_landmarks(points, spec)
     face.setflags(write=False)
     return face
 
 
-def base_face_landmarks(spec: HeadFrameSpec = HeadFrameSpec()) -> np.ndarray:
-    """(70, 3) the mean adult face in the canonical head frame of ``spec``, cm (a copy)."""
-    return _base_face(spec).copy()
+def base_face_landmarks(spec: HeadFrameSpec = HeadFrameSpec(), mouth_forward_cm: float = 0.0,
+                        width_scale: float = 1.0) -> np.ndarray:
+    """(70, 3) the mean adult face in the canonical head frame of ``spec``, cm (a copy).
+
+    Variants for tests of the zero pose on other face shapes: ``mouth_forward_cm`` moves the
+    lips and chin (``MOUTH_REGION``) forward (negative: back) before canonicalisation, and
+    ``width_scale`` scales the face's width (x).
+    """
+    return _base_face(spec, float(mouth_forward_cm), float(width_scale)).copy()
 
 
 # --- per-person shapes ---------------------------------------------------------------------
