@@ -135,21 +135,25 @@ def body_head_distance_cm(model_landmarks_world: np.ndarray, joints_world: np.nd
 
 
 def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarray, scale: np.ndarray,
-                             weights: np.ndarray, rms_cm: np.ndarray) -> np.ndarray:
+                             weights: np.ndarray, rms_cm: np.ndarray,
+                             rigidity: np.ndarray | None = None) -> np.ndarray:
     """(M,) deg: 1-sigma rotation uncertainty of each weighted similarity fit.
 
     First-order covariance propagation: with the model points q_i = s R (m_i - m_w)
     (centred on the weighted centroid, in world axes), a small rotation theta moves them by
     theta x q_i, so the weighted least-squares normal matrix is
     H = sum_i w_i [q_i]x^T [q_i]x with [q]x^T [q]x = |q|^2 I - q q^T. For isotropic noise
-    sigma^2 per coordinate on the observed points, Cov(theta) = H^-1 (sum_i w_i^2 sigma^2
-    [q_i]x^T [q_i]x) H^-1. sigma^2 is estimated from the fit's RMS 3D residual (which also
-    holds the person's shape difference from the mean head, so the estimate is
-    conservative) with the similarity's 7 degrees of freedom removed. Returns
-    sqrt(trace Cov) in degrees: the expected size of the rotation error.
+    sigma_i^2 per coordinate on the observed points, Cov(theta) = H^-1 (sum_i w_i^2
+    sigma_i^2 [q_i]x^T [q_i]x) H^-1. A landmark of rigidity r_i moves 1/r_i times as much
+    (in variance) as the most rigid ones, sigma_i^2 = sigma^2 / r_i, and sigma^2 is estimated
+    from the fit's rigidity-scaled RMS 3D residual (which also holds the person's shape
+    difference from the head shape, so the estimate is conservative) with the similarity's
+    7 degrees of freedom removed. Returns sqrt(trace Cov) in degrees: the expected size of
+    the rotation error.
 
     landmarks_head: (70, 3) model; R_world_head (M, 3, 3); scale (M,); weights (M, 70)
-    (0 = landmark not used); rms_cm (M,). NaN where fewer than 4 landmarks are used.
+    (0 = landmark not used); rms_cm (M,); rigidity (M, 70) or None (all 1). NaN where fewer
+    than 4 landmarks are used.
     """
     m = np.asarray(landmarks_head, np.float64)
     w = np.nan_to_num(np.asarray(weights, np.float64))
@@ -161,7 +165,10 @@ def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarra
     qq = np.einsum("mli,mlj->mlij", q, q)
     A = np.einsum("mli,ij->mlij", (q ** 2).sum(-1, keepdims=True), np.eye(3)) - qq     # (M, L, 3, 3)
     H = np.einsum("ml,mlij->mij", w, A)
-    B = np.einsum("ml,mlij->mij", w ** 2, A)
+    r = np.ones(w.shape) if rigidity is None else np.asarray(rigidity, np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = np.where(w > 0, w ** 2 / r, 0.0)
+    B = np.einsum("ml,mlij->mij", noise, A)
     n_obs = 3 * used
     sigma2 = np.asarray(rms_cm, np.float64) ** 2 / 3.0 * n_obs / np.maximum(n_obs - SIMILARITY_PARAMETERS, 1)
     out = np.full(len(used), np.nan)

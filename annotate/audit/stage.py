@@ -81,6 +81,7 @@ def _fits_frame(path: Path) -> pd.DataFrame:
         "rms_cm": t.column("rms_cm").to_numpy(),
         "landmarks_used": t.column("landmarks_used").to_numpy(),
         "weight": list(fixed_list_to_numpy(t.column("landmark_weight"), (70,))),
+        "rigidity": list(fixed_list_to_numpy(t.column("landmark_rigidity"), (70,))),
         "fit_status": t.column("status").to_numpy(zero_copy_only=False).astype(str),
     })
 
@@ -105,8 +106,10 @@ def fit_measures(fits: pd.DataFrame, model: HeadModel, bodies: Path | None, cros
     out.loc[ok, "head_speed_cm_s"] = measures.head_jump_speed(seq[idx], person[idx], frame[idx], t[idx], fps,
                                                               max_gap=3 * frame_step)
     weights = np.stack(fits["weight"].to_numpy())
+    rigidity = np.stack(fits["rigidity"].to_numpy())
     out.loc[ok, "uncertainty_deg"] = measures.rotation_uncertainty_deg(
-        model.landmarks_head, R[idx], fits["scale"].to_numpy()[idx], weights[idx], fits["rms_cm"].to_numpy()[idx])
+        model.landmarks_head, R[idx], fits["scale"].to_numpy()[idx], weights[idx], fits["rms_cm"].to_numpy()[idx],
+        rigidity[idx])
     if bodies is not None and Path(bodies).is_file():
         joints, conf = _bodies_for(bodies, seq[idx], frame[idx], person[idx])
         world = model_landmarks_world(model.landmarks_head, R[idx], t[idx], fits["scale"].to_numpy()[idx])

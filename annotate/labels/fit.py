@@ -59,8 +59,12 @@ class HeadFits:
     """Per-face fits for M faces.
 
     R_world_head (M,3,3); t_world_head (M,3) head centre, world cm; scale (M,);
-    rms_cm (M,) inlier RMS residual; landmarks_used (M,) int; landmark_weight (M,70) final
-    weight of each landmark (0 = unused/rejected); status (M,) str.
+    rms_cm (M,) inlier RMS residual, each landmark's squared residual scaled by its rigidity
+    (so it measures the noise of the most rigid landmarks: equal to the plain RMS without
+    rigidity weights); landmarks_used (M,) int; landmark_weight (M,70) final weight of each
+    landmark (0 = unused/rejected); status (M,) str; landmark_rigidity (M,70) the rigidity
+    weights the fit was given (1 = as rigid as the subject's most rigid landmarks; a landmark
+    of rigidity r is taken to have 1/r times their noise variance).
     """
 
     R_world_head: np.ndarray
@@ -70,6 +74,7 @@ class HeadFits:
     landmarks_used: np.ndarray
     landmark_weight: np.ndarray
     status: np.ndarray
+    landmark_rigidity: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -90,8 +95,8 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     M = len(X)
     subset = np.asarray(LANDMARK_SETS[config.landmarks])
     prior = np.ones((M, 70)) if scores is None or not config.use_scores else np.clip(np.asarray(scores, dtype=np.float64), 0.0, None)
-    if landmark_weights is not None:
-        prior = prior * np.asarray(landmark_weights, dtype=np.float64)
+    rigidity = np.ones((M, 70)) if landmark_weights is None else np.asarray(landmark_weights, dtype=np.float64)
+    prior = prior * rigidity
     usable = np.zeros((M, 70), bool)
     usable[:, subset] = True
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
@@ -99,14 +104,14 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
     if config.robust:
         rf = robust_umeyama(src, X, prior, iterations=config.iterations, min_inliers=config.min_landmarks)
-        T, weight, rms, used = rf.transform, rf.weights, rf.rms_cm, rf.inliers.sum(-1)
+        T, weight, residual, counted = rf.transform, rf.weights, rf.residuals, rf.inliers
     else:
         T = umeyama(src, np.where(usable[..., None], X, 0.0), prior)
         residual = np.linalg.norm(T.apply(src) - X, axis=-1)
-        used = usable.sum(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            rms = np.sqrt(np.where(usable, residual ** 2, 0.0).sum(-1) / used)
-        weight = prior
+        weight, counted = prior, usable
+    used = counted.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt(np.where(counted, rigidity * residual ** 2, 0.0).sum(-1) / used)
     status = np.full(M, STATUS_OK, dtype=object)
     finite = np.isfinite(T.R).all(axis=(-1, -2)) & np.isfinite(T.t).all(-1) & np.isfinite(T.scale)
     status[rms > config.max_rms_cm] = STATUS_RESIDUAL
@@ -114,4 +119,4 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     status[~finite] = STATUS_FAILED
     status[used < config.min_landmarks] = STATUS_TOO_FEW
     status[usable.sum(-1) < config.min_landmarks] = STATUS_TOO_FEW
-    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status)
+    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity)

@@ -123,6 +123,7 @@ def _fit_columns(batch, fits: HeadFits) -> dict:
         "R_world_head": fits.R_world_head.reshape(-1, 9), "t_world_head": fits.t_world_head,
         "scale": fits.scale, "rms_cm": fits.rms_cm, "landmarks_used": fits.landmarks_used,
         "landmark_weight": fits.landmark_weight, "status": fits.status,
+        "landmark_rigidity": fits.landmark_rigidity,
         "landmarks_source": batch.column("source"),
     }
 
