@@ -16,8 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
+# Start-up imports only what every command needs; each command imports the rest itself (the
+# audit pandas, train torch), so ``annotate label`` and ``annotate --help`` start quickly.
 from annotate import pipeline
-from annotate.audit.checks import AuditFailed
 from annotate.config import ConfigError, resolve_config, sequence_names
 
 
@@ -73,7 +74,7 @@ def cmd_triangulate(args) -> None:
 
 
 def cmd_audit(args) -> None:
-    from annotate.audit.checks import audit_summary
+    from annotate.audit.checks import AuditFailed, audit_summary
 
     cfg = _config(args)
     if args.results:
@@ -154,16 +155,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_audit_failure(err: BaseException) -> bool:
+    """``err`` is an ``annotate.audit.checks.AuditFailed`` (which only a command that imported
+    that module can raise, so it is looked up without importing it)."""
+    checks = sys.modules.get("annotate.audit.checks")
+    return checks is not None and isinstance(err, checks.AuditFailed)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except AuditFailed as err:
-        print(f"annotate {args.command}: {err}", file=sys.stderr)
-        return 1
-    except (ConfigError, FileNotFoundError, ValueError) as err:
-        print(f"annotate {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    except Exception as err:
+        if _is_audit_failure(err):
+            print(f"annotate {args.command}: {err}", file=sys.stderr)
+            return 1
+        if isinstance(err, (ConfigError, FileNotFoundError, ValueError)):
+            print(f"annotate {args.command}: error: {err}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

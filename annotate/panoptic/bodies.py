@@ -31,10 +31,10 @@ from typing import Sequence
 import numpy as np
 
 from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, MISSING_KEY,
-                                      UNSUPPORTED_LAYOUT, WRONG_TYPE,
+                                      UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT, WRONG_TYPE,
                                       PanopticFormatError, RecordProblem, Rejection,
                                       numeric_vector)
-from annotate.panoptic.layout import BODY_FILE, read_json, write_json_atomic
+from annotate.panoptic.layout import BODY_FILE, read_json, read_json_fast, write_json_atomic
 
 N_JOINTS = 19
 ABSURD_CM = 1e4
@@ -138,13 +138,92 @@ def parse_body_document(doc, file: str, frame: int | None = None, sequence: str 
 def read_body_frame(path: str | Path, sequence: str = "", stage: str = STAGE) -> BodyFrame:
     """Read one ``body3DScene_%08d.json``; problems come back as ``BodyFrame.rejections``."""
     path = Path(path)
-    frame = BODY_FILE.parse(path.name)
+    return read_body_file(str(path), BODY_FILE.parse(path.name), sequence, stage)
+
+
+def read_body_file(file: str, frame: int | None, sequence: str = "", stage: str = STAGE) -> BodyFrame:
+    """``read_body_frame`` of a path given as its normal string (``str(Path(file)) == file``)
+    and frame number: no path objects, no name parsing (the ingest loop calls this)."""
+    fast = read_json_fast(file)
+    if fast is not None:
+        out = _fast_body_frame(*fast, file, frame, sequence, stage)
+        if out is not None:
+            return out
+    return _read_body_frame_exact(Path(file), frame, sequence, stage)
+
+
+def _read_body_frame_exact(path: Path, frame: int | None, sequence: str, stage: str) -> BodyFrame:
+    """The reference reader: the standard ``json`` parser and the per-body checks above."""
     try:
         doc = read_json(path)
     except PanopticFormatError as err:
         return BodyFrame(str(path), frame, rejections=[
             Rejection(sequence, stage, frame, None, None, str(path), err.reason, err.detail)])
     return parse_body_document(doc, str(path), frame, sequence, stage)
+
+
+# --- fast path --------------------------------------------------------------------------------
+# As in ``faces``: a file whose header and identified bodies are all plainly valid is parsed
+# with orjson and checked per file with numpy; anything else takes the exact reader, so the
+# result is always the exact reader's.
+_INT64_BOUND = 2.0 ** 63   # orjson reads an integer beyond 64 bits as a float at least this big
+
+
+def _fast_number(value) -> bool:
+    """An int or float (not a bool) below 2**63 in magnitude: a number ``_header`` accepts
+    and orjson reads as the standard parser does."""
+    return type(value) in (int, float) and abs(value) < _INT64_BOUND
+
+
+def _fast_body_frame(doc, data: bytes, file: str, frame: int | None, sequence: str,
+                     stage: str) -> BodyFrame | None:
+    """The ``BodyFrame`` of an orjson-parsed file whose identified bodies are all valid
+    (bodies with id < 0 are rejected as unidentified, as the exact reader does); else None."""
+    if type(doc) is not dict or type(doc.get("bodies")) is not list or b"true" in data or b"false" in data:
+        return None
+    version, fps = doc.get("version"), doc.get("fpsType")
+    univ = doc.get("univTime", math.nan)          # present, it must be a number (null is not)
+    if not ((version is None or _fast_number(version)) and (univ is math.nan or _fast_number(univ))
+            and (fps is None or type(fps) is str)):
+        return None
+    rejections, ids, kept, joints = [], set(), [], []
+    for i, body in enumerate(doc["bodies"]):
+        if type(body) is not dict:
+            return None
+        pid = body.get("id")
+        if type(pid) is not int:
+            return None
+        if pid < 0:
+            rejections.append(Rejection(sequence, stage, frame, pid, None, file, UNIDENTIFIED_PERSON,
+                                        f"bodies[{i}] has id {pid} (not associated with a person)"))
+            continue
+        values = body.get("joints19")
+        if pid in ids or type(values) is not list:
+            return None
+        ids.add(pid)
+        kept.append(pid)
+        joints.append(values)
+    out = BodyFrame(file, frame, version, float(univ), fps, [], rejections)
+    if not kept:
+        return out
+    # One np.array over all bodies infers what numeric_vector infers per body (kind i or f):
+    # the file holds no booleans, and strings, nulls, objects or nesting give another kind,
+    # an object array or a ragged error.
+    try:
+        arr = np.array(joints)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.dtype.kind not in "if" or arr.shape != (len(kept), 4 * N_JOINTS):
+        return None
+    arr = arr.astype(np.float64, copy=False).reshape(len(kept), N_JOINTS, 4)
+    xyz, conf = arr[..., :3].copy(), arr[..., 3].copy()
+    flagged = conf == MISSING_CONFIDENCE
+    # orjson yields no NaN/inf, and these bounds keep out 64-bit-overflowing integers too.
+    if not (np.abs(xyz).max() <= ABSURD_CM and (flagged | ((conf >= 0) & (conf <= SCORE_MAX))).all()):
+        return None
+    xyz[flagged & np.all(xyz == 0.0, axis=2)] = np.nan
+    out.bodies.extend(BodyPerson(pid, xyz[k], conf[k]) for k, pid in enumerate(kept))
+    return out
 
 
 def _joints_json(pid: int, joints: np.ndarray) -> list[float]:

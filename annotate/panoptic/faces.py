@@ -24,6 +24,7 @@ raises for content; ``errors.raise_on_errors`` makes any content defect an excep
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -32,9 +33,9 @@ from typing import Sequence
 import numpy as np
 
 from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
-                                      WRONG_LENGTH, WRONG_TYPE, PanopticFormatError, RecordProblem,
-                                      Rejection, numeric_vector, require_key)
-from annotate.panoptic.layout import FACE_FILE, read_json, write_json_atomic
+                                      UNIDENTIFIED_PERSON, WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
+                                      RecordProblem, Rejection, numeric_vector, require_key)
+from annotate.panoptic.layout import FACE_FILE, read_json, read_json_fast, write_json_atomic
 
 N_LANDMARKS = 70
 ABSURD_CM = 1e4          # |coordinate| beyond 100 m is not a person in a 5.5 m dome
@@ -56,6 +57,8 @@ class FacePerson:
     visibility: 70 lists of HD camera indices (position in the name-sorted HD cameras)
         that saw each landmark.
     negative_scores: how many scores were negative in the file (read as 0).
+    visibility_arrays: the same lists as ``(counts (70,) int64, cameras (K,) int64)``
+        (``visibility`` flattened), set by the reader's fast path; None otherwise.
     """
 
     id: int
@@ -64,6 +67,15 @@ class FacePerson:
     repro_error: np.ndarray
     visibility: list[list[int]]
     negative_scores: int = 0
+    visibility_arrays: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def max_camera_index(self) -> int:
+        """The largest camera index in ``visibility``, -1 when every list is empty."""
+        if self.visibility_arrays is not None:
+            cameras = self.visibility_arrays[1]
+            return int(cameras.max()) if len(cameras) else -1
+        return max(chain.from_iterable(self.visibility), default=-1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,13 +171,115 @@ def read_face_frame(path: str | Path, sequence: str = "", stage: str = STAGE) ->
     An unreadable or non-JSON file gives one rejection with ``person=None``.
     """
     path = Path(path)
-    frame = FACE_FILE.parse(path.name)
+    return read_face_file(str(path), FACE_FILE.parse(path.name), sequence, stage)
+
+
+def read_face_file(file: str, frame: int | None, sequence: str = "", stage: str = STAGE) -> FaceFrame:
+    """``read_face_frame`` of a path given as its normal string (``str(Path(file)) == file``)
+    and frame number: no path objects, no name parsing (the ingest loop calls this)."""
+    fast = read_json_fast(file)
+    if fast is not None:
+        out = _fast_face_frame(*fast, file, frame, sequence, stage)
+        if out is not None:
+            return out
+    return _read_face_frame_exact(Path(file), frame, sequence, stage)
+
+
+def _read_face_frame_exact(path: Path, frame: int | None, sequence: str, stage: str) -> FaceFrame:
+    """The reference reader: the standard ``json`` parser and the per-person checks above."""
     try:
         doc = read_json(path)
     except PanopticFormatError as err:
         return FaceFrame(str(path), frame, [], [
             Rejection(sequence, stage, frame, None, None, str(path), err.reason, err.detail)])
     return parse_face_document(doc, str(path), frame, sequence, stage)
+
+
+# --- fast path --------------------------------------------------------------------------------
+# A file whose identified people are all plainly valid is parsed with orjson and checked with a
+# few numpy operations per file. Anything else (any defect, a repeated id, a value orjson reads
+# differently from the standard parser) sends the whole file to ``_read_face_frame_exact``,
+# which words every rejection: the fast path only decides *that* a file is clean, never *why*
+# one is not, so its output is the exact reader's output.
+_INT64_BOUND = 2.0 ** 63   # orjson reads an integer beyond 64 bits as a float at least this big
+
+
+def _fast_numbers(lists: list[list], length: int) -> np.ndarray | None:
+    """(P, length) float64 of P number lists, or None unless each holds ints/floats only.
+
+    One ``np.array`` over all P lists infers what ``numeric_vector`` infers per list (kind i
+    or f) because the file holds no booleans (checked on its bytes): any string, null,
+    object or nested list gives another kind, an object array or a ragged error."""
+    try:
+        arr = np.array(lists)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting
+        return None
+    if arr.dtype.kind not in "if" or arr.shape != (len(lists), length):
+        return None
+    return arr.astype(np.float64, copy=False)
+
+
+def _fast_face_frame(doc, data: bytes, file: str, frame: int | None, sequence: str,
+                     stage: str) -> FaceFrame | None:
+    """The ``FaceFrame`` of an orjson-parsed file whose identified people are all valid
+    (people with id < 0 are rejected as unidentified, as the exact reader does); else None."""
+    if type(doc) is not dict or type(doc.get("people")) is not list or b"true" in data or b"false" in data:
+        return None
+    L = N_LANDMARKS
+    rejections, ids, kept, marks, scores, repros, lists = [], set(), [], [], [], [], []
+    for i, person in enumerate(doc["people"]):
+        if type(person) is not dict:
+            return None
+        pid = person.get("id")
+        if type(pid) is not int:
+            return None
+        if pid < 0:
+            rejections.append(Rejection(sequence, stage, frame, pid, None, file, UNIDENTIFIED_PERSON,
+                                        f"people[{i}] has id {pid} (not associated with a person)"))
+            continue
+        face = person.get("face70")
+        if pid in ids or type(face) is not dict:
+            return None
+        lm, sc, rp, vis = (face.get("landmarks"), face.get("averageScore"), face.get("averageReproError"),
+                           face.get("visibility"))
+        if not (type(lm) is list and type(sc) is list and type(rp) is list and type(vis) is list
+                and len(vis) == L):
+            return None
+        ids.add(pid)
+        kept.append((pid, vis))
+        marks.append(lm)
+        scores.append(sc)
+        repros.append(rp)
+        lists += vis
+    out = FaceFrame(file, frame, rejections=rejections)
+    if not kept:
+        return out
+    n = len(kept)
+    landmarks, score, repro = _fast_numbers(marks, 3 * L), _fast_numbers(scores, L), _fast_numbers(repros, L)
+    if landmarks is None or score is None or repro is None or set(map(type, lists)) != {list}:
+        return None
+    try:   # ints only: floats, strings, nulls, lists and ints beyond 64 bits raise (no booleans here)
+        cameras = np.frombuffer(array("q", chain.from_iterable(lists)), dtype=np.int64)
+    except (TypeError, OverflowError):
+        return None
+    # orjson yields no NaN/inf (such files take the exact path), so finiteness holds; the
+    # bounds at 2**63 keep out floats that were integers too big for 64 bits.
+    if not (np.abs(landmarks).max() <= ABSURD_CM
+            and score.max() <= SCORE_MAX and score.min() > -_INT64_BOUND
+            and repro.min() >= 0 and repro.max() < _INT64_BOUND
+            and (len(cameras) == 0 or (cameras.min() >= 0 and cameras.max() <= MAX_CAMERA_INDEX))):
+        return None
+    landmarks = landmarks.reshape(n, L, 3)
+    negative = score < 0
+    score = np.where(negative, 0.0, score)
+    landmarks[(score <= 0) & np.all(landmarks == 0.0, axis=2)] = np.nan
+    negatives = negative.sum(axis=1).tolist()
+    counts = np.fromiter(map(len, lists), dtype=np.int64, count=n * L).reshape(n, L)
+    ends = np.cumsum(counts.sum(axis=1)).tolist()
+    for k, (pid, vis) in enumerate(kept):
+        cams = cameras[ends[k - 1] if k else 0:ends[k]]
+        out.people.append(FacePerson(pid, landmarks[k], score[k], repro[k], vis, negatives[k], (counts[k], cams)))
+    return out
 
 
 def _person_json(p: FacePerson) -> dict:

@@ -27,10 +27,10 @@ A broken calibration or a requested camera that does not exist always raises.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -169,9 +169,25 @@ def face_columns(sequence: str, rows: Sequence[tuple[int, _faces.FacePerson]],
         "landmarks_world": np.array([p.landmarks for _, p in rows], dtype=np.float32).reshape(n, 210),
         "score": np.array([p.score for _, p in rows], dtype=np.float32).reshape(n, 70),
         "repro_error": np.array([p.repro_error for _, p in rows], dtype=np.float32).reshape(n, 70),
-        "visibility": [p.visibility for _, p in rows],
+        "visibility": visibility_column([p for _, p in rows]),
         "source": [source] * n,
     }
+
+
+def visibility_column(people: Sequence[_faces.FacePerson]) -> pa.Array | list:
+    """The ``visibility`` column (list<list<int16>>) of ``people``: built from the readers'
+    flattened arrays when every person has them, else the lists themselves (converted later)."""
+    arrays = [p.visibility_arrays for p in people]
+    if not people or any(a is None for a in arrays):
+        return [p.visibility for p in people]
+    counts = np.concatenate([a[0] for a in arrays])
+    cameras = np.concatenate([a[1] for a in arrays]).astype(np.int16)   # the reader kept them in 0..32767
+    inner_offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=inner_offsets[1:])
+    outer_offsets = np.zeros(len(people) + 1, dtype=np.int32)
+    np.cumsum([len(a[0]) for a in arrays], out=outer_offsets[1:])
+    inner = pa.ListArray.from_arrays(pa.array(inner_offsets), pa.array(cameras, type=pa.int16()))
+    return pa.ListArray.from_arrays(pa.array(outer_offsets), inner)
 
 
 def body_columns(sequence: str, rows: Sequence[tuple[int, float, _bodies.BodyPerson]]) -> dict[str, object]:
@@ -201,13 +217,15 @@ def _check_visibility(frame: _faces.FaceFrame, n_cameras: int, stage: str,
     """Reject people whose visibility names a camera index >= ``n_cameras`` (HD cameras in file)."""
     kept, rejected = [], []
     for p in frame.people:
-        top = max(chain.from_iterable(p.visibility), default=-1)
+        top = p.max_camera_index
         if top >= n_cameras:
             rejected.append(Rejection(sequence, stage, frame.frame, p.id, None, frame.file, BAD_VISIBILITY,
                                       f"visibility names camera index {top}, but the calibration has "
                                       f"{n_cameras} HD cameras (indices 0..{n_cameras - 1})"))
         else:
             kept.append(p)
+    if not rejected:
+        return frame
     return dataclasses.replace(frame, people=kept, rejections=frame.rejections + rejected)
 
 
@@ -219,6 +237,8 @@ class _Ingest:
         self.seq = layout.sequence
         self.faces = list_frames(layout.face_dir, FACE_FILE)
         self.bodies = list_frames(layout.body_dir, BODY_FILE)
+        self._face_set, self._body_set = set(self.faces.frames.tolist()), set(self.bodies.frames.tolist())
+        self._face_dir, self._body_dir = str(layout.face_dir), str(layout.body_dir)
         self.reasons: Counter[str] = Counter()
         self.face_files = self.body_files = self.negative_scores = 0
 
@@ -247,26 +267,24 @@ class _Ingest:
     def read_chunk(self, frames: np.ndarray):
         """Face rows, body rows and rejections for the frames of one chunk."""
         face_rows, body_rows, rejections = [], [], []
-        face_set, body_set = self.faces.frames, self.bodies.frames
-        for f in frames:
-            f = int(f)
-            if _contains(face_set, f):
-                ff = read_face_frame_checked(self.layout.face_file(f), self.seq, self.calib.type_count)
+        for f in frames.tolist():
+            if f in self._face_set:
+                # the string of layout.face_file(f): no Path objects per file
+                ff = _check_visibility(
+                    _faces.read_face_file(os.path.join(self._face_dir, FACE_FILE.name(f)), f, self.seq),
+                    self.calib.type_count, _faces.STAGE, self.seq)
                 self.face_files += 1
                 self.negative_scores += sum(p.negative_scores for p in ff.people)
-                rejections += self._portable(ff.rejections)
+                if ff.rejections:
+                    rejections += self._portable(ff.rejections)
                 face_rows += [(f, p) for p in ff.people]
-            if _contains(body_set, f):
-                bf = _bodies.read_body_frame(self.layout.body_file(f), self.seq)
+            if f in self._body_set:
+                bf = _bodies.read_body_file(os.path.join(self._body_dir, BODY_FILE.name(f)), f, self.seq)
                 self.body_files += 1
-                rejections += self._portable(bf.rejections)
+                if bf.rejections:
+                    rejections += self._portable(bf.rejections)
                 body_rows += [(f, bf.univ_time, b) for b in bf.bodies]
         return face_rows, body_rows, rejections
-
-
-def _contains(sorted_frames: np.ndarray, frame: int) -> bool:
-    i = np.searchsorted(sorted_frames, frame)
-    return bool(i < len(sorted_frames) and sorted_frames[i] == frame)
 
 
 def read_face_frame_checked(path: Path, sequence: str, n_hd_cameras: int) -> _faces.FaceFrame:
