@@ -103,6 +103,12 @@ def subject_config(config: dict):
     return SubjectConfig(**config["subjects"])
 
 
+def smoothing_config(config: dict):
+    from annotate.labels.smoothing import SmoothingConfig
+
+    return SmoothingConfig(**config["smoothing"])
+
+
 def view_config(config: dict) -> ViewConfig:
     return ViewConfig(**config["views"])
 

@@ -22,7 +22,8 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from annotate.atomic import write_text_atomic
-from annotate.config import fit_config, head_frame_spec, resolve_config, subject_config, view_config
+from annotate.config import (fit_config, head_frame_spec, resolve_config, smoothing_config, subject_config,
+                             view_config)
 from annotate.labels.head_model import HeadModel, load_head_model, save_head_model
 
 
@@ -76,7 +77,8 @@ def run_label(config: dict, faces3d_path: str | Path, cameras_path: str | Path, 
 
     model = load_head_model(model_path)
     summary = label_sequence(faces3d_path, cameras_path, model, out_dir, fit_config(config), view_config(config),
-                             chunk_faces=config["label"]["chunk_faces"], subject_config=subject_config(config))
+                             chunk_faces=config["label"]["chunk_faces"], subject_config=subject_config(config),
+                             smoothing=smoothing_config(config))
     write_json(Path(out_dir) / "summary.json", {
         "faces": summary.faces, "fits_ok": summary.fits_ok, "labels": summary.labels,
         "labels_valid": summary.labels_valid, "fit_status": dict(summary.fit_status),

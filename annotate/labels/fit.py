@@ -1,11 +1,18 @@
-"""Rigid (similarity) fit of the mean head model to each person's 3D landmarks per frame.
+"""Similarity fit of a head shape to each person's 3D landmarks per frame.
 
 The fit gives ``world_from_head``: ``x_world = scale * R_world_head @ x_head + t_world_head``,
 where ``t_world_head`` is the head centre in world cm (the model's origin) and ``scale`` the
 person's size relative to the mean head.
+
+With deformation modes (a subject's expression modes, ``annotate.labels.subjects``) the fit
+is joint: ``x = scale * R @ (shape + sum_k c_k B_k) + t``. A jaw that opens then moves the
+coefficients, not the skull. It alternates a robust similarity fit of the deformed shape
+with the coefficients' regularised least squares on the head-frame residual (a Gaussian
+prior of each mode's variance, so a weakly observed mode stays near zero).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +28,8 @@ LANDMARK_SETS: dict[str, tuple[int, ...]] = {
     # WHENet's published recipe: brow ends, eye corners, nose wings, mouth corners,
     # lower-lip centre and chin.
     "whenet14": (17, 21, 22, 26, 36, 39, 42, 45, 31, 35, 48, 54, 57, 8),
+    # Points the face's muscles barely move: contour by the ears, nose, eye corners.
+    "rigid": (0, 1, 2, 14, 15, 16) + tuple(range(27, 36)) + (36, 39, 42, 45),
 }
 
 STATUS_OK = "ok"
@@ -45,6 +54,7 @@ class FitConfig:
     robust: bool = True
     use_scores: bool = True
     iterations: int = 6
+    deformation_rounds: int = 4
     min_landmarks: int = 8
     scale_range: tuple[float, float] = (0.75, 1.33)
     max_rms_cm: float = 1.5
@@ -64,7 +74,8 @@ class HeadFits:
     rigidity weights); landmarks_used (M,) int; landmark_weight (M,70) final weight of each
     landmark (0 = unused/rejected); status (M,) str; landmark_rigidity (M,70) the rigidity
     weights the fit was given (1 = as rigid as the subject's most rigid landmarks; a landmark
-    of rigidity r is taken to have 1/r times their noise variance).
+    of rigidity r is taken to have 1/r times their noise variance); deformation (M, K) the
+    fitted mode coefficients (K = 0 without modes).
     """
 
     R_world_head: np.ndarray
@@ -75,21 +86,39 @@ class HeadFits:
     landmark_weight: np.ndarray
     status: np.ndarray
     landmark_rigidity: np.ndarray | None = None
+    deformation: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
         return self.status == STATUS_OK
 
+    def take(self, rows) -> "HeadFits":
+        """The fits of the given rows (an index array or a slice)."""
+        return HeadFits(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[rows]
+                           for f in dataclasses.fields(self)})
+
+    @staticmethod
+    def concat(parts: "list[HeadFits]") -> "HeadFits":
+        """One HeadFits of all rows of ``parts``, in order."""
+        names = [f.name for f in dataclasses.fields(HeadFits)]
+        return HeadFits(**{n: None if getattr(parts[0], n) is None else np.concatenate([getattr(p, n) for p in parts])
+                           for n in names})
+
 
 def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray | None = None,
               config: FitConfig = FitConfig(), shapes_head: np.ndarray | None = None,
-              landmark_weights: np.ndarray | None = None) -> HeadFits:
-    """Fit the model to M landmark sets.
+              landmark_weights: np.ndarray | None = None, modes: np.ndarray | None = None,
+              mode_variance: np.ndarray | None = None, noise_variance: np.ndarray | None = None) -> HeadFits:
+    """Fit the model (or per-face shapes, optionally deforming) to M landmark sets.
 
     landmarks_world: (M, 70, 3) cm, NaN = missing; scores: (M, 70) in [0, 1] or None.
     shapes_head: (M, 70, 3) the head shape to fit for each face (a subject's own shape, see
     ``annotate.labels.subjects``), default the model's mean shape for all.
     landmark_weights: (M, 70) extra prior weights (e.g. rigidity), multiplied with the scores.
+    modes: (M, K, 70, 3) deformation modes in the head frame (cm per unit coefficient), with
+    mode_variance (M, K) each coefficient's prior variance (0 = unused mode) and
+    noise_variance (M,) the landmarks' noise variance per coordinate (cm^2): a joint fit of
+    ``config.deformation_rounds`` rounds. The fitted coefficients are ``HeadFits.deformation``.
     """
     X = np.asarray(landmarks_world, dtype=np.float64)
     M = len(X)
@@ -102,13 +131,13 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
     prior = np.where(usable, prior, 0.0)
     src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
-    if config.robust:
-        rf = robust_umeyama(src, X, prior, iterations=config.iterations, min_inliers=config.min_landmarks)
-        T, weight, residual, counted = rf.transform, rf.weights, rf.residuals, rf.inliers
-    else:
-        T = umeyama(src, np.where(usable[..., None], X, 0.0), prior)
-        residual = np.linalg.norm(T.apply(src) - X, axis=-1)
-        weight, counted = prior, usable
+    deform = np.zeros((M, 0))
+    T, weight, residual, counted = _similarity(src, X, prior, usable, config)
+    if modes is not None and modes.shape[1] and config.deformation_rounds:
+        for _ in range(config.deformation_rounds):
+            deform = _mode_coefficients(T, X, src, weight, modes, mode_variance, noise_variance)
+            shaped = src + np.einsum("mk,mkli->mli", deform, modes)
+            T, weight, residual, counted = _similarity(shaped, X, prior, usable, config)
     used = counted.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.where(counted, rigidity * residual ** 2, 0.0).sum(-1) / used)
@@ -119,4 +148,35 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     status[~finite] = STATUS_FAILED
     status[used < config.min_landmarks] = STATUS_TOO_FEW
     status[usable.sum(-1) < config.min_landmarks] = STATUS_TOO_FEW
-    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity)
+    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity, deform)
+
+
+def _similarity(src: np.ndarray, X: np.ndarray, prior: np.ndarray, usable: np.ndarray, config: FitConfig):
+    """One similarity fit: (transform, final weights, residuals (M, 70), landmarks counted)."""
+    if config.robust:
+        rf = robust_umeyama(src, X, prior, iterations=config.iterations, min_inliers=config.min_landmarks)
+        return rf.transform, rf.weights, rf.residuals, rf.inliers
+    T = umeyama(src, np.where(usable[..., None], X, 0.0), prior)
+    return T, prior, np.linalg.norm(T.apply(src) - X, axis=-1), usable
+
+
+def _mode_coefficients(T, X: np.ndarray, shape: np.ndarray, weight: np.ndarray, modes: np.ndarray,
+                       mode_variance: np.ndarray, noise_variance: np.ndarray) -> np.ndarray:
+    """(M, K) MAP coefficients of the modes explaining the head-frame residual of ``T``.
+
+    Weighted least squares ``(B^T W B + noise / variance) c = B^T W r`` per face, with W the
+    fit's landmark weights normalised to mean 1 over the used landmarks; modes of variance 0
+    get c = 0.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        local = np.einsum("mji,mnj->mni", T.R, X - T.t[:, None, :]) / T.scale[:, None, None]
+        r = np.where(np.isfinite(local), local - shape, 0.0)
+        w = np.nan_to_num(weight)
+        used = np.maximum((w > 0).sum(-1, keepdims=True), 1)
+        w = w * used / np.maximum(w.sum(-1, keepdims=True), 1e-12)
+        var = np.asarray(mode_variance, dtype=np.float64)
+        ridge = np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
+    A = np.einsum("ml,mkli,mjli->mkj", w, modes, modes) + ridge[:, :, None] * np.eye(modes.shape[1])
+    b = np.einsum("ml,mkli,mli->mk", w, modes, r)
+    c = np.linalg.solve(A, b[..., None])[..., 0]
+    return np.where(np.isfinite(c), c, 0.0)

@@ -9,6 +9,7 @@ peak memory does not grow with the sequence length. No videos are needed.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -32,7 +33,8 @@ from annotate.labels.head_model import HeadModel, build_head_model, subsample_in
 from annotate.labels.per_view import (ViewConfig, ViewLabels, camera_labels, model_landmarks_world,
                                       project_landmarks)
 from annotate.labels.raycast import HeadFrameCaster
-from annotate.labels.subjects import SubjectConfig, SubjectModels, head_frame_residuals, learn_subjects
+from annotate.labels.smoothing import SmoothingConfig, smooth_rotations
+from annotate.labels.subjects import SubjectConfig, SubjectModels, learn_subjects
 from annotate.labels.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
                                         face_visible, landmark_visibility, occluder_sets,
                                         untested_codes, visible_fraction)
@@ -117,10 +119,11 @@ def build_model_from_tables(faces3d_paths: Iterable[str | Path], max_faces: int 
     return build_head_model(landmarks, scores, spec, source=f"GPA over {len(landmarks)} faces from {', '.join(paths)}")
 
 
-def _fit_columns(batch, fits: HeadFits) -> dict:
+def _fit_columns(batch, fits: HeadFits, R_world_head_raw: np.ndarray, smoothed: np.ndarray) -> dict:
     return {
         "sequence": batch.column("sequence"), "frame": batch.column("frame"), "person": batch.column("person"),
         "R_world_head": fits.R_world_head.reshape(-1, 9), "t_world_head": fits.t_world_head,
+        "R_world_head_raw": R_world_head_raw.reshape(-1, 9), "smoothed": smoothed,
         "scale": fits.scale, "rms_cm": fits.rms_cm, "landmarks_used": fits.landmarks_used,
         "landmark_weight": fits.landmark_weight, "status": fits.status,
         "landmark_rigidity": fits.landmark_rigidity,
@@ -214,21 +217,64 @@ def _label_columns(batch, rig: CameraRig, camera_index: np.ndarray, fits: HeadFi
 
 def label_faces(model: HeadModel, rig: CameraRig, landmarks_world: np.ndarray, scores: np.ndarray | None,
                 fit_config: FitConfig = FitConfig(), view_config: ViewConfig = ViewConfig(),
-                shapes_head: np.ndarray | None = None, landmark_weights: np.ndarray | None = None
-                ) -> tuple[HeadFits, np.ndarray, ViewLabels]:
+                subject: dict | None = None) -> tuple[HeadFits, np.ndarray, ViewLabels]:
     """Fit M faces and label them in every camera: the pure core of the stage.
 
-    landmarks_world (M,70,3) cm; scores (M,70) or None; shapes_head (M,70,3) and
-    landmark_weights (M,70): per-face subject shapes and rigidity weights
-    (``SubjectModels.for_faces``), or None for the mean head, unweighted. Returns the fits,
-    the helmet radii (M,) cm and the (C, M) view labels.
+    landmarks_world (M,70,3) cm; scores (M,70) or None; subject: the faces' subject shapes,
+    modes and weights (``SubjectModels.for_faces``), or None for the mean head, rigid,
+    unweighted. Returns the fits, the helmet radii (M,) cm and the (C, M) view labels.
     """
-    fits = fit_heads(model, landmarks_world, scores, fit_config, shapes_head, landmark_weights)
+    fits = fit_heads(model, landmarks_world, scores, fit_config, **(subject or {}))
+    helmet, views = view_labels(model, rig, fits, view_config)
+    return fits, helmet, views
+
+
+def view_labels(model: HeadModel, rig: CameraRig, fits: HeadFits, view_config: ViewConfig = ViewConfig()
+                ) -> tuple[np.ndarray, ViewLabels]:
+    """Helmet radii (M,) cm and the (C, M) view labels of M fitted faces."""
     helmet = model.spec.helmet_radius_cm * np.where(np.isfinite(fits.scale), fits.scale, 1.0)
     # A face whose fit was refused keeps its fitted values (NaN where there are none) and
     # every one of its views is marked fit_failed.
     views = camera_labels(rig, fits.R_world_head, fits.t_world_head, helmet, fits.ok, view_config)
-    return fits, helmet, views
+    return helmet, views
+
+
+@dataclass(frozen=True)
+class SequenceFits:
+    """Every face's fit of a sequence, in faces3d row order.
+
+    fits: the fits, ``R_world_head`` smoothed along the tracks where ``smoothed``;
+    R_world_head_raw: (N, 3, 3) the per-frame fits; smoothed: (N,) bool.
+    """
+
+    fits: HeadFits
+    R_world_head_raw: np.ndarray
+    smoothed: np.ndarray
+
+
+def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConfig,
+                 subjects: SubjectModels | None, smoothing: SmoothingConfig, chunk_faces: int = 4096
+                 ) -> SequenceFits:
+    """Fit every face of a faces3d table, then smooth the rotations along each track
+    (sequence, person) over time (``annotate.labels.smoothing``)."""
+    parts, tracks, frames = [], [], []
+    for batch in iter_batches(faces3d_path, "faces3d", chunk_faces,
+                              columns=["sequence", "frame", "person", "landmarks_world", "score"]):
+        landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
+        scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)
+        persons = batch.column("person").to_numpy()
+        given = {} if subjects is None else subjects.for_faces(persons)
+        parts.append(fit_heads(model, landmarks, scores, fit_config, **given))
+        sequence = np.asarray(batch.column("sequence").to_pylist(), dtype=object)
+        tracks.append(np.array([f"{q}\x00{p}" for q, p in zip(sequence, persons)], dtype=object))
+        frames.append(batch.column("frame").to_numpy())
+    if not parts:
+        raise ValueError(f"{faces3d_path}: no faces to label")
+    fits = HeadFits.concat(parts)
+    track = np.unique(np.concatenate(tracks), return_inverse=True)[1]
+    R_smooth, smoothed = smooth_rotations(track, np.concatenate(frames), fits.R_world_head, fits.ok, smoothing)
+    raw = fits.R_world_head
+    return SequenceFits(dataclasses.replace(fits, R_world_head=R_smooth), raw, smoothed)
 
 
 def iter_frame_chunks(path: str | Path, chunk_faces: int, columns: list[str]):
@@ -299,43 +345,46 @@ def _count(summary: LabelSummary, fits: HeadFits, cols: dict, code_mcl: np.ndarr
 
 def learn_sequence_subjects(faces3d_path: str | Path, model: HeadModel, fit_config: FitConfig,
                             config: SubjectConfig = SubjectConfig(), chunk_faces: int = 4096) -> SubjectModels:
-    """First pass of the label stage: fit every face (at most ``config.max_faces`` per
-    subject, evenly spaced) and learn subject shapes and rigidity weights from the residuals."""
+    """First pass of the label stage: learn subject shapes and rigidity weights from the
+    faces (at most ``config.max_faces`` per subject, evenly spaced; ``learn_subjects``)."""
     persons = read_table(faces3d_path, "faces3d", columns=["person"]).column("person").to_numpy()
     keep = np.zeros(len(persons), bool)
     for p in np.unique(persons):
         rows = np.flatnonzero(persons == p)
         keep[rows[subsample_indices(len(rows), config.max_faces)]] = True
-    residuals, ids, start = [], [], 0
+    landmarks, scores, ids, start = [], [], [], 0
     for batch in iter_batches(faces3d_path, "faces3d", chunk_faces, columns=["person", "landmarks_world", "score"]):
         sel = keep[start:start + batch.num_rows]
         start += batch.num_rows
-        if not sel.any():
-            continue
-        landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)[sel]
-        scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)[sel]
-        fits = fit_heads(model, landmarks, scores, fit_config)
-        residuals.append(head_frame_residuals(model.landmarks_head, landmarks, fits).astype(np.float32))
-        ids.append(batch.column("person").to_numpy()[sel])
-    if not residuals:
+        if sel.any():
+            landmarks.append(fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3))[sel])
+            scores.append(fixed_list_to_numpy(batch.column("score"), (70,))[sel])
+            ids.append(batch.column("person").to_numpy()[sel])
+    if not landmarks:
         raise ValueError(f"{faces3d_path}: no faces to learn subject shapes from")
-    return learn_subjects(model, np.concatenate(residuals).astype(np.float64), np.concatenate(ids), config)
+    return learn_subjects(model, np.concatenate(landmarks).astype(np.float64),
+                          np.concatenate(scores).astype(np.float64), np.concatenate(ids), fit_config, config)
 
 
 def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: HeadModel,
                    out_dir: str | Path, fit_config: FitConfig = FitConfig(),
                    view_config: ViewConfig = ViewConfig(), chunk_faces: int = 200,
                    progress: bool | None = None, nthreads: int = 1,
-                   subject_config: SubjectConfig = SubjectConfig()) -> LabelSummary:
+                   subject_config: SubjectConfig = SubjectConfig(),
+                   smoothing: SmoothingConfig = SmoothingConfig()) -> LabelSummary:
     """Write ``out_dir/head_fits.parquet``, ``out_dir/labels.parquet`` and
-    ``out_dir/subjects.json`` (subject shapes and rigidity weights) for one sequence.
+    ``out_dir/subjects.json`` (subject rest faces, modes and weights) for one sequence.
 
+    Three passes over the faces: learn the subjects (a sample of faces), fit every face and
+    smooth along the tracks (the fits of a whole sequence are held in memory, about 1.3 kB
+    a face), then label every camera in chunks of whole frames.
     nthreads: open3d threads for the visibility casts (1: Snakemake runs jobs side by side).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     subjects = learn_sequence_subjects(faces3d_path, model, fit_config, subject_config) \
         if subject_config.enabled else None
+    sequence_fits = fit_sequence(faces3d_path, model, fit_config, subjects, smoothing)
     rig = load_cameras(cameras_path)
     cams = read_table(cameras_path, "cameras", columns=["camera", "camera_index"]).to_pydict()
     index_of = dict(zip(cams["camera"], cams["camera_index"]))
@@ -346,14 +395,18 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
     with StreamingTableWriter(out_dir / "head_fits.parquet", "head_fits") as fits_out, \
             StreamingTableWriter(out_dir / "labels.parquet", "labels") as labels_out, \
             tqdm(total=total, unit="face", desc="label", disable=None if progress is None else not progress) as bar:
+        done = 0
         for batch in iter_frame_chunks(faces3d_path, chunk_faces, FACE_COLUMNS):
             landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
-            scores = fixed_list_to_numpy(batch.column("score"), (70,)).astype(np.float64)
-            shapes, weights = (None, None) if subjects is None else \
-                subjects.for_faces(batch.column("person").to_numpy())
-            fits, helmet, views = label_faces(model, rig, landmarks, scores, fit_config, view_config, shapes, weights)
-            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster, shapes)
-            fits_out.write(_fit_columns(batch, fits))
+            rows = slice(done, done + batch.num_rows)
+            done += batch.num_rows
+            given = {} if subjects is None else subjects.for_faces(batch.column("person").to_numpy())
+            fits = sequence_fits.fits.take(rows)
+            helmet, views = view_labels(model, rig, fits, view_config)
+            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster,
+                                    given.get("shapes_head"))
+            fits_out.write(_fit_columns(batch, fits, sequence_fits.R_world_head_raw[rows],
+                                        sequence_fits.smoothed[rows]))
             cols = _label_columns(batch, rig, camera_index, fits, helmet, views, marks)
             labels_out.write(cols)
             _count(summary, fits, cols, np.swapaxes(marks.visibility.code, 0, 1),

@@ -1,44 +1,59 @@
-"""Each subject's own head shape and how rigid each of their landmarks is, from the data.
+"""Each subject's own rest face, expression modes and landmark rigidity, from the data.
 
 Real faces move: jaw, lips, brows and lids shift by up to 1.5-2 cm against the skull while
-people talk, smile, raise brows and blink, and a fit that treats every landmark alike
-follows the mouth. After a first fit of the mean head to every face, the residual of each
-landmark, expressed in the head frame, splits into
+people talk, smile, raise brows and blink, and a rigid fit follows the mouth (the jaw's
+coherent motion looks partly like a head rotation). The label stage therefore learns, per
+subject (person of a sequence), from that subject's own faces:
 
-- a constant part per subject: where that person's face differs from the mean head. Its
-  robust centre (per-coordinate median over the subject's faces) added to the mean head is
-  the subject's own shape, re-expressed in its own canonical frame (WHENet's zero for that
-  face, as WHENet's per-face fit defines it);
-- a spread about that centre: sensor noise, which is the same for every landmark, plus
-  non-rigid motion, which is not. The spread of each landmark against the subject's most
-  rigid ones gives an inverse-variance weight: a lip corner that wanders 3 times as far as
-  the eye corners counts 1/9 as much.
+- a rest face: expressions are departures from it, so it is not the median face (a person
+  who talks a third of the time has a median mouth slightly open) but the centre of the
+  least expressive faces. It is re-expressed in its own canonical frame, so the subject
+  gets WHENet's zero for their own face (docs/conventions.md);
+- expression modes: the principal components of the head-frame residuals about the rest
+  face whose variance stands well above the noise. The fit is then joint (skull pose plus
+  mode coefficients, ``annotate.labels.fit``), so an opening jaw moves its coefficient,
+  not the skull;
+- rigidity: what the modes do not explain, per landmark, against the subject's most rigid
+  landmarks, as inverse-variance weights.
 
-The second fit uses the subject's shape and these weights. Subjects with fewer than
-``min_faces`` faces use the mean shape and the weights learnt over all subjects. Pure
-numpy, no I/O.
+The residuals come from a fit, and a fit that follows the jaw spreads the jaw's motion over
+every landmark; so the subject is learnt in rounds (``learn_subjects``). Subjects with fewer than ``min_faces`` faces
+use the mean head, no modes and equal weights, as without subjects. Pure numpy, no I/O.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.geometry.head_frame import canonicalize_landmarks
-from annotate.labels.fit import HeadFits
+from annotate.geometry.head_frame import head_frame_from_landmarks
+from annotate.labels.fit import FitConfig, HeadFits, fit_heads
 from annotate.labels.head_model import HeadModel
+
+# Residuals above this percentile of their landmark do not count in its spread (gross
+# outlier landmarks: a few percent of real reconstructions).
+TRIM_PERCENTILE = 95.0
+# The share of a subject's faces taken as their rest face.
+NEUTRAL_SHARE = 0.2
+# Modes of the deviations in which calm faces are chosen, and mean-shift starts.
+CALM_MODES = 4
+MEAN_SHIFT_STARTS = 24
 
 
 @dataclass(frozen=True)
 class SubjectConfig:
     """How subjects are learnt.
 
-    enabled: learn shapes and weights (else every face uses the mean head, unweighted).
-    min_faces: fewer faces of a subject -> the mean shape and the pooled weights.
+    enabled: learn subjects (else every face uses the mean head, rigid, unweighted).
+    min_faces: fewer faces of a subject -> the mean head, no modes, equal weights.
     rigid_quantile: the spread of a subject's most rigid landmarks, as this quantile of the
     per-landmark spreads, is the reference (weight 1). min_weight: floor of the weights.
-    max_faces: faces per subject kept for the statistics (evenly spaced), bounding memory.
+    max_faces: faces per subject kept for learning (evenly spaced), bounding memory.
+    rounds: anchor rounds (``learn_subjects``). max_modes: expression modes kept per subject at most;
+    mode_snr: a mode is kept when its variance exceeds this multiple of the noise variance.
+    anchor_power: the anchor rounds' fits raise the rigidity weights to this power.
     """
 
     enabled: bool = True
@@ -46,64 +61,91 @@ class SubjectConfig:
     rigid_quantile: float = 0.2
     min_weight: float = 0.02
     max_faces: int = 2000
+    rounds: int = 4
+    max_modes: int = 6
+    mode_snr: float = 4.0
+    anchor_power: float = 3.0
+    fit_weight_power: float = 1.0
 
 
 @dataclass(frozen=True)
 class SubjectModels:
-    """Per-subject shapes and weights for P subjects.
+    """What was learnt for P subjects; K = max_modes.
 
-    persons: (P,) int ids; shapes_head: (P, 70, 3) cm, each subject's shape in its own
-    canonical head frame (mean-model scale); weights: (P, 70) rigidity weights in
-    [min_weight, 1]; spread_cm: (P, 70) median residual distance from the subject's shape;
-    faces: (P,) faces the statistics used; own_shape: (P,) bool, False where the subject had
-    too few faces and uses the mean shape. pooled_weights: (70,) for unknown subjects.
+    persons: (P,) ids; shapes_head: (P, 70, 3) cm, each rest face in its own canonical head
+    frame (mean-model scale); modes: (P, K, 70, 3) unit-norm expression modes in that frame
+    (zero where unused); mode_variance: (P, K) cm^2 prior variance of each mode's
+    coefficient (0 = unused); noise_variance: (P,) cm^2 per coordinate; weights: (P, 70)
+    rigidity weights in [min_weight, 1]; spread_cm: (P, 70) RMS residual the modes leave;
+    faces: (P,) faces used; own_shape: (P,) bool, False = too few faces (mean head).
+    pooled_weights: (70,) (all 1) and mean_shape: (70, 3) for subjects not learnt.
     """
 
     persons: np.ndarray
     shapes_head: np.ndarray
+    modes: np.ndarray
+    mode_variance: np.ndarray
+    noise_variance: np.ndarray
     weights: np.ndarray
     spread_cm: np.ndarray
     faces: np.ndarray
     own_shape: np.ndarray
     pooled_weights: np.ndarray
     mean_shape: np.ndarray
+    fit_weight_power: float = 1.0
 
-    def for_faces(self, persons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(shapes_head (M, 70, 3), weights (M, 70))`` for faces of the given person ids."""
+    def for_faces(self, persons: np.ndarray) -> dict:
+        """Keyword arguments of ``fit_heads`` for faces of the given person ids (M,):
+        shapes_head (M, 70, 3), landmark_weights (M, 70), modes (M, K, 70, 3),
+        mode_variance (M, K), noise_variance (M,)."""
         persons = np.asarray(persons)
         pos = {int(p): i for i, p in enumerate(self.persons)}
         index = np.array([pos.get(int(p), -1) for p in persons], dtype=np.int64)
         known = index >= 0
-        shapes = np.where(known[:, None, None], self.shapes_head[np.maximum(index, 0)], self.mean_shape)
-        weights = np.where(known[:, None], self.weights[np.maximum(index, 0)], self.pooled_weights)
-        return shapes, weights
+        i = np.maximum(index, 0)
+        return {
+            "shapes_head": np.where(known[:, None, None], self.shapes_head[i], self.mean_shape),
+            "landmark_weights": np.where(known[:, None], self.weights[i], self.pooled_weights) ** self.fit_weight_power,
+            "modes": np.where(known[:, None, None, None], self.modes[i], 0.0),
+            "mode_variance": np.where(known[:, None], self.mode_variance[i], 0.0),
+            "noise_variance": np.where(known, self.noise_variance[i], 1.0),
+        }
 
     def to_json(self) -> dict:
         return {
-            "meaning": "per-subject head shapes (own canonical frame, cm) and landmark rigidity "
-                       "weights learnt from the residuals of a first fit (annotate.labels.subjects)",
+            "meaning": "per-subject rest faces (own canonical frame, cm), expression modes and "
+                       "landmark rigidity weights learnt from the subject's faces (annotate.labels.subjects)",
             "subjects": [
                 {"person": int(p), "faces": int(n), "own_shape": bool(o),
+                 "modes_used": int((v > 0).sum()), "mode_variance_cm2": np.round(v[v > 0], 5).tolist(),
+                 "noise_variance_cm2": round(float(nv), 6),
                  "weights": np.round(w, 4).tolist(), "spread_cm": np.round(s, 4).tolist(),
                  "landmarks_head": np.round(x, 5).tolist()}
-                for p, n, o, w, s, x in zip(self.persons, self.faces, self.own_shape, self.weights,
-                                            self.spread_cm, self.shapes_head)],
+                for p, n, o, v, nv, w, s, x in zip(self.persons, self.faces, self.own_shape, self.mode_variance,
+                                                   self.noise_variance, self.weights, self.spread_cm,
+                                                   self.shapes_head)],
             "pooled_weights": np.round(self.pooled_weights, 4).tolist(),
         }
 
 
-def head_frame_residuals(shape_head: np.ndarray, landmarks_world: np.ndarray, fits: HeadFits) -> np.ndarray:
+def head_frame_residuals(shapes_head: np.ndarray, landmarks_world: np.ndarray, fits: HeadFits) -> np.ndarray:
     """(M, 70, 3) residuals of M faces in their fitted head frames, at model scale.
 
-    ``R^T (x - t) / s - shape``; NaN where the fit failed, the landmark is missing or the
-    robust fit rejected it (weight 0).
+    ``R^T (x - t) / s - shape`` (the pose's residual, deformation included), shapes_head
+    (70, 3) or (M, 70, 3); NaN where the fit failed or the landmark is missing.
     """
     X = np.asarray(landmarks_world, dtype=np.float64)
     local = np.einsum("mji,mnj->mni", fits.R_world_head, X - fits.t_world_head[:, None, :])
     with np.errstate(invalid="ignore", divide="ignore"):
         local = local / fits.scale[:, None, None]
-    used = fits.ok[:, None] & (fits.landmark_weight > 0) & np.isfinite(local).all(-1)
-    return np.where(used[..., None], local - shape_head, np.nan)
+    used = fits.ok[:, None] & np.isfinite(local).all(-1)
+    return np.where(used[..., None], local - shapes_head, np.nan)
+
+
+def _trimmed_rms(distance: np.ndarray) -> np.ndarray:
+    """(70,) RMS of distances (M, 70) at or below their landmark's TRIM_PERCENTILE."""
+    cut = np.nanpercentile(distance, TRIM_PERCENTILE, axis=0)
+    return np.sqrt(np.nanmean(np.where(distance <= cut, distance, np.nan) ** 2, axis=0))
 
 
 def _weights(spread: np.ndarray, config: SubjectConfig) -> np.ndarray:
@@ -114,39 +156,146 @@ def _weights(spread: np.ndarray, config: SubjectConfig) -> np.ndarray:
     return np.clip(np.where(np.isfinite(w), w, config.min_weight), config.min_weight, 1.0)
 
 
-def _centre_and_spread(residuals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-landmark robust centre (70, 3) and spread (70,) of residuals (M, 70, 3)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)       # 'All-NaN slice': never seen
-        centre = np.nanmedian(residuals, axis=0)
-        spread = np.nanmedian(np.linalg.norm(residuals - centre, axis=-1), axis=0)
-    return np.where(np.isfinite(centre), centre, 0.0), spread
+def calm_faces(residuals: np.ndarray) -> np.ndarray:
+    """(M,) bool: the faces at rest among M faces, from their residuals (M, 70, 3).
+
+    Expressions are one-sided departures from a rest face (a jaw closes only as far as the
+    teeth), so faces pile up at rest: the rest face is the densest point of the faces'
+    distribution, not its centre. The deviations from the median are projected on their
+    CALM_MODES strongest modes (expressions live there; noise spreads over all 210
+    coordinates); mean shift from several starts finds the densest point there, and the
+    NEUTRAL_SHARE of faces nearest it are the calm ones. A rigid fit is right on calm faces,
+    so a first round's residuals choose them well.
+    """
+    D = _clean_deviations(residuals - np.nanmedian(residuals, axis=0))          # (M, 210)
+    values, vectors = np.linalg.eigh(D.T @ D / max(len(D), 1))
+    Z = D @ vectors[:, -CALM_MODES:]                                            # (M, K)
+    noise = float(np.median(values))
+    h = max(2.0 * np.sqrt(noise), 0.1 * np.sqrt(values[-1]), 1e-6)             # kernel width
+    starts = Z[np.linspace(0, len(Z) - 1, min(len(Z), MEAN_SHIFT_STARTS)).astype(int)]
+    best, best_density = None, -1.0
+    for c in starts:
+        for _ in range(50):
+            k = np.exp(-0.5 * ((Z - c) ** 2).sum(1) / h ** 2)
+            new = (k[:, None] * Z).sum(0) / max(k.sum(), 1e-300)
+            if np.linalg.norm(new - c) < 1e-3 * h:
+                break
+            c = new
+        density = np.exp(-0.5 * ((Z - c) ** 2).sum(1) / h ** 2).sum()
+        if density > best_density:
+            best, best_density = c, density
+    distance = np.linalg.norm(Z - best, axis=1)
+    return distance <= np.percentile(distance, 100.0 * NEUTRAL_SHARE)
 
 
-def learn_subjects(model: HeadModel, residuals: np.ndarray, persons: np.ndarray,
+def _clean_deviations(deviations: np.ndarray) -> np.ndarray:
+    """(M, 210) deviations (M, 70, 3) with missing and gross outlier landmarks (beyond 3x
+    the median distance) set to zero."""
+    distance = np.linalg.norm(deviations, axis=-1)
+    cap = 3.0 * np.nanmedian(distance)
+    return np.where((distance <= cap)[..., None], np.nan_to_num(deviations), 0.0).reshape(len(deviations), -1)
+
+
+def rest_face(residuals: np.ndarray, calm: np.ndarray) -> np.ndarray:
+    """(70, 3) the median of the calm faces' residuals (M, 70, 3) (``calm_faces``)."""
+    centre = np.nanmedian(residuals[calm], axis=0)
+    return np.where(np.isfinite(centre), centre, 0.0)
+
+
+def expression_modes(deviations: np.ndarray, max_modes: int, snr: float
+                     ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Principal modes of M faces' deviations from the rest face (M, 70, 3).
+
+    Gross outlier landmarks (beyond 3x the median distance) and missing ones count as
+    zero. Returns ``(modes (K, 70, 3) unit norm, variance (K,) cm^2 of each coefficient
+    beyond the noise, noise variance per coordinate cm^2)``, K <= max_modes: the modes whose
+    variance exceeds ``snr`` times the noise (the median eigenvalue, since most of the 210
+    directions hold only noise).
+    """
+    D = _clean_deviations(deviations)
+    values, vectors = np.linalg.eigh(D.T @ D / max(len(D), 1))
+    values, vectors = values[::-1], vectors[:, ::-1]
+    noise = float(np.median(values))
+    keep = np.flatnonzero(values[:max_modes] > snr * noise)
+    modes = vectors[:, keep].T.reshape(-1, 70, 3)
+    return modes, values[keep] - noise, noise
+
+
+def learn_subjects(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray | None,
+                   persons: np.ndarray, fit_config: FitConfig = FitConfig(),
                    config: SubjectConfig = SubjectConfig()) -> SubjectModels:
-    """Subject shapes and rigidity weights from first-fit residuals.
+    """Rest faces, expression modes and rigidity weights of M faces' subjects.
 
-    residuals: (M, 70, 3) ``head_frame_residuals`` of M faces; persons: (M,) their ids.
+    landmarks_world: (M, 70, 3) cm; scores: (M, 70) or None; persons: (M,) ids.
+
+    1. A rigid fit of the mean head; its residuals choose each subject's calm faces
+       (``calm_faces``), which define the rest face from then on.
+    2. ``config.rounds`` anchor rounds: rigid fits of the rest face with the rigidity
+       weights raised to ``anchor_power``, each round's residuals giving the next weights,
+       so the fit comes to rest on the landmarks that do not move and the residuals show
+       the expressions in full (a fit that follows the jaw hides the part of its motion
+       that looks rigid).
+    3. The expression modes, once, from the last anchor round's residuals. (Learning them
+       again from a joint fit's residuals drifts: measured, the error grows each round.)
     """
     persons = np.asarray(persons)
+    fits = fit_heads(model, landmarks_world, scores, fit_config)
+    residuals = head_frame_residuals(model.landmarks_head, landmarks_world, fits)
+    calm = np.zeros(len(persons), bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for p in np.unique(persons):
+            rows = np.flatnonzero(persons == p)
+            if len(rows) >= config.min_faces:
+                calm[rows] = calm_faces(residuals[rows])
+    shapes = np.broadcast_to(model.landmarks_head, residuals.shape)
+    subjects = _learn_round(model, residuals, persons, config, shapes, calm, modes=False)
+    for _ in range(max(0, config.rounds)):
+        given = subjects.for_faces(persons)
+        fits = fit_heads(model, landmarks_world, scores, fit_config, given["shapes_head"],
+                         given["landmark_weights"] ** config.anchor_power)
+        residuals = head_frame_residuals(given["shapes_head"], landmarks_world, fits)
+        subjects = _learn_round(model, residuals, persons, config, given["shapes_head"], calm, modes=False)
+    final = _learn_round(model, residuals, persons, config, given["shapes_head"] if config.rounds else shapes,
+                         calm, modes=True)
+    return dataclasses.replace(final, fit_weight_power=config.fit_weight_power)
+
+
+def _learn_round(model: HeadModel, residuals: np.ndarray, persons: np.ndarray, config: SubjectConfig,
+                 shapes: np.ndarray, calm: np.ndarray, modes: bool) -> SubjectModels:
+    """One round from residuals (M, 70, 3) against each face's current shape (M, 70, 3);
+    calm (M,) marks the faces that define the rest face; modes: learn expression modes (the
+    weights are then those of what the modes leave)."""
     ids = np.unique(persons)
-    _, pooled_spread = _centre_and_spread(residuals)
-    pooled = _weights(pooled_spread, config)
-    shapes, weights, spreads, counts, own = [], [], [], [], []
-    for p in ids:
-        r = residuals[persons == p]
-        n = int(np.isfinite(r).all(-1).any(-1).sum())
-        if n >= config.min_faces:
-            centre, spread = _centre_and_spread(r)
-            shape = canonicalize_landmarks(model.landmarks_head + centre, model.spec)
-            w = _weights(spread, config)
-        else:
-            shape, spread, w = model.landmarks_head, pooled_spread, pooled
-        shapes.append(shape)
-        weights.append(w)
-        spreads.append(spread)
-        counts.append(n)
-        own.append(n >= config.min_faces)
-    return SubjectModels(ids, np.asarray(shapes), np.asarray(weights), np.asarray(spreads),
-                         np.asarray(counts), np.asarray(own), pooled, model.landmarks_head)
+    K = config.max_modes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # 'All-NaN slice': never seen
+        # Subjects with too few faces to learn from are fitted as without subjects: the mean
+        # head, no modes, equal weights (pooled weights would mix other people's motion).
+        pooled_spread = _trimmed_rms(np.linalg.norm(residuals - np.nanmedian(residuals, axis=0), axis=-1))
+        pooled = np.ones(70)
+        out = {k: [] for k in ("shape", "modes", "var", "noise", "w", "spread", "n", "own")}
+        for p in ids:
+            rows = np.flatnonzero(persons == p)
+            r = residuals[rows]
+            n = int(np.isfinite(r).all(-1).any(-1).sum())
+            basis, var, noise = np.zeros((K, 70, 3)), np.zeros(K), 1.0
+            if n >= config.min_faces and calm[rows].any():
+                centre = rest_face(r, calm[rows])
+                # The rest face in its own canonical frame; modes turn with it.
+                A, origin = head_frame_from_landmarks(shapes[rows[0]] + centre, model.spec)
+                shape = (shapes[rows[0]] + centre - origin) @ A
+                found, found_var, noise = expression_modes(r - centre, K if modes else 0, config.mode_snr)
+                basis[:len(found)], var[:len(found)] = found @ A, found_var
+                left = r - centre - np.einsum("mk,kli->mli", np.einsum("mli,kli->mk", np.nan_to_num(r - centre), found), found)
+                spread = _trimmed_rms(np.linalg.norm(left, axis=-1))
+                w = _weights(spread, config)
+            else:
+                shape, spread, w = model.landmarks_head, pooled_spread, pooled
+            for key, value in zip(("shape", "modes", "var", "noise", "w", "spread", "n", "own"),
+                                  (shape, basis, var, noise, w, spread, n, n >= config.min_faces)):
+                out[key].append(value)
+    return SubjectModels(ids, np.asarray(out["shape"]), np.asarray(out["modes"]), np.asarray(out["var"]),
+                         np.asarray(out["noise"], dtype=np.float64), np.asarray(out["w"]),
+                         np.asarray(out["spread"]), np.asarray(out["n"]), np.asarray(out["own"]), pooled,
+                         model.landmarks_head)
