@@ -235,8 +235,10 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
 
 
 def speed(frames: int, faces: int) -> None:
-    print("\n== 2. Speed, one core (head fit + per-camera labels)")
+    print("\n== 3. Speed, one core (head fit with subject rest faces, expression modes and weights "
+          "+ per-camera labels)")
     from annotate.labels.head_model import build_head_model
+    from annotate.labels.subjects import learn_subjects
     from annotate.synth.scene import published_landmarks, simulate_scene
 
     cfg = SceneConfig(num_frames=frames)
@@ -244,18 +246,26 @@ def speed(frames: int, faces: int) -> None:
     pub = published_landmarks(state, cfg)
     landmarks = pub.landmarks_world.reshape(-1, 70, 3)
     scores = pub.scores.reshape(-1, 70)
+    persons = np.tile(state.person_ids, frames)
     reps = int(np.ceil(faces / len(landmarks)))
     landmarks = np.tile(landmarks, (reps, 1, 1))[:faces]
     scores = np.tile(scores, (reps, 1))[:faces]
+    persons = np.tile(persons, reps)[:faces]
     model = build_head_model(landmarks[:1000], scores[:1000])
+    t0 = time.perf_counter()
+    subjects = learn_subjects(model, landmarks[:len(pub.scores.reshape(-1, 70))], scores[:len(pub.scores.reshape(-1, 70))],
+                              persons[:len(pub.scores.reshape(-1, 70))])
+    learn = time.perf_counter() - t0
     rig = state.rig
     fc, vc = FitConfig(), ViewConfig()
     chunk = 200                     # the label stage's default chunk_faces
-    label_faces(model, rig, landmarks[:chunk], scores[:chunk], fc, vc)          # warm-up
+    label_faces(model, rig, landmarks[:chunk], scores[:chunk], fc, vc, subjects.for_faces(persons[:chunk]))  # warm-up
     t0 = time.perf_counter()
     for i in range(0, faces, chunk):
-        label_faces(model, rig, landmarks[i:i + chunk], scores[i:i + chunk], fc, vc)
+        label_faces(model, rig, landmarks[i:i + chunk], scores[i:i + chunk], fc, vc,
+                    subjects.for_faces(persons[i:i + chunk]))
     batched = time.perf_counter() - t0
+    print(f"learning the subjects from {len(pub.scores.reshape(-1, 70))} faces: {learn:.2f} s (once per sequence)")
     n_labels = faces * len(rig)
 
     n_loop = min(300, faces)
@@ -283,7 +293,7 @@ print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')]
 
 
 def memory(frames: int) -> None:
-    print("\n== 3. Memory: peak RSS of the label stage (separate process each)")
+    print("\n== 4. Memory: peak RSS of the label stage (separate process each)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         peaks = {}

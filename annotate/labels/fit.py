@@ -54,7 +54,7 @@ class FitConfig:
     robust: bool = True
     use_scores: bool = True
     iterations: int = 6
-    deformation_rounds: int = 4
+    deformation_rounds: int = 3
     min_landmarks: int = 8
     scale_range: tuple[float, float] = (0.75, 1.33)
     max_rms_cm: float = 1.5
@@ -137,7 +137,10 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
         for _ in range(config.deformation_rounds):
             deform = _mode_coefficients(T, X, src, weight, modes, mode_variance, noise_variance)
             shaped = src + np.einsum("mk,mkli->mli", deform, modes)
-            T, weight, residual, counted = _similarity(shaped, X, prior, usable, config)
+            # Warm start: the landmarks the last fit rejected start rejected, so two
+            # reweighting iterations suffice.
+            T, weight, residual, counted = _similarity(shaped, X, np.where(weight > 0, prior, 0.0), usable,
+                                                       config, iterations=WARM_ITERATIONS)
     used = counted.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.where(counted, rigidity * residual ** 2, 0.0).sum(-1) / used)
@@ -151,10 +154,15 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity, deform)
 
 
-def _similarity(src: np.ndarray, X: np.ndarray, prior: np.ndarray, usable: np.ndarray, config: FitConfig):
+WARM_ITERATIONS = 2
+
+
+def _similarity(src: np.ndarray, X: np.ndarray, prior: np.ndarray, usable: np.ndarray, config: FitConfig,
+                iterations: int | None = None):
     """One similarity fit: (transform, final weights, residuals (M, 70), landmarks counted)."""
     if config.robust:
-        rf = robust_umeyama(src, X, prior, iterations=config.iterations, min_inliers=config.min_landmarks)
+        rf = robust_umeyama(src, X, prior, iterations=config.iterations if iterations is None else iterations,
+                            min_inliers=config.min_landmarks)
         return rf.transform, rf.weights, rf.residuals, rf.inliers
     T = umeyama(src, np.where(usable[..., None], X, 0.0), prior)
     return T, prior, np.linalg.norm(T.apply(src) - X, axis=-1), usable
@@ -176,7 +184,10 @@ def _mode_coefficients(T, X: np.ndarray, shape: np.ndarray, weight: np.ndarray, 
         w = w * used / np.maximum(w.sum(-1, keepdims=True), 1e-12)
         var = np.asarray(mode_variance, dtype=np.float64)
         ridge = np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
-    A = np.einsum("ml,mkli,mjli->mkj", w, modes, modes) + ridge[:, :, None] * np.eye(modes.shape[1])
-    b = np.einsum("ml,mkli,mli->mk", w, modes, r)
-    c = np.linalg.solve(A, b[..., None])[..., 0]
+    M, K = modes.shape[:2]
+    B = modes.reshape(M, K, -1)                                          # (M, K, 210)
+    Bw = B * np.repeat(w, 3, axis=1)[:, None, :]
+    A = Bw @ np.swapaxes(B, 1, 2) + ridge[:, :, None] * np.eye(K)
+    b = Bw @ r.reshape(M, -1, 1)                                         # (M, K, 1)
+    c = np.linalg.solve(A, b)[..., 0]
     return np.where(np.isfinite(c), c, 0.0)
