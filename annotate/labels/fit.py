@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.geometry.procrustes import robust_umeyama, umeyama
+from annotate.geometry.procrustes import Similarity, robust_umeyama, umeyama
 from annotate.labels.head_model import HeadModel
 
 # Landmark subsets (indices into the 70-point Panoptic face layout).
@@ -131,16 +131,26 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
     prior = np.where(usable, prior, 0.0)
     src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
-    deform = np.zeros((M, 0))
     T, weight, residual, counted = _similarity(src, X, prior, usable, config)
-    if modes is not None and modes.shape[1] and config.deformation_rounds:
+    deform = np.zeros((M, 0 if modes is None else modes.shape[1]))
+    # Only faces whose subject has modes are refitted; the others keep the rigid fit.
+    deforming = np.zeros(M, bool) if modes is None or not config.deformation_rounds else \
+        (np.asarray(mode_variance) > 0).any(axis=1)
+    if deforming.any():
+        d = deforming
+        Td, wd, rd, cd = Similarity(T.R[d], T.t[d], T.scale[d]), weight[d], residual[d], counted[d]
         for _ in range(config.deformation_rounds):
-            deform = _mode_coefficients(T, X, src, weight, modes, mode_variance, noise_variance)
-            shaped = src + np.einsum("mk,mkli->mli", deform, modes)
+            deform[d] = _mode_coefficients(Td, X[d], src[d], wd, modes[d], mode_variance[d], noise_variance[d])
+            shaped = src[d] + np.einsum("mk,mkli->mli", deform[d], modes[d])
             # Warm start: the landmarks the last fit rejected start rejected, so two
             # reweighting iterations suffice.
-            T, weight, residual, counted = _similarity(shaped, X, np.where(weight > 0, prior, 0.0), usable,
-                                                       config, iterations=WARM_ITERATIONS)
+            Td, wd, rd, cd = _similarity(shaped, X[d], np.where(wd > 0, prior[d], 0.0), usable[d], config,
+                                         iterations=WARM_ITERATIONS)
+        R, t, scale = T.R.copy(), T.t.copy(), T.scale.copy()
+        R[d], t[d], scale[d] = Td.R, Td.t, Td.scale
+        T = Similarity(R, t, scale)
+        weight, residual, counted = weight.copy(), residual.copy(), counted.copy()
+        weight[d], residual[d], counted[d] = wd, rd, cd
     used = counted.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.where(counted, rigidity * residual ** 2, 0.0).sum(-1) / used)
