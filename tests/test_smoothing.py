@@ -25,13 +25,17 @@ def test_smoothing_removes_noise_without_lagging_a_turning_head():
     R = turning_head(120)
     raw = noisy(R, 1.0, rng)
     track, frame = np.zeros(120, int), np.arange(120)
-    out, smoothed = smooth_rotations(track, frame, raw, np.ones(120, bool))
+    out, smoothed, _ = smooth_rotations(track, frame, raw, np.ones(120, bool))
     assert smoothed[10:-10].all()
     before = np.degrees(geodesic_distance(raw, R))
     after = np.degrees(geodesic_distance(out, R))
     assert np.median(after) < 0.65 * np.median(before)
+    # The predicted variance ratio matches the measured one (independent noise here).
+    _, _, ratio = smooth_rotations(track, frame, raw, np.ones(120, bool))
+    measured = np.mean(after[10:-10] ** 2) / np.mean(before[10:-10] ** 2)
+    assert 0.6 < measured / np.median(ratio[10:-10]) < 1.6 and (ratio[10:-10] < 1).all()
     # No lag: the mean signed error along the motion is tiny compared with the noise.
-    exact, _ = smooth_rotations(track, frame, R, np.ones(120, bool))
+    exact, _, _ = smooth_rotations(track, frame, R, np.ones(120, bool))
     assert np.degrees(geodesic_distance(exact, R)).max() < 0.05
 
 
@@ -41,11 +45,11 @@ def test_tracks_and_gaps_are_respected():
     other = noisy(turning_head(60, accel=False)[::-1], 1.0, rng)
     track = np.r_[np.zeros(60, int), np.ones(60, int)]
     frame = np.r_[np.arange(60), np.arange(60)]
-    both, _ = smooth_rotations(track, frame, np.concatenate([R, other]), np.ones(120, bool))
-    alone, _ = smooth_rotations(np.zeros(60, int), np.arange(60), R, np.ones(60, bool))
+    both, _, _ = smooth_rotations(track, frame, np.concatenate([R, other]), np.ones(120, bool))
+    alone, _, _ = smooth_rotations(np.zeros(60, int), np.arange(60), R, np.ones(60, bool))
     np.testing.assert_allclose(both[:60], alone, atol=1e-12)
     # Frames kept 5 apart (frame_step 5): no neighbour within 0.15 s, raw rotations kept.
-    out, smoothed = smooth_rotations(np.zeros(60, int), 5 * np.arange(60), R, np.ones(60, bool))
+    out, smoothed, _ = smooth_rotations(np.zeros(60, int), 5 * np.arange(60), R, np.ones(60, bool))
     assert not smoothed.any() and np.array_equal(out, R)
 
 
@@ -56,17 +60,17 @@ def test_failed_fits_are_neither_smoothed_nor_neighbours():
     ok[20] = False
     bad = R.copy()
     bad[20] = np.eye(3)                                   # a garbage fit flagged not ok
-    out, smoothed = smooth_rotations(np.zeros(40, int), np.arange(40), bad, ok)
+    out, smoothed, _ = smooth_rotations(np.zeros(40, int), np.arange(40), bad, ok)
     assert not smoothed[20] and np.array_equal(out[20], np.eye(3))
-    ref, _ = smooth_rotations(np.zeros(39, int), np.delete(np.arange(40), 20), np.delete(R, 20, 0), np.ones(39, bool))
+    ref, _, _ = smooth_rotations(np.zeros(39, int), np.delete(np.arange(40), 20), np.delete(R, 20, 0), np.ones(39, bool))
     np.testing.assert_allclose(np.delete(out, 20, 0), ref, atol=1e-12)
 
 
 def test_motion_the_window_cannot_describe_keeps_the_raw_fit():
     rng = np.random.default_rng(3)
     R = matrix_from_rotvec(rng.normal(0.0, 0.5, (40, 3)))          # 30 deg jumps every frame
-    out, smoothed = smooth_rotations(np.zeros(40, int), np.arange(40), R, np.ones(40, bool))
+    out, smoothed, _ = smooth_rotations(np.zeros(40, int), np.arange(40), R, np.ones(40, bool))
     assert not smoothed.any() and np.array_equal(out, R)
-    off, none = smooth_rotations(np.zeros(40, int), np.arange(40), R, np.ones(40, bool),
+    off, none, _ = smooth_rotations(np.zeros(40, int), np.arange(40), R, np.ones(40, bool),
                                  SmoothingConfig(enabled=False))
     assert not none.any() and np.array_equal(off, R)

@@ -42,17 +42,20 @@ def smooth_rotations(track: np.ndarray, frame: np.ndarray, R: np.ndarray, ok: np
     track: (N,) int id of each face's track (e.g. one per sequence and person); frame: (N,)
     frame numbers; R: (N, 3, 3) raw rotations; ok: (N,) bool, usable raw fits (others are
     neither smoothed nor used as neighbours). Returns ``(R_smooth (N, 3, 3), smoothed (N,)
-    bool)``; rows not smoothed keep their raw rotation.
+    bool, variance_ratio (N,))``; rows not smoothed keep their raw rotation. variance_ratio:
+    the smoothed rotation's error variance relative to one raw fit's, for independent
+    per-frame errors of equal variance (the local polynomial's intercept variance,
+    ``e0^T (A^T W A)^-1 A^T W^2 A (A^T W A)^-1 e0``); 1 where not smoothed.
     """
     track, frame = np.asarray(track), np.asarray(frame, dtype=np.int64)
     R = np.asarray(R, dtype=np.float64)
-    out, smoothed = R.copy(), np.zeros(len(R), bool)
+    out, smoothed, ratio = R.copy(), np.zeros(len(R), bool), np.ones(len(R))
     if not config.enabled or len(R) == 0:
-        return out, smoothed
+        return out, smoothed, ratio
     h_frames = config.half_window_s * config.fps
     reach = int(np.floor(h_frames))
     if reach < 1:
-        return out, smoothed
+        return out, smoothed, ratio
     usable = np.flatnonzero(np.asarray(ok, bool) & np.isfinite(R).all(axis=(1, 2)))
     order = usable[np.lexsort((frame[usable], track[usable]))]              # by track, then frame
     n = len(order)
@@ -70,6 +73,8 @@ def smooth_rotations(track: np.ndarray, frame: np.ndarray, R: np.ndarray, ok: np
     AtW = np.swapaxes(A * w[..., None], 1, 2)                                 # (n, d+1, W)
     normal = AtW @ A + 1e-9 * np.eye(config.degree + 1)
     coef = np.linalg.solve(normal[enough], (AtW @ delta)[enough])            # (n', d+1, 3)
+    # The intercept is a linear combination g^T delta of the window: g = W A (A^T W A)^-1 e0.
+    gain = (np.linalg.solve(normal[enough], AtW[enough]))[:, 0, :]           # (n', W)
     misfit = delta[enough] - A[enough] @ coef                               # (n', W, 3)
     wk = w[enough]
     rms = np.sqrt((wk * (misfit ** 2).sum(-1)).sum(1) / np.maximum(wk.sum(1), 1e-12))
@@ -77,4 +82,5 @@ def smooth_rotations(track: np.ndarray, frame: np.ndarray, R: np.ndarray, ok: np
     rows = order[enough][good]
     out[rows] = Rc[enough][good] @ matrix_from_rotvec(coef[good, 0])
     smoothed[rows] = True
-    return out, smoothed
+    ratio[rows] = (gain[good] ** 2).sum(1)
+    return out, smoothed, ratio

@@ -119,11 +119,13 @@ def build_model_from_tables(faces3d_paths: Iterable[str | Path], max_faces: int 
     return build_head_model(landmarks, scores, spec, source=f"GPA over {len(landmarks)} faces from {', '.join(paths)}")
 
 
-def _fit_columns(batch, fits: HeadFits, R_world_head_raw: np.ndarray, smoothed: np.ndarray) -> dict:
+def _fit_columns(batch, fits: HeadFits, R_world_head_raw: np.ndarray, smoothed: np.ndarray,
+                 variance_ratio: np.ndarray) -> dict:
     return {
         "sequence": batch.column("sequence"), "frame": batch.column("frame"), "person": batch.column("person"),
         "R_world_head": fits.R_world_head.reshape(-1, 9), "t_world_head": fits.t_world_head,
         "R_world_head_raw": R_world_head_raw.reshape(-1, 9), "smoothed": smoothed,
+        "smoothing_variance_ratio": variance_ratio,
         "scale": fits.scale, "rms_cm": fits.rms_cm, "landmarks_used": fits.landmarks_used,
         "landmark_weight": fits.landmark_weight, "status": fits.status,
         "landmark_rigidity": fits.landmark_rigidity,
@@ -244,12 +246,14 @@ class SequenceFits:
     """Every face's fit of a sequence, in faces3d row order.
 
     fits: the fits, ``R_world_head`` smoothed along the tracks where ``smoothed``;
-    R_world_head_raw: (N, 3, 3) the per-frame fits; smoothed: (N,) bool.
+    R_world_head_raw: (N, 3, 3) the per-frame fits; smoothed: (N,) bool; variance_ratio:
+    (N,) the smoothed rotation's error variance relative to a raw fit's.
     """
 
     fits: HeadFits
     R_world_head_raw: np.ndarray
     smoothed: np.ndarray
+    variance_ratio: np.ndarray
 
 
 def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConfig,
@@ -272,9 +276,10 @@ def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConf
         raise ValueError(f"{faces3d_path}: no faces to label")
     fits = HeadFits.concat(parts)
     track = np.unique(np.concatenate(tracks), return_inverse=True)[1]
-    R_smooth, smoothed = smooth_rotations(track, np.concatenate(frames), fits.R_world_head, fits.ok, smoothing)
+    R_smooth, smoothed, ratio = smooth_rotations(track, np.concatenate(frames), fits.R_world_head, fits.ok,
+                                                 smoothing)
     raw = fits.R_world_head
-    return SequenceFits(dataclasses.replace(fits, R_world_head=R_smooth), raw, smoothed)
+    return SequenceFits(dataclasses.replace(fits, R_world_head=R_smooth), raw, smoothed, ratio)
 
 
 def iter_frame_chunks(path: str | Path, chunk_faces: int, columns: list[str]):
@@ -406,7 +411,7 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
             marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster,
                                     given.get("shapes_head"))
             fits_out.write(_fit_columns(batch, fits, sequence_fits.R_world_head_raw[rows],
-                                        sequence_fits.smoothed[rows]))
+                                        sequence_fits.smoothed[rows], sequence_fits.variance_ratio[rows]))
             cols = _label_columns(batch, rig, camera_index, fits, helmet, views, marks)
             labels_out.write(cols)
             _count(summary, fits, cols, np.swapaxes(marks.visibility.code, 0, 1),
