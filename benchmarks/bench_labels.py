@@ -38,6 +38,7 @@ from annotate.synth.generate import generate_sequence, load_ground_truth
 from annotate.synth.scene import SceneConfig
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))        # sibling benchmarks
 
 
 def make_sequence(root: Path, name: str, frames: int, seed: int = 0, **scene) -> Path:
@@ -200,6 +201,31 @@ def zero_pose(frames: int) -> None:
           f"{'met' if worst <= 0.5 else 'NOT met'} (worst {worst:.2f})")
 
 
+def audit_talking(frames: int) -> None:
+    """The audit on a clean sequence of talking people: allowed shares, uncertainty."""
+    print(f"\n== 5. Audit on clean talking faces ({frames} frames, 31 cameras, expressions on, no video)")
+    from bench_audit_faults import uncertainty_calibration
+
+    from annotate.pipeline import run_label_and_audit
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root, results = Path(tmp) / "seq", Path(tmp) / "results"
+        name = "synth_000"                                  # the name uncertainty_calibration reads
+        make_sequence(root, name, frames, seed=2)
+        config = resolve_config({"results": str(results), "audit": {"contact_sheet_size": 0, "video_sync": False}})
+        result = run_label_and_audit(config, root, name, results)
+        checks = result.metrics["checks"]
+        flagged = int(result.samples["flagged"].sum())
+        print(f"labels flagged: {flagged} of {len(result.samples)}; audit "
+              f"{'passed' if result.passed else 'FAILED'}")
+        for check, m in checks.items():
+            if m.get("passed") is not None:
+                print(f"  {check:22s} flagged {m.get('flagged', 0):6d} of {m.get('measured', 0):6d}  "
+                      f"allowed share {m.get('max_flagged_fraction', float('nan')):.3f}  "
+                      f"{'pass' if m['passed'] else 'FAIL'}")
+        print(uncertainty_calibration(root / name, results, result.samples))
+
+
 def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> list:
     """The same work as ``label_faces``, written as a plain per-sample loop.
 
@@ -319,7 +345,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=600, help="frames of the accuracy sequence")
     ap.add_argument("--faces", type=int, default=20000, help="faces for the speed test")
-    ap.add_argument("--only", choices=["accuracy", "zero", "speed", "memory"])
+    ap.add_argument("--only", choices=["accuracy", "zero", "speed", "memory", "audit"])
     args = ap.parse_args()
     if args.only in (None, "accuracy"):
         accuracy(args.frames)
@@ -329,6 +355,8 @@ def main() -> None:
         speed(args.frames, args.faces)
     if args.only in (None, "memory"):
         memory(120)
+    if args.only in (None, "audit"):
+        audit_talking(90)
 
 
 if __name__ == "__main__":

@@ -134,52 +134,6 @@ def body_head_distance_cm(model_landmarks_world: np.ndarray, joints_world: np.nd
     return out
 
 
-def rotation_uncertainty_deg(landmarks_head: np.ndarray, R_world_head: np.ndarray, scale: np.ndarray,
-                             weights: np.ndarray, rms_cm: np.ndarray,
-                             rigidity: np.ndarray | None = None) -> np.ndarray:
-    """(M,) deg: 1-sigma rotation uncertainty of each weighted similarity fit.
-
-    First-order covariance propagation: with the model points q_i = s R (m_i - m_w)
-    (centred on the weighted centroid, in world axes), a small rotation theta moves them by
-    theta x q_i, so the weighted least-squares normal matrix is
-    H = sum_i w_i [q_i]x^T [q_i]x with [q]x^T [q]x = |q|^2 I - q q^T. For isotropic noise
-    sigma_i^2 per coordinate on the observed points, Cov(theta) = H^-1 (sum_i w_i^2
-    sigma_i^2 [q_i]x^T [q_i]x) H^-1. A landmark of rigidity r_i moves 1/r_i times as much
-    (in variance) as the most rigid ones, sigma_i^2 = sigma^2 / r_i, and sigma^2 is estimated
-    from the fit's rigidity-scaled RMS 3D residual (which also holds the person's shape
-    difference from the head shape, so the estimate is conservative) with the similarity's
-    7 degrees of freedom removed. Returns sqrt(trace Cov) in degrees: the expected size of
-    the rotation error.
-
-    landmarks_head: (70, 3) model; R_world_head (M, 3, 3); scale (M,); weights (M, 70)
-    (0 = landmark not used); rms_cm (M,); rigidity (M, 70) or None (all 1). NaN where fewer
-    than 4 landmarks are used.
-    """
-    m = np.asarray(landmarks_head, np.float64)
-    w = np.nan_to_num(np.asarray(weights, np.float64))
-    used = (w > 0).sum(axis=1)
-    wsum = np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-    centroid = (w[..., None] * m[None]).sum(axis=1) / wsum                        # (M, 3)
-    q = np.asarray(scale, np.float64)[:, None, None] * np.einsum(
-        "mij,mlj->mli", np.asarray(R_world_head, np.float64), m[None] - centroid[:, None])
-    qq = np.einsum("mli,mlj->mlij", q, q)
-    A = np.einsum("mli,ij->mlij", (q ** 2).sum(-1, keepdims=True), np.eye(3)) - qq     # (M, L, 3, 3)
-    H = np.einsum("ml,mlij->mij", w, A)
-    r = np.ones(w.shape) if rigidity is None else np.asarray(rigidity, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        noise = np.where(w > 0, w ** 2 / r, 0.0)
-    B = np.einsum("ml,mlij->mij", noise, A)
-    n_obs = 3 * used
-    sigma2 = np.asarray(rms_cm, np.float64) ** 2 / 3.0 * n_obs / np.maximum(n_obs - SIMILARITY_PARAMETERS, 1)
-    out = np.full(len(used), np.nan)
-    ok = (used >= 4) & np.isfinite(sigma2) & np.isfinite(H).all(axis=(1, 2))
-    if ok.any():
-        Hinv = np.linalg.inv(H[ok])
-        cov = sigma2[ok, None, None] * Hinv @ B[ok] @ Hinv
-        out[ok] = np.degrees(np.sqrt(np.clip(np.trace(cov, axis1=1, axis2=2), 0.0, None)))
-    return out
-
-
 def match_detections(label_frame: np.ndarray, fitted_px: np.ndarray, box_side: np.ndarray,
                      detection_frame: np.ndarray, detected_px: np.ndarray, max_sides: float = 1.0,
                      label_person: np.ndarray | None = None, detection_person: np.ndarray | None = None

@@ -80,9 +80,7 @@ def _fits_frame(path: Path) -> pd.DataFrame:
         "scale": t.column("scale").to_numpy(),
         "rms_cm": t.column("rms_cm").to_numpy(),
         "landmarks_used": t.column("landmarks_used").to_numpy(),
-        "weight": list(fixed_list_to_numpy(t.column("landmark_weight"), (70,))),
-        "rigidity": list(fixed_list_to_numpy(t.column("landmark_rigidity"), (70,))),
-        "variance_ratio": t.column("smoothing_variance_ratio").to_numpy(),
+        "rotation_sigma_deg": t.column("rotation_sigma_deg").to_numpy(),
         "fit_status": t.column("status").to_numpy(zero_copy_only=False).astype(str),
     })
 
@@ -106,12 +104,7 @@ def fit_measures(fits: pd.DataFrame, model: HeadModel, bodies: Path | None, cros
                                                                         max_gap=3 * frame_step)
     out.loc[ok, "head_speed_cm_s"] = measures.head_jump_speed(seq[idx], person[idx], frame[idx], t[idx], fps,
                                                               max_gap=3 * frame_step)
-    weights = np.stack(fits["weight"].to_numpy())
-    rigidity = np.stack(fits["rigidity"].to_numpy())
-    # A smoothed rotation averages several fits: its variance shrinks by the smoothing's ratio.
-    out.loc[ok, "uncertainty_deg"] = measures.rotation_uncertainty_deg(
-        model.landmarks_head, R[idx], fits["scale"].to_numpy()[idx], weights[idx], fits["rms_cm"].to_numpy()[idx],
-        rigidity[idx]) * np.sqrt(fits["variance_ratio"].to_numpy()[idx].astype(np.float64))
+    out.loc[ok, "uncertainty_deg"] = fits["rotation_sigma_deg"].to_numpy()[idx].astype(np.float64)
     if bodies is not None and Path(bodies).is_file():
         joints, conf = _bodies_for(bodies, seq[idx], frame[idx], person[idx])
         world = model_landmarks_world(model.landmarks_head, R[idx], t[idx], fits["scale"].to_numpy()[idx])

@@ -19,6 +19,7 @@ import numpy as np
 
 from annotate.geometry.procrustes import Similarity, robust_umeyama, umeyama
 from annotate.labels.head_model import HeadModel
+from annotate.labels.uncertainty import rotation_sigma_deg
 
 # Landmark subsets (indices into the 70-point Panoptic face layout).
 LANDMARK_SETS: dict[str, tuple[int, ...]] = {
@@ -75,7 +76,8 @@ class HeadFits:
     landmark (0 = unused/rejected); status (M,) str; landmark_rigidity (M,70) the rigidity
     weights the fit was given (1 = as rigid as the subject's most rigid landmarks; a landmark
     of rigidity r is taken to have 1/r times their noise variance); deformation (M, K) the
-    fitted mode coefficients (K = 0 without modes).
+    fitted mode coefficients (K = 0 without modes); rotation_sigma_deg (M,) the fit's
+    first-order 1-sigma rotation uncertainty (``annotate.labels.uncertainty``).
     """
 
     R_world_head: np.ndarray
@@ -87,6 +89,7 @@ class HeadFits:
     status: np.ndarray
     landmark_rigidity: np.ndarray | None = None
     deformation: np.ndarray | None = None
+    rotation_sigma_deg: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
@@ -161,7 +164,15 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     status[~finite] = STATUS_FAILED
     status[used < config.min_landmarks] = STATUS_TOO_FEW
     status[usable.sum(-1) < config.min_landmarks] = STATUS_TOO_FEW
-    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity, deform)
+    ridge = None
+    if modes is not None and modes.shape[1]:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = np.asarray(mode_variance, dtype=np.float64)
+            ridge = np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
+    shaped = src if modes is None or not modes.shape[1] else src + np.einsum("mk,mkli->mli", deform, modes)
+    sigma = rotation_sigma_deg(shaped, T.R, T.scale, weight, rms, rigidity,
+                               None if ridge is None else modes, ridge)
+    return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity, deform, sigma)
 
 
 WARM_ITERATIONS = 2

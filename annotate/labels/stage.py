@@ -126,6 +126,7 @@ def _fit_columns(batch, fits: HeadFits, R_world_head_raw: np.ndarray, smoothed: 
         "R_world_head": fits.R_world_head.reshape(-1, 9), "t_world_head": fits.t_world_head,
         "R_world_head_raw": R_world_head_raw.reshape(-1, 9), "smoothed": smoothed,
         "smoothing_variance_ratio": variance_ratio,
+        "rotation_sigma_deg": fits.rotation_sigma_deg,
         "scale": fits.scale, "rms_cm": fits.rms_cm, "landmarks_used": fits.landmarks_used,
         "landmark_weight": fits.landmark_weight, "status": fits.status,
         "landmark_rigidity": fits.landmark_rigidity,
@@ -261,7 +262,7 @@ def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConf
                  ) -> SequenceFits:
     """Fit every face of a faces3d table, then smooth the rotations along each track
     (sequence, person) over time (``annotate.labels.smoothing``)."""
-    parts, tracks, frames = [], [], []
+    parts, tracks, frames, frame_sigma = [], [], [], []
     for batch in iter_batches(faces3d_path, "faces3d", chunk_faces,
                               columns=["sequence", "frame", "person", "landmarks_world", "score"]):
         landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
@@ -269,6 +270,7 @@ def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConf
         persons = batch.column("person").to_numpy()
         given = {} if subjects is None else subjects.for_faces(persons)
         parts.append(fit_heads(model, landmarks, scores, fit_config, **given))
+        frame_sigma.append(np.zeros(len(persons)) if subjects is None else subjects.frame_sigma_for(persons))
         sequence = np.asarray(batch.column("sequence").to_pylist(), dtype=object)
         tracks.append(np.array([f"{q}\x00{p}" for q, p in zip(sequence, persons)], dtype=object))
         frames.append(batch.column("frame").to_numpy())
@@ -279,7 +281,11 @@ def fit_sequence(faces3d_path: str | Path, model: HeadModel, fit_config: FitConf
     R_smooth, smoothed, ratio = smooth_rotations(track, np.concatenate(frames), fits.R_world_head, fits.ok,
                                                  smoothing)
     raw = fits.R_world_head
-    return SequenceFits(dataclasses.replace(fits, R_world_head=R_smooth), raw, smoothed, ratio)
+    # Smoothing averages the per-frame errors (variance ratio); the subject frame's error is
+    # shared by all of the subject's faces and adds in quadrature.
+    sigma = np.sqrt(fits.rotation_sigma_deg ** 2 * ratio + np.concatenate(frame_sigma) ** 2)
+    return SequenceFits(dataclasses.replace(fits, R_world_head=R_smooth, rotation_sigma_deg=sigma), raw, smoothed,
+                        ratio)
 
 
 def iter_frame_chunks(path: str | Path, chunk_faces: int, columns: list[str]):

@@ -30,7 +30,9 @@ import numpy as np
 
 from annotate.geometry.head_frame import head_frame_from_landmarks
 from annotate.labels.fit import FitConfig, HeadFits, fit_heads
+from annotate.geometry.whenet_reference import WHENET_FACE70
 from annotate.labels.head_model import HeadModel
+from annotate.labels.uncertainty import SIMILARITY_PARAMETERS, rotation_sigma_deg
 
 # Residuals above this percentile of their landmark do not count in its spread (gross
 # outlier landmarks: a few percent of real reconstructions).
@@ -93,6 +95,14 @@ class SubjectModels:
     pooled_weights: np.ndarray
     mean_shape: np.ndarray
     fit_weight_power: float = 1.0
+    frame_sigma_deg: np.ndarray | None = None
+
+    def frame_sigma_for(self, persons: np.ndarray) -> np.ndarray:
+        """(M,) deg: the 1-sigma error of each face's subject frame (0 for the mean head)."""
+        pos = {int(p): i for i, p in enumerate(self.persons)}
+        index = np.array([pos.get(int(p), -1) for p in np.asarray(persons)], dtype=np.int64)
+        sigma = np.zeros(len(self.persons)) if self.frame_sigma_deg is None else self.frame_sigma_deg
+        return np.where(index >= 0, sigma[np.maximum(index, 0)], 0.0)
 
     def for_faces(self, persons: np.ndarray) -> dict:
         """Keyword arguments of ``fit_heads`` for faces of the given person ids (M,):
@@ -118,12 +128,12 @@ class SubjectModels:
             "subjects": [
                 {"person": int(p), "faces": int(n), "own_shape": bool(o),
                  "modes_used": int((v > 0).sum()), "mode_variance_cm2": np.round(v[v > 0], 5).tolist(),
-                 "noise_variance_cm2": round(float(nv), 6),
+                 "noise_variance_cm2": round(float(nv), 6), "frame_sigma_deg": round(float(fs), 4),
                  "weights": np.round(w, 4).tolist(), "spread_cm": np.round(s, 4).tolist(),
                  "landmarks_head": np.round(x, 5).tolist()}
-                for p, n, o, v, nv, w, s, x in zip(self.persons, self.faces, self.own_shape, self.mode_variance,
-                                                   self.noise_variance, self.weights, self.spread_cm,
-                                                   self.shapes_head)],
+                for p, n, o, v, nv, w, s, x, fs in zip(self.persons, self.faces, self.own_shape, self.mode_variance,
+                                                       self.noise_variance, self.weights, self.spread_cm,
+                                                       self.shapes_head, self.frame_sigma_for(self.persons))],
             "pooled_weights": np.round(self.pooled_weights, 4).tolist(),
         }
 
@@ -285,17 +295,33 @@ def _learn_round(model: HeadModel, residuals: np.ndarray, persons: np.ndarray, c
                 # The rest face in its own canonical frame; modes turn with it.
                 A, origin = head_frame_from_landmarks(shapes[rows[0]] + centre, model.spec)
                 shape = (shapes[rows[0]] + centre - origin) @ A
+                frame_sigma = _frame_sigma_deg(shape, r[calm[rows]] - centre)
                 found, found_var, noise = expression_modes(r - centre, K if modes else 0, config.mode_snr)
                 basis[:len(found)], var[:len(found)] = found @ A, found_var
                 left = r - centre - np.einsum("mk,kli->mli", np.einsum("mli,kli->mk", np.nan_to_num(r - centre), found), found)
                 spread = _trimmed_rms(np.linalg.norm(left, axis=-1))
                 w = _weights(spread, config)
             else:
-                shape, spread, w = model.landmarks_head, pooled_spread, pooled
-            for key, value in zip(("shape", "modes", "var", "noise", "w", "spread", "n", "own"),
-                                  (shape, basis, var, noise, w, spread, n, n >= config.min_faces)):
-                out[key].append(value)
+                shape, spread, w, frame_sigma = model.landmarks_head, pooled_spread, pooled, 0.0
+            for key, value in zip(("shape", "modes", "var", "noise", "w", "spread", "n", "own", "frame"),
+                                  (shape, basis, var, noise, w, spread, n, n >= config.min_faces, frame_sigma)):
+                out.setdefault(key, []).append(value)
     return SubjectModels(ids, np.asarray(out["shape"]), np.asarray(out["modes"]), np.asarray(out["var"]),
                          np.asarray(out["noise"], dtype=np.float64), np.asarray(out["w"]),
                          np.asarray(out["spread"]), np.asarray(out["n"]), np.asarray(out["own"]), pooled,
-                         model.landmarks_head)
+                         model.landmarks_head, frame_sigma_deg=np.asarray(out["frame"], dtype=np.float64))
+
+
+def _frame_sigma_deg(rest: np.ndarray, calm_deviations: np.ndarray) -> float:
+    """1-sigma rotation error (deg) of a rest face's canonical frame: WHENet's reference head
+    fitted on its 14 landmarks, each the median of the n calm faces (noise variance
+    pi/2 sigma^2 / n per coordinate, sigma from the calm faces' spread)."""
+    n = len(calm_deviations)
+    distance = np.linalg.norm(calm_deviations, axis=-1)
+    sigma2 = float(np.nanmean(_trimmed_rms(distance) ** 2) / 3.0)
+    rest_var = 0.5 * np.pi * sigma2 / max(n, 1)
+    weights = np.zeros((1, 70))
+    weights[0, list(WHENET_FACE70)] = 1.0
+    n_obs = 3 * len(WHENET_FACE70)
+    rms = np.sqrt(3.0 * rest_var * (n_obs - SIMILARITY_PARAMETERS) / n_obs)
+    return float(rotation_sigma_deg(rest, np.eye(3)[None], np.ones(1), weights, np.array([rms]))[0])
