@@ -6,6 +6,7 @@
     annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
     annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG]
+    annotate convert-labels --model head_model.json (--labels F --cameras F | --fits F) --out F
     annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
 
 ``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
@@ -19,7 +20,7 @@ from pathlib import Path
 # Start-up imports only what every command needs; each command imports the rest itself (the
 # audit pandas, train torch), so ``annotate label`` and ``annotate --help`` start quickly.
 from annotate import pipeline
-from annotate.config import ConfigError, resolve_config, sequence_names
+from annotate.config import ConfigError, resolve_config, sequence_names, view_config
 
 
 def _config(args, overrides: dict | None = None) -> dict:
@@ -71,6 +72,20 @@ def cmd_triangulate(args) -> None:
     cfg = _config(args)
     print(pipeline.run_triangulate(cfg, args.root, args.sequence, args.ingest, args.out))
     print(f"faces3d: {Path(args.out) / 'faces3d.parquet'}; detections: {Path(args.out) / 'detections2d.parquet'}")
+
+
+def cmd_convert_labels(args) -> None:
+    from annotate.labels.convert import convert_head_fits, convert_labels
+    from annotate.labels.head_model import load_head_model
+
+    model = load_head_model(args.model)            # a version-1 model is upgraded on load
+    if args.fits:
+        rows = convert_head_fits(args.fits, model, args.out)
+    else:
+        if not (args.labels and args.cameras):
+            raise ValueError("convert-labels needs --labels and --cameras (or --fits)")
+        rows = convert_labels(args.labels, args.cameras, model, args.out, view_config(_config(args)))
+    print(f"converted {rows} rows to WHENet's zero pose -> {args.out}")
 
 
 def cmd_audit(args) -> None:
@@ -137,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--root", required=True, help="directory holding the sequence folder")
     sp.add_argument("--sequence", required=True)
     sp.add_argument("--ingest", required=True, help="the sequence's ingest folder (cameras, bodies, faces3d tables)")
+    sp.add_argument("--out", required=True)
+
+    sp = add("convert-labels", cmd_convert_labels, "convert labels or head fits of schema 1.x (eye-mouth zero "
+             "pose) to 2.x (WHENet's zero pose); docs/conventions.md")
+    sp.add_argument("--model", required=True, help="the head_model.json the 1.x files were made with")
+    sp.add_argument("--labels", help="a labels.parquet of schema 1.x")
+    sp.add_argument("--cameras", help="the sequence's cameras.parquet (the boxes are reprojected)")
+    sp.add_argument("--fits", help="a head_fits.parquet of schema 1.x (instead of --labels)")
     sp.add_argument("--out", required=True)
 
     sp = add("audit", cmd_audit, "audit the labels of a results folder: report.html, metrics.json, flags.parquet")

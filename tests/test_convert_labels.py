@@ -98,3 +98,16 @@ def test_converting_a_new_file_is_refused(runs):
     tmp, upgraded = runs
     with pytest.raises(SchemaError, match="not 1.x"):
         convert_labels(tmp / "new" / "labels.parquet", tmp / "ingest" / "cameras.parquet", upgraded, tmp / "x.parquet")
+
+
+def test_cli_converts_and_names_bad_input(runs, capsys):
+    from annotate.cli import main
+
+    tmp, _ = runs
+    out = tmp / "cli.parquet"
+    assert main(["convert-labels", "--model", str(tmp / "model_v1.json"), "--labels", str(tmp / "old" / "labels.parquet"),
+                 "--cameras", str(tmp / "ingest" / "cameras.parquet"), "--out", str(out)]) == 0
+    assert read_table(out, "labels").num_rows == pq.ParquetFile(tmp / "old" / "labels.parquet").metadata.num_rows
+    assert main(["convert-labels", "--model", str(tmp / "model_v1.json"), "--labels", str(out),
+                 "--cameras", str(tmp / "ingest" / "cameras.parquet"), "--out", str(tmp / "again.parquet")]) == 2
+    assert "not 1.x" in capsys.readouterr().err
