@@ -23,6 +23,7 @@ rule label:
         fits=f"{RESULTS}/{{sequence}}/labels/head_fits.parquet",
         labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
         summary=f"{RESULTS}/{{sequence}}/labels/summary.json",
+        subjects=f"{RESULTS}/{{sequence}}/labels/subjects.json",
     log:
         f"{RESULTS}/logs/label/{{sequence}}.log",
     conda:
