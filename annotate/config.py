@@ -78,6 +78,29 @@ def sequence_names(config: dict) -> list[str]:
     return list(config["panoptic"]["sequences"])
 
 
+# The config sections each stage reads. Every rule declares its stage's sections as
+# ``params`` (``stage_config``), so Snakemake reruns exactly the stages a config change
+# touches, and everything downstream of them.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "synth": ("synthetic",),
+    "ingest": ("ingest",),
+    "triangulate": ("detect", "triangulate"),
+    "head_model": ("head_model",),
+    "label": ("fit", "subjects", "smoothing", "views", "label"),
+    "dataset": ("dataset", "source"),
+    "train": ("train",),
+    "audit": ("audit", "detect", "ingest"),
+}
+
+
+def stage_config(config: dict, stage: str) -> dict:
+    """The part of a resolved config that ``stage`` reads (a rule's ``params``)."""
+    try:
+        return {section: config[section] for section in STAGE_SECTIONS[stage]}
+    except KeyError as err:
+        raise ConfigError(f"stage_config: unknown stage or section {err}") from None
+
+
 def sequence_root(config: dict) -> Path:
     """The directory that holds the sequence folders."""
     if config["source"] == "synthetic":

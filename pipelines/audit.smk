@@ -12,7 +12,7 @@ rule audit_report:
         [f"{AUDIT}/{name}" for name in AUDIT_OUTPUTS],
     params:
         sequences=SEQUENCES,
-        audit=CFG["audit"],
+        config=stage_config(CFG, "audit"),
     log:
         f"{RESULTS}/logs/audit.log",
     threads: 2
@@ -27,6 +27,8 @@ rule audit_gate:
         f"{AUDIT}/metrics.json",
     output:
         touch(f"{AUDIT}/passed"),
+    params:
+        config=stage_config(CFG, "audit"),
     log:
         f"{RESULTS}/logs/audit_gate.log",
     conda:

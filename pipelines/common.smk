@@ -1,5 +1,5 @@
 # Configuration and input functions shared by the rules.
-from annotate.config import resolve_config, sequence_names, sequence_root
+from annotate.config import resolve_config, sequence_names, sequence_root, stage_config
 
 CFG = resolve_config(config)
 RESULTS = CFG["results"]

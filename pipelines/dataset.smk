@@ -1,7 +1,8 @@
 # Training dataset: plan (which views), per-sequence crops into shards, card, exports.
 # Layout of results/dataset/: annotate/datasets/stage.py (and README, "Dataset").
 # DATASET and dataset_outputs() are in common.smk. The dataset config is a param of every
-# rule, so changing it reruns them (the per-camera fingerprints then decide what to redo).
+# rule (stage_config), so changing it reruns them (the per-camera fingerprints then decide
+# what to redo).
 
 
 rule dataset_plan:
@@ -11,7 +12,7 @@ rule dataset_plan:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",
     params:
-        dataset=CFG["dataset"],
+        config=stage_config(CFG, "dataset"),
     log:
         f"{RESULTS}/logs/dataset/plan.log",
     conda:
@@ -30,7 +31,7 @@ rule dataset_shards:
         summary=f"{DATASET}/parts/{{sequence}}.json",
         rejections=f"{DATASET}/parts/{{sequence}}-rejections.parquet",
     params:
-        dataset=CFG["dataset"],
+        config=stage_config(CFG, "dataset"),
     log:
         f"{RESULTS}/logs/dataset/shards_{{sequence}}.log",
     # Cameras are cropped in parallel: Snakemake grants at most --cores of these.
@@ -52,7 +53,7 @@ rule dataset_card:
         index=f"{DATASET}/index.json",
         rejections=f"{DATASET}/rejections.parquet",
     params:
-        dataset=CFG["dataset"],
+        config=stage_config(CFG, "dataset"),
     log:
         f"{RESULTS}/logs/dataset/card.log",
     conda:
@@ -69,7 +70,7 @@ rule dataset_export:
     wildcard_constraints:
         export="whenet|300wlp|coco",
     params:
-        dataset=CFG["dataset"],
+        config=stage_config(CFG, "dataset"),
     log:
         f"{RESULTS}/logs/dataset/export_{{export}}.log",
     conda:

@@ -11,6 +11,7 @@ rule ingest:
         rejections=f"{RESULTS}/{{sequence}}/ingest/rejections.parquet",
     params:
         root=SEQUENCE_ROOT,
+        config=stage_config(CFG, "ingest"),
     log:
         f"{RESULTS}/logs/ingest/{{sequence}}.log",
     conda:

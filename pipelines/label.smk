@@ -6,6 +6,8 @@ rule head_model:
         faces3d=[label_faces3d(s) for s in SEQUENCES],
     output:
         f"{RESULTS}/head_model.json",
+    params:
+        config=stage_config(CFG, "head_model"),
     log:
         f"{RESULTS}/logs/head_model.log",
     conda:
@@ -24,6 +26,8 @@ rule label:
         labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
         summary=f"{RESULTS}/{{sequence}}/labels/summary.json",
         subjects=f"{RESULTS}/{{sequence}}/labels/subjects.json",
+    params:
+        config=stage_config(CFG, "label"),
     log:
         f"{RESULTS}/logs/label/{{sequence}}.log",
     conda:

@@ -4,6 +4,8 @@
 rule synth:
     output:
         directory(f"{SEQUENCE_ROOT}/{{sequence}}"),
+    params:
+        config=stage_config(CFG, "synth"),
     log:
         f"{RESULTS}/logs/synth/{{sequence}}.log",
     # Rendering is parallel over camera groups: every core --cores grants.

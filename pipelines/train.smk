@@ -19,6 +19,7 @@ rule train_model:
     output:
         summary=f"{TRAIN_RUN}/summary.json",
     params:
+        config=stage_config(CFG, "train"),
         run_dir=lambda w, output: os.path.dirname(output.summary),
         dataset=lambda w, input: os.path.dirname(input.index),
     log:
@@ -38,6 +39,7 @@ rule evaluate_model:
         report=f"{TRAIN_RUN}/evaluation/report.txt",
         metrics=f"{TRAIN_RUN}/evaluation/metrics.json",
     params:
+        config=stage_config(CFG, "train"),
         checkpoint=lambda w, input: os.path.join(os.path.dirname(input.summary), "checkpoints", "last.pt"),
         dataset=lambda w, input: os.path.dirname(input.index),
         split=CFG["train"]["eval_split"],

@@ -16,6 +16,7 @@ rule triangulate:
         summary=f"{RESULTS}/{{sequence}}/triangulate/summary.json",
     params:
         root=SEQUENCE_ROOT,
+        config=stage_config(CFG, "triangulate"),
     log:
         f"{RESULTS}/logs/triangulate/{{sequence}}.log",
     conda:

@@ -89,6 +89,43 @@ def test_second_run_has_nothing_to_do(workflow_run):
     assert "Nothing to be done" in run.stdout + run.stderr
 
 
+def planned_rules(workdir: Path, config: dict) -> set[str]:
+    """The rules a dry run would run with ``config``."""
+    (workdir / "changed.yaml").write_text(yaml.safe_dump(config))
+    run = snakemake(workdir, "--configfile", str(workdir / "changed.yaml"), "--cores", "2", "-n", "--quiet", "rules")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    text = run.stdout + run.stderr
+    if "Nothing to be done" in text:
+        return set()
+    stats = text.split("Job stats:", 1)[1].splitlines()
+    return {line.split()[0] for line in stats[3:] if line.split() and line.split()[0] not in ("total", "job", "---")}
+
+
+DOWNSTREAM_OF_LABELS = {"label", "dataset_plan", "dataset_shards", "dataset_card", "audit_report"}
+
+
+@pytest.mark.parametrize("section, key, value, reruns, keeps", [
+    ("synthetic", "seed", 7, {"synth", "ingest", "head_model", "label"}, set()),
+    ("ingest", "frame_step", 2, {"ingest", "head_model", "label"}, {"synth"}),
+    ("head_model", "helmet_radius_cm", 11.0, {"head_model", "label"}, {"synth", "ingest"}),
+    ("fit", "max_rms_cm", 0.05, DOWNSTREAM_OF_LABELS, {"synth", "ingest", "head_model"}),
+    ("views", "min_box_px", 40, DOWNSTREAM_OF_LABELS, {"synth", "ingest", "head_model"}),
+    ("subjects", "min_faces", 5, DOWNSTREAM_OF_LABELS, {"synth", "ingest", "head_model"}),
+    ("smoothing", "half_window_s", 0.3, DOWNSTREAM_OF_LABELS, {"synth", "ingest", "head_model"}),
+    ("detect", "synthetic", {"sigma_px": 3.0}, {"triangulate", "audit_report"}, {"label", "ingest"}),
+    ("dataset", "jpeg_quality", 80, {"dataset_shards", "dataset_card"}, {"label", "head_model"}),
+    ("audit", "checks", {"fit_residual": {"threshold": 2.0}}, {"audit_report"}, {"label", "dataset_shards"}),
+])
+def test_a_config_change_reruns_its_stage_and_what_follows(workflow_run, section, key, value, reruns, keeps):
+    """Issue: config edits left stale results. Each stage declares the config it reads as
+    params, so a change reruns that stage and everything downstream, nothing upstream."""
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config.setdefault(section, {})[key] = value
+    planned = planned_rules(workflow_run, config)
+    assert reruns <= planned, planned
+    assert not (keeps & planned), planned
+
+
 def test_invalid_config_is_refused_with_the_key(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"fit": {"landmarks": "nose_only"}}))
     run = snakemake(tmp_path, "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", "-n")
