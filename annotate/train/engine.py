@@ -40,8 +40,8 @@ import torch
 import torch.distributed as dist
 
 from annotate.train.augment import AugmentConfig
-from annotate.train.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint,
-                                       unwrap_model)
+from annotate.train.checkpoint import (capture_rng_state, identity_difference, load_checkpoint, restore_rng_state,
+                                      run_identity, save_checkpoint, unwrap_model)
 from annotate.train.config import resolve_train_config, save_train_config
 from annotate.datasets.splits import balance_weights
 from annotate.train.data import EpochSampler, PoseDataset, RecordSource, make_loader, normalize_images
@@ -252,17 +252,27 @@ def _checkpoint_state(model, optimizer, scheduler, scaler, st: TrainState, cfg: 
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "epoch": st.epoch,
             "step": st.step, "epoch_batches": st.epoch_batches, "rng": capture_rng_state(), "config": cfg,
             "baseline_deg": [float(v) for v in baseline], "last_eval": best,
+            "identity": run_identity(cfg),
             "log_window": {"sums": {k: float(v) for k, v in sums.items()}, "steps": steps}}
 
 
-def _resume_path(cfg: dict, run_dir: Path) -> Path | None:
+def _resume_path(cfg: dict, run_dir: Path, log) -> Path | None:
+    """The checkpoint to resume from: ``engine.resume`` as a path, or with ``auto`` the run's
+    ``last.pt`` when it is the same run (config and dataset, ``run_identity``); otherwise
+    the run starts afresh and says why."""
     resume = cfg["engine"]["resume"]
     if resume == "never":
         return None
-    if resume == "auto":
-        p = run_dir / "checkpoints" / "last.pt"
-        return p if p.is_file() else None
-    return Path(resume)
+    if resume != "auto":
+        return Path(resume)
+    p = run_dir / "checkpoints" / "last.pt"
+    if not p.is_file():
+        return None
+    why = identity_difference(load_checkpoint(p).get("identity"), run_identity(cfg))
+    if why:
+        log(f"not resuming {p}: {why}; training from the start")
+        return None
+    return p
 
 
 def _barrier(info: DistInfo) -> None:
@@ -353,7 +363,7 @@ def train(config: dict | str | Path, train_source: RecordSource | None = None,
     part_sums: dict[str, torch.Tensor | float] = {}
     window_steps = 0
     metrics_csv = MetricsCSV(run_dir / "metrics.csv", loss_part_names(cfg["model"]))
-    ckpt_path = _resume_path(cfg, run_dir)
+    ckpt_path = _resume_path(cfg, run_dir, log)
     if ckpt_path is not None:
         state = load_checkpoint(ckpt_path)
         model.load_state_dict(state["model"])
