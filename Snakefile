@@ -11,7 +11,9 @@ min_version("8.0")
 configfile: "pipelines/config/default.yaml"
 
 
-validate(config, "schemas/config.schema.yaml")
+# No defaults filled here: annotate.config.resolve_config (common.smk) applies when_synthetic
+# first, then the schema's defaults.
+validate(config, "schemas/config.schema.yaml", set_default=False)
 
 
 include: "pipelines/common.smk"

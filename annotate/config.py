@@ -61,8 +61,38 @@ def validated_with_defaults(config: dict | str | Path | None, schema: dict, what
     return doc, where
 
 
+def deep_merge(base: dict, top: dict) -> dict:
+    """``base`` with ``top``'s keys laid over it, recursively for dicts (copies)."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) \
+            else copy.deepcopy(value)
+    return out
+
+
+def apply_when_synthetic(config: dict) -> dict:
+    """The config with its ``when_synthetic`` settings laid beneath its own keys when the
+    source is synthetic (the embedded default's extras), and dropped otherwise, so a real-data
+    config never inherits them."""
+    config = dict(config)
+    extras = config.pop("when_synthetic", None) or {}
+    if config.get("source", "synthetic") != "synthetic":
+        return config
+    if not isinstance(extras, dict):
+        raise ConfigError(f"when_synthetic must be a mapping, got {type(extras).__name__}")
+    return deep_merge(extras, config)
+
+
 def resolve_config(config: dict | str | Path | None = None) -> dict:
-    """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled."""
+    """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled
+    (``when_synthetic`` applied first)."""
+    if isinstance(config, (str, Path)):
+        try:
+            config = yaml.safe_load(Path(config).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{config}: cannot read config: {err}") from err
+    if isinstance(config, dict):
+        config = apply_when_synthetic(config)
     doc, where = validated_with_defaults(config, config_schema(), "config")
     if doc["source"] == "panoptic":
         pan = doc["panoptic"]
