@@ -241,5 +241,5 @@ print(json.dumps({{"rows": len(df), "schema": meta[b"schema_name"].decode(), "ve
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
-    assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "1.0.0"
+    assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "2.0.0"
     assert not doc["annotate"]

@@ -44,6 +44,7 @@ from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
 from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
                                   iter_video_frames, read_image_frame)
+from annotate.names import check_name
 
 STAGE = "dataset.media"
 
@@ -171,7 +172,9 @@ def _write_full_frame(frame, path: Path, quality: int) -> None:
 
 def frame_path(out_dir: str | Path, sequence: str, camera: str, frame: int) -> Path:
     """``<out>/frames/<sequence>/<camera>/<frame:08d>.jpg``: a full frame for the COCO export."""
-    return Path(out_dir) / "frames" / sequence / camera / f"{int(frame):08d}.jpg"
+    where = Path(out_dir) / "frames"
+    return where / check_name(sequence, "sequence name", where) / check_name(camera, "camera name", where) \
+        / f"{int(frame):08d}.jpg"
 
 
 def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str, threads: int, reject,
@@ -303,7 +306,10 @@ def _shard_doc(info: ShardInfo, split: str, out_dir: Path) -> dict:
 # -------------------------------------------------------------------------- a sequence
 
 def manifest_path(out_dir: str | Path, sequence: str, camera: str) -> Path:
-    return Path(out_dir) / "parts" / sequence / f"{camera}.json"
+    """``parts/<sequence>/<camera>.json``; the names come from the labels table and are
+    checked (``annotate.names``) before they make a path."""
+    where = Path(out_dir) / "parts"
+    return where / check_name(sequence, "sequence name", where) / f"{check_name(camera, 'camera name', where)}.json"
 
 
 def _write_json(path: Path, doc) -> None:

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from annotate.datasets.tables import check_file_schema
+from annotate.names import check_relative_path
 
 SCHEMA = "samples"
 INDEX_FILE = "index.json"
@@ -36,7 +37,8 @@ def shard_paths(root: str | Path, split: str | None = None) -> list[Path]:
     index = root / INDEX_FILE
     if index.is_file():
         doc = json.loads(index.read_text())
-        return [root / s["path"] for s in doc["shards"] if split is None or s["split"] == split]
+        return [check_relative_path(s["path"], root, "shard path", index)
+                for s in doc["shards"] if split is None or s["split"] == split]
     pattern = f"shards/{split}/**/*.parquet" if split else "shards/**/*.parquet"
     return sorted(p for p in root.glob(pattern) if not p.name.startswith("."))
 

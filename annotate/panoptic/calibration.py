@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from annotate.geometry.cameras import CameraRig
+from annotate.names import check_name
 from annotate.panoptic.errors import (BAD_CALIBRATION, MISSING_CAMERA, MISSING_KEY,
                                       PanopticFormatError)
 from annotate.panoptic.layout import read_json, write_json_atomic
@@ -142,6 +143,7 @@ def _cameras_of_type(doc, camera_type: str, path) -> dict[str, dict]:
         types.add(str(cam["type"]))
         if cam["type"] != camera_type:
             continue
+        check_name(cam["name"], f"cameras[{i}] name", path)
         if cam["name"] in by_name:
             raise _fail(path, f"camera name {cam['name']!r} appears twice")
         by_name[cam["name"]] = cam

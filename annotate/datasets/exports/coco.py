@@ -37,6 +37,7 @@ import numpy as np
 from annotate.datasets.exports.common import dataset_splits, staged_folder
 from annotate.datasets.readers import read_columns
 from annotate.geometry.rotations import rotvec_from_matrix
+from annotate.names import check_name
 
 COLUMNS = ["sample_id", "split", "sequence", "camera", "frame", "person", "box", "yaw", "pitch", "roll", "R_cam_head",
            "head_centre_cam", "K", "dist", "image_width", "image_height"]
@@ -44,7 +45,9 @@ IMG2POSE_FROM_HEAD = np.diag([1.0, -1.0, -1.0])
 
 
 def _image_entry(image_id: int, r: dict) -> dict:
-    return {"id": image_id, "file_name": f"{r['sequence']}/{r['camera']}/{int(r['frame']):08d}.jpg",
+    where = f"shard record {r['sample_id']}"
+    return {"id": image_id, "file_name": f"{check_name(r['sequence'], 'sequence', where)}/"
+                                         f"{check_name(r['camera'], 'camera', where)}/{int(r['frame']):08d}.jpg",
             "width": int(r["image_width"]), "height": int(r["image_height"]),
             "sequence": r["sequence"], "camera_name": r["camera"], "frame": int(r["frame"]),
             "camera": {"K": np.asarray(r["K"]).reshape(3, 3).tolist(), "dist": np.asarray(r["dist"]).tolist()}}

@@ -10,6 +10,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from annotate.atomic import replace_folder
+from annotate.names import check_name
 from annotate.datasets.readers import iter_records, shard_paths
 
 
@@ -54,8 +55,13 @@ def split_records(dataset_dir: str | Path, split: str, columns: list[str], desc:
 
 
 def sample_stem(record: dict) -> str:
-    """``<sequence>/<camera>/<frame:08d>_<person>``: a sample's file name without extension."""
-    return f"{record['sequence']}/{record['camera']}/{int(record['frame']):08d}_{int(record['person'])}"
+    """``<sequence>/<camera>/<frame:08d>_<person>``: a sample's file name without extension.
+
+    The names come from shard files and are checked (``annotate.names``) before they make a
+    path, so a shard cannot send an export outside its folder."""
+    where = f"shard record {record.get('sample_id', '')!s}".strip()
+    return (f"{check_name(record['sequence'], 'sequence', where)}/{check_name(record['camera'], 'camera', where)}/"
+            f"{int(record['frame']):08d}_{int(record['person'])}")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
