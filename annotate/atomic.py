@@ -1,27 +1,84 @@
-"""Atomic file writes: a temporary file beside the target, then ``os.replace``.
+"""Atomic file and folder writes: build beside the target, then ``os.replace``.
 
 A reader (or a resumed run) sees either the old file or the complete new one, never a
-half-written file. Parquet tables have their own streaming writer
-(``annotate.datasets.tables``); this is for text (JSON, HTML) and whole folders.
+half-written one. Every writer of the package goes through here:
+
+- ``atomic_file(path)``: a context giving a temporary sibling path to write; on success it
+  replaces ``path``, on failure it is removed.
+- ``write_text_atomic`` / ``write_bytes_atomic``: the one-call forms.
+- ``staged_folder(path)``: the same for a whole folder (``replace_folder``).
+
+A run killed with ``kill -9`` cannot remove its temporaries, so each writer first removes
+the leftovers of earlier writers of the same target (``clear_leftovers``): siblings named
+``.<name>.<pid>.tmp``, ``.<name>.partial-<pid>`` and ``.<name>.old-<pid>``. Two runs never
+write the same target at once (Snakemake's lock), so a leftover is never a live file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
+from typing import Iterator
+
+_LEFTOVER = r"\.{name}\.(\d+\.tmp|partial-\d+|old-\d+)(\.[A-Za-z0-9]+)?"
+
+
+def temporary_sibling(path: str | Path, kind: str = "tmp") -> Path:
+    """``.<name>.<pid>.tmp`` (kind tmp) or ``.<name>.partial-<pid>`` (kind partial) beside
+    ``path``. A suffix after ``.tmp`` is kept by the caller where a library needs it."""
+    path = Path(path)
+    if kind == "tmp":
+        return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}")
+
+
+def clear_leftovers(path: str | Path) -> int:
+    """Remove the temporaries that killed writers of ``path`` left beside it; returns how many."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return 0
+    pattern = re.compile(_LEFTOVER.format(name=re.escape(path.name)))
+    removed = 0
+    for sibling in path.parent.iterdir():
+        if pattern.fullmatch(sibling.name):
+            if sibling.is_dir() and not sibling.is_symlink():
+                shutil.rmtree(sibling, ignore_errors=True)
+            else:
+                sibling.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (ending in ``suffix``, for libraries that go by
+    the extension); when the block ends without error it replaces ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(path)
+    tmp = temporary_sibling(path)
+    tmp = tmp.with_name(tmp.name + suffix) if suffix else tmp
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically, creating its folder."""
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def replace_folder(built: str | Path, target: str | Path) -> Path:
@@ -31,9 +88,24 @@ def replace_folder(built: str | Path, target: str | Path) -> Path:
     built, target = Path(built), Path(target)
     old = None
     if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        old = temporary_sibling(target, "old")
         os.replace(target, old)
     os.replace(built, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``target``; on success it replaces ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(target)
+    staging = temporary_sibling(target, "partial")
+    staging.mkdir()
+    try:
+        yield staging
+        replace_folder(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

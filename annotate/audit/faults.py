@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from annotate.atomic import staged_folder
 from annotate.geometry.face70 import FLIP_PERMUTATION_70
 from annotate.geometry.rotations import rot_x, rot_y, rot_z
 from annotate.panoptic.calibration import read_calibration_info
@@ -153,10 +154,7 @@ def copy_sequence(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, sequen
         raise FileExistsError(f"{dst.directory} exists; copy_sequence does not overwrite")
     if dst.directory.resolve() == src.directory.resolve():
         raise ValueError("copy_sequence: source and destination are the same folder")
-    dst.root.mkdir(parents=True, exist_ok=True)
-    staging = dst.root / f".{sequence_name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_folder(dst.directory) as staging:
         for path in sorted(src.directory.rglob("*")):
             rel = path.relative_to(src.directory)
             if any(part.startswith(".") for part in rel.parts) or path.is_dir():
@@ -178,9 +176,6 @@ def copy_sequence(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, sequen
             if isinstance(doc, dict) and "sequence" in doc:
                 doc["sequence"] = sequence_name
                 write_json_atomic(truth, doc)
-        os.replace(staging, dst.directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return dst.directory
 
 

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from annotate.atomic import write_text_atomic
+from annotate.atomic import write_bytes_atomic, write_text_atomic
 from annotate.cpus import capped_workers
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
 from annotate.datasets.tables import read_table, write_table
@@ -164,10 +164,7 @@ def _write_full_frame(frame, path: Path, quality: int) -> None:
         data = encode_jpeg_yuv420(*planes, quality=quality, full_range=frame.colour.full_range)
     else:
         data = encode_jpeg_rgb(frame.rgb(), quality)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, data)
 
 
 def frame_path(out_dir: str | Path, sequence: str, camera: str, frame: int) -> Path:

@@ -16,6 +16,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+from annotate.atomic import write_text_atomic
 from annotate.datasets.readers import INDEX_FILE, read_columns
 from annotate.datasets.schema import load_schema
 from annotate.datasets.tables import StreamingTableWriter, read_table
@@ -168,8 +169,6 @@ def write_card(out_dir: str | Path, plan_summary_path: str | Path, sequence_json
     write_json(out_dir / INDEX_FILE, {"schema": "samples", "shards": _shard_list(docs)})
     card = build_card(out_dir, plan_summary, docs, config, media)
     write_json(out_dir / "card.json", card)
-    tmp = out_dir / ".card.md.tmp"
-    tmp.write_text(card_markdown(card))
-    tmp.replace(out_dir / "card.md")
+    write_text_atomic(out_dir / "card.md", card_markdown(card))
     return card
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from annotate.atomic import atomic_file, clear_leftovers, temporary_sibling
 from annotate.datasets.schema import SchemaError, TableSchema, load_schema
 
 
@@ -81,10 +82,6 @@ def _parquet_options(schema: TableSchema) -> dict:
     return {"compression": compression, "compression_level": level, "use_dictionary": discrete}
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def write_table(columns: Mapping[str, object] | pd.DataFrame | pa.Table, path: str | Path,
                 schema: TableSchema | str) -> Path:
     """Write one table atomically; returns the final path."""
@@ -93,15 +90,9 @@ def write_table(columns: Mapping[str, object] | pd.DataFrame | pa.Table, path: s
     if isinstance(columns, pa.Table) and not table.schema.equals(schema.arrow, check_metadata=False):
         raise SchemaError(f"table {schema.name}: Arrow schema differs from the declaration")
     table = table.replace_schema_metadata(schema.arrow.metadata)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp, **_parquet_options(schema))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 class StreamingTableWriter:
@@ -115,7 +106,8 @@ class StreamingTableWriter:
         self.schema = load_schema(schema) if isinstance(schema, str) else schema
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = _tmp_path(self.path)
+        clear_leftovers(self.path)
+        self._tmp = temporary_sibling(self.path)
         self._writer = pq.ParquetWriter(self._tmp, self.schema.arrow, **_parquet_options(self.schema))
         self.rows = 0
 

@@ -15,6 +15,8 @@ from typing import Iterator
 
 import numpy as np
 
+from annotate.atomic import clear_leftovers, temporary_sibling
+
 
 def video_path(seq_dir: str | os.PathLike, camera_name: str) -> Path:
     """``seq_dir/hdVideos/hd_00_XX.mp4`` for camera ``"00_XX"`` (Panoptic HD naming)."""
@@ -42,7 +44,8 @@ class VideoWriter:
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even image sizes, got {width}x{height}")
         self.path = path
-        self.tmp_path = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        clear_leftovers(path)
+        self.tmp_path = temporary_sibling(path)
         self.width, self.height = width, height
         self._container = av.open(str(self.tmp_path), mode="w", format="mp4")
         try:

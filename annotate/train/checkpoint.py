@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from annotate.atomic import atomic_file
 
 CHECKPOINT_FORMAT = "annotate.train.checkpoint/1"
 
@@ -110,15 +111,9 @@ def _changed_keys(a, b, prefix: str = "") -> list[str]:
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` (plus the format tag) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **plain_state(state)}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def plain_state(state: dict) -> dict:

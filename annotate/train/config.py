@@ -83,11 +83,6 @@ def resolve_train_config(config: dict | str | Path | None = None) -> dict:
 
 def save_train_config(config: dict, path: str | Path) -> Path:
     """Write the resolved config as YAML (atomically)."""
-    import os
+    from annotate.atomic import write_text_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.datasets.exports.common import dataset_splits, staged_folder
+from annotate.atomic import staged_folder
+from annotate.datasets.exports.common import dataset_splits
 from annotate.datasets.readers import read_columns
 from annotate.geometry.rotations import rotvec_from_matrix
 from annotate.names import check_name

@@ -1,32 +1,13 @@
 """Shared by the exports: atomic export folders and the samples of each split."""
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow.parquet as pq
 
-from annotate.atomic import replace_folder
-from annotate.names import check_name
 from annotate.datasets.readers import iter_records, shard_paths
-
-
-@contextlib.contextmanager
-def staged_folder(target: str | Path) -> Iterator[Path]:
-    """Yield an empty staging folder beside ``target``; on success it replaces ``target``."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    try:
-        yield staging
-        replace_folder(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+from annotate.names import check_name
 
 
 def dataset_splits(dataset_dir: str | Path) -> list[str]:

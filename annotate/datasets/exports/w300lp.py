@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, staged_folder, write_bytes
+from annotate.atomic import staged_folder
+from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, write_bytes
 from annotate.geometry.cameras import project_camera_points
 from annotate.media.crops import apply_transform
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, staged_folder, write_bytes
+from annotate.atomic import staged_folder
+from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, write_bytes
 
 COLUMNS = ["sequence", "camera", "frame", "person", "image", "yaw", "pitch", "roll"]
 
