@@ -162,3 +162,20 @@ def test_triangulate_command_writes_the_stage_outputs(triangulated, tmp_path):
     # Every associated view, plus the faces nobody claimed (person -1).
     assert (np.asarray(detections.column("person")) >= 0).sum() > 0
     assert detections.num_rows == summary.detections
+
+
+def test_a_frame_with_no_person_but_an_unclaimed_face_writes_its_detection(tmp_path):
+    """Was a crash ("cannot reshape array of size 0"): no person that frame, yet a face."""
+    from annotate.datasets.tables import StreamingTableWriter, read_table
+    from annotate.geometry.cameras import CameraRig
+    from annotate.labels.triangulate_stage import FrameViews, StageConfig, _Run
+
+    rig = CameraRig(("00_00", "00_01"), np.tile(np.eye(3), (2, 1, 1)), np.zeros((2, 5)),
+                    np.tile(np.eye(3), (2, 1, 1)), np.zeros((2, 3)), np.tile([640, 360], (2, 1)))
+    face = np.full((70, 2), 10.0)
+    views = FrameViews(np.zeros((2, 0, 70, 2)), np.zeros((2, 0, 70)), 1, [(1, 0, 1, face, np.full(70, 0.9))], [])
+    with StreamingTableWriter(tmp_path / "d.parquet", "detections2d") as out:
+        run = _Run(rig, np.arange(2), "s", None, StageConfig(), None, None, None, out)
+        run._write_detections(7, np.zeros(0, np.int64), views)
+    table = read_table(tmp_path / "d.parquet", "detections2d").to_pandas()
+    assert len(table) == 1 and table["person"][0] == -1 and table["camera"][0] == "00_01"

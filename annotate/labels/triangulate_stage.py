@@ -280,8 +280,9 @@ class _Run:
         n = len(cams)
         if not n:
             return
-        points = [views.points_px[cam, p].reshape(len(cam), -1)] + [u[3].reshape(1, -1) for u in views.unassociated]
-        conf = [views.confidence[cam, p]] + [u[4][None] for u in views.unassociated]
+        # Explicit sizes: a frame with no person yet unclaimed faces has zero associated rows.
+        points = [views.points_px[cam, p].reshape(len(cam), 140)] + [u[3].reshape(1, 140) for u in views.unassociated]
+        conf = [views.confidence[cam, p].reshape(len(cam), 70)] + [u[4].reshape(1, 70) for u in views.unassociated]
         self.detections_out.write({
             "sequence": [self.sequence] * n,
             "frame": np.full(n, frame, dtype=np.int32),
