@@ -1,14 +1,19 @@
 """The synthetic capture: a camera dome, people walking and turning their heads, noisy faces.
 
-Frames and units (DESIGN.md): world in cm with the Panoptic axes, whose y points DOWN (floor
+Frames and units (docs/conventions.md): world in cm with the Panoptic axes, whose y points DOWN (floor
 at y = 0, a standing adult's head centre near y = -160); OpenCV cameras; head frame x toward
 the subject's left ear, y up, z out of the face, origin at the head centre. The world is
 itself a valid "level camera" (x right, y down), so a head pose relative to the upright is
 ``matrix_from_euler(yaw, pitch, roll)`` read in world axes, and head "up" maps to world -y.
 
 Everything is deterministic from ``SceneConfig.seed``: each ingredient (cameras, shapes,
-motion, missing faces, landmark noise) draws from its own child of one ``SeedSequence``, so
-changing, say, the noise parameters leaves the cameras and the motion unchanged.
+motion, missing faces, landmark noise, expressions) draws from its own child of one
+``SeedSequence``, so changing, say, the noise parameters leaves the cameras and the motion
+unchanged.
+
+Faces are expressive (``annotate.synth.expressions``: talking, smiles, brow raises, blinks)
+unless ``SceneConfig.expressions`` is off. The ground-truth pose is the skull's: expressions
+move the jaw, lips, brows and lids, never the head frame.
 
 Pure computation: no file I/O (``annotate.synth.generate`` writes the files).
 """
@@ -21,13 +26,15 @@ import numpy as np
 
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import FLIP_YZ, euler_from_matrix, matrix_from_euler, rot_y, rot_z
+from annotate.synth.expressions import NUM_EXPRESSIONS, expression_offsets, simulate_expressions
 from annotate.synth.face_model import (LEFT_PUPIL, RIGHT_PUPIL, base_face_landmarks, person_shape,
                                        shape_scale)
 
-# Independent random streams, children of SeedSequence(seed) (order fixed forever).
+# Independent random streams, children of SeedSequence(seed) (order fixed forever; new
+# streams go at the end, so the earlier ones keep their draws).
 (STREAM_CAMERAS, STREAM_SHAPES, STREAM_MOTION, STREAM_PRESENCE, STREAM_BODY, STREAM_NOISE,
- STREAM_APPEARANCE) = range(7)
-NUM_STREAMS = 7
+ STREAM_APPEARANCE, STREAM_EXPRESSIONS) = range(8)
+NUM_STREAMS = 8
 
 # COCO-19 joint indices of the Panoptic body files (annotate.panoptic.bodies.JOINT_NAMES).
 NECK, NOSE, BODY_CENTRE = 0, 1, 2
@@ -63,6 +70,8 @@ class SceneConfig:
     # people
     shape_scale_range: float = 0.07               # head size 1 +- this
     shape_landmark_sigma_cm: float = 0.15         # per-landmark shape variation
+    face_mouth_forward_cm: float = 0.0            # the mean face's lips and chin moved forward (face variants)
+    face_width_scale: float = 1.0                 # the mean face's width scaled (face variants)
     missing_face_fraction: float = 0.03           # (frame, person) faces not published
     head_height_cm: tuple[float, float] = (150.0, 166.0)   # head centre above the floor
     body_joint_sigma_cm: float = 0.5              # noise of the non-face body joints
@@ -73,6 +82,9 @@ class SceneConfig:
     max_neck_yaw_deg: float = 30.0                # head yaw relative to the body
     max_pitch_deg: float = 55.0                   # relative to the upright, either way
     max_roll_deg: float = 45.0
+    # facial expressions (talking, smiles, brow raises, blinks; annotate.synth.expressions)
+    expressions: bool = True
+    expression_scale: float = 1.0                 # amplitude multiplier (parameters clipped to 1)
     # dome (the real one: radius 215-305 cm around (-4, -222, 7))
     dome_centre_cm: tuple[float, float, float] = (-4.0, -222.0, 7.0)
     dome_radius_cm: tuple[float, float] = (215.0, 305.0)
@@ -244,7 +256,7 @@ def head_rotation(heading: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> n
     """R_world_head (..., 3, 3) from the head's heading, pitch and roll (radians, (...,)).
 
     ``heading`` turns about the vertical (world y); pitch and roll are the head's angles
-    relative to a level camera that faces it (DESIGN.md's Euler convention with zero yaw).
+    relative to a level camera that faces it (docs/conventions.md's Euler convention with zero yaw).
     The inverse is ``level_head_angles``.
     """
     return rot_y(heading) @ matrix_from_euler(np.zeros_like(pitch), pitch, roll)
@@ -371,11 +383,13 @@ class SceneState:
     shapes_head: (P, 70, 3) each person's face in their own head frame, cm, at their size.
     scale: (P,) similarity scale from base_face to shapes_head (the rotation is identity
         and the translation zero by construction: see ``person_shape``).
-    R_world_head: (F, P, 3, 3); t_world_head: (F, P, 3) head centre, world cm; so that
-        clean world landmarks = R_world_head @ shapes_head + t_world_head.
+    R_world_head: (F, P, 3, 3); t_world_head: (F, P, 3) head centre, world cm: the skull's
+        pose, so that clean world landmarks = R_world_head @ (shapes_head + expression
+        offsets) + t_world_head (``landmarks_world``).
     present: (F, P) bool, the face is published that frame.
     joints19: (F, P, 19, 4) body joints (x, y, z world cm, confidence), all people, all frames.
     head_heights_cm: (P,) upright head centre height above the floor.
+    expressions: (F, P, 4) ``[jaw, smile, brow, blink]`` in [0, 1] (zeros when off).
     """
 
     config: SceneConfig
@@ -390,15 +404,25 @@ class SceneState:
     present: np.ndarray
     joints19: np.ndarray
     head_heights_cm: np.ndarray
+    expressions: np.ndarray
 
     def landmarks_world(self) -> np.ndarray:
-        """(F, P, 70, 3) clean (noise-free) face landmarks, world cm."""
-        return pose_landmarks(self.shapes_head, self.R_world_head, self.t_world_head)
+        """(F, P, 70, 3) clean (noise-free) face landmarks with the frame's expression, world cm."""
+        return pose_landmarks(self.shapes_head, self.R_world_head, self.t_world_head, self.expressions)
 
 
-def pose_landmarks(shapes_head: np.ndarray, R_world_head: np.ndarray, t_world_head: np.ndarray) -> np.ndarray:
-    """shapes_head (P, 70, 3), R (F, P, 3, 3), t (F, P, 3) -> (F, P, 70, 3) world cm."""
-    return np.einsum("fpij,pnj->fpni", R_world_head, shapes_head) + t_world_head[:, :, None, :]
+def pose_landmarks(shapes_head: np.ndarray, R_world_head: np.ndarray, t_world_head: np.ndarray,
+                   expressions: np.ndarray | None = None) -> np.ndarray:
+    """shapes_head (P, 70, 3), R (F, P, 3, 3), t (F, P, 3) -> (F, P, 70, 3) world cm.
+
+    expressions: (F, P, 4) parameters whose offsets (``expression_offsets``) move each
+    frame's shapes before posing; None or all zero: the neutral shapes, exactly as posed
+    without expressions.
+    """
+    if expressions is None or not np.any(expressions):
+        return np.einsum("fpij,pnj->fpni", R_world_head, shapes_head) + t_world_head[:, :, None, :]
+    shapes = shapes_head + expression_offsets(shapes_head, expressions)   # (F, P, 70, 3)
+    return np.einsum("fpij,fpnj->fpni", R_world_head, shapes) + t_world_head[:, :, None, :]
 
 
 def _missing_faces(rng: np.random.Generator, num_frames: int, num_people: int, fraction: float) -> np.ndarray:
@@ -416,7 +440,7 @@ def simulate_scene(config: SceneConfig = SceneConfig()) -> SceneState:
     streams = random_streams(config.seed)
     rig = make_dome_rig(config.num_cameras, config.image_size, streams[STREAM_CAMERAS],
                         config.dome_centre_cm, config.dome_radius_cm, config.camera_aim_cm)
-    base = base_face_landmarks()
+    base = base_face_landmarks(mouth_forward_cm=config.face_mouth_forward_cm, width_scale=config.face_width_scale)
     shape_rng = streams[STREAM_SHAPES]
     shapes_head = np.stack([person_shape(shape_rng, base, config.shape_scale_range,
                                          config.shape_landmark_sigma_cm)
@@ -427,12 +451,18 @@ def simulate_scene(config: SceneConfig = SceneConfig()) -> SceneState:
     motion = simulate_motion(motion_rng, config, heights)
     R = head_rotation(motion.heading, motion.pitch, motion.roll)           # (F, P, 3, 3)
     t = motion.pivot + np.einsum("fpij,j->fpi", R, PIVOT_TO_HEAD_CM)
-    landmarks = pose_landmarks(shapes_head, R, t)
+    expressions = np.zeros((config.num_frames, config.num_people, NUM_EXPRESSIONS))
+    if config.expressions:
+        expressions = simulate_expressions(streams[STREAM_EXPRESSIONS], config.num_frames, config.num_people,
+                                           config.fps, config.expression_scale)
+    # The face joints sit on rigid landmarks (nose tip, pupils, contour ends): expressions
+    # do not move them.
+    landmarks = pose_landmarks(shapes_head, R, t, expressions)
     joints = body_joints(streams[STREAM_BODY], config, motion, heights, landmarks)
     present = _missing_faces(streams[STREAM_PRESENCE], config.num_frames, config.num_people,
                              config.missing_face_fraction)
     return SceneState(config, rig, config.frames, np.arange(config.num_people, dtype=np.int64),
-                      base, shapes_head, scale, R, t, present, joints, heights)
+                      base, shapes_head, scale, R, t, present, joints, heights, expressions)
 
 
 # ------------------------------------------------------------------------ published faces
