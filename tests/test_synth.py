@@ -123,11 +123,15 @@ def test_scene_is_deterministic_from_the_seed(tiny_scene):
 
 def test_ground_truth_poses_reproduce_the_clean_landmarks(default_scene):
     s = default_scene
-    clean = s.landmarks_world()
-    posed = np.einsum("fpij,pnj->fpni", s.R_world_head, s.shapes_head) + s.t_world_head[:, :, None]
-    np.testing.assert_array_equal(posed, clean)
+    from annotate.synth.expressions import expression_offsets
+
+    expressive = s.shapes_head + expression_offsets(s.shapes_head, s.expressions)
+    posed = np.einsum("fpij,fpnj->fpni", s.R_world_head, expressive) + s.t_world_head[:, :, None]
+    np.testing.assert_allclose(posed, s.landmarks_world(), atol=1e-9)
     assert is_rotation(s.R_world_head).all()
-    # The canonical frame of each posed face is the ground-truth head frame.
+    # The ground truth is the skull: the canonical frame of each posed rest face (no
+    # expression) is the ground-truth head frame.
+    clean = np.einsum("fpij,pnj->fpni", s.R_world_head, s.shapes_head) + s.t_world_head[:, :, None]
     R_canonical, origin = head_frame_from_landmarks(clean)
     angle = np.degrees(geodesic_distance(R_canonical, s.R_world_head))
     assert angle.max() < 0.5

@@ -148,11 +148,12 @@ def test_visibility_agrees_with_the_renderers_pixel_ids():
     source = scene_frames(state)
     clean = state.landmarks_world()
     P, C = clean.shape[1], len(state.rig)
-    caster = HeadFrameCaster(source.meshes, nthreads=1)
     frames = [10, 20, 22]                                    # 20 and 22 hold occlusions
     n = len(frames)
+    # Each head's own rendered mesh, with that frame's expression.
+    caster = HeadFrameCaster([source.mesh(k, p) for k in frames for p in range(P)], nthreads=1)
     heads = vis.HeadPoses(state.R_world_head[frames].reshape(-1, 3, 3), state.t_world_head[frames].reshape(-1, 3),
-                          np.tile(state.scale, n), np.ones(n * P, bool), np.repeat(frames, P), np.tile(np.arange(P), n))
+                          np.tile(state.scale, n), np.ones(n * P, bool), np.repeat(frames, P), np.arange(n * P))
     result = vis.landmark_visibility(state.rig, caster, heads, clean[frames].reshape(-1, 70, 3))
     code = result.code.reshape(C, n, P, 70)
     occluder = result.occluder.reshape(C, n, P, 70) % P                       # person within the frame

@@ -95,20 +95,26 @@ class SyntheticDetector:
         """
         block = k // FRAMES_PER_CAST
         if block not in self._visible:
-            from annotate.labels.head_mesh import build_head_mesh
             from annotate.labels.raycast import HeadFrameCaster
             from annotate.labels.visibility import VISIBLE, HeadPoses, landmark_visibility
+            from annotate.synth.generate import truth_frames
 
             truth = self.truth
             if self._caster is None:
-                self._caster = HeadFrameCaster([build_head_mesh(truth.shapes_head[p] / truth.scale[p])
-                                                for p in range(len(truth.scale))])
+                # The generator's own meshes: the rendered faces, with each frame's expression.
+                self._caster = truth_frames(truth)
+            source = self._caster
             frames = slice(block * FRAMES_PER_CAST, min(len(truth.frames), (block + 1) * FRAMES_PER_CAST))
             n, P = frames.stop - frames.start, len(truth.scale)
+            if source.deformers is None:
+                caster, mesh_index = HeadFrameCaster(source.meshes), np.tile(np.arange(P), n)
+            else:
+                caster = HeadFrameCaster([source.mesh(k0, p) for k0 in range(frames.start, frames.stop)
+                                          for p in range(P)])
+                mesh_index = np.arange(n * P)
             heads = HeadPoses(truth.R_world_head[frames].reshape(-1, 3, 3), truth.t_world_head[frames].reshape(-1, 3),
-                              np.tile(truth.scale, n), np.ones(n * P, bool), np.repeat(np.arange(n), P),
-                              np.tile(np.arange(P), n))
-            code = landmark_visibility(self.rig, self._caster, heads, self._landmarks[frames].reshape(n * P, -1, 3)).code
+                              np.tile(truth.scale, n), np.ones(n * P, bool), np.repeat(np.arange(n), P), mesh_index)
+            code = landmark_visibility(self.rig, caster, heads, self._landmarks[frames].reshape(n * P, -1, 3)).code
             self._visible = {block: (code == VISIBLE).reshape(len(self.rig), n, P, -1)}
         return self._visible[block][:, k - block * FRAMES_PER_CAST]
 
