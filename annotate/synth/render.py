@@ -15,7 +15,7 @@ the vertices (Gouraud), which costs a few gathers per pixel. Videos are encoded 
 ``annotate.labels.visibility`` (``landmark_visibility`` here adapts it to ``RenderPerson``).
 
 Pixel convention: OpenCV's, pixel (col, row) has its centre at (u, v) = (col, row).
-Units: world in cm; the head frame as in DESIGN.md.
+Units: world in cm; the head frame as in docs/conventions.md.
 """
 from __future__ import annotations
 
