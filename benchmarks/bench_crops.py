@@ -28,7 +28,7 @@ kept frames, the ones a run hands over.
 the same pictures plus sensor noise, encoded with FFmpeg's default libx264 settings:
 High profile, CABAC, deblocking, B-frames), made once under
 ``<results>/bench_footage/camera/`` and reused. The synthetic renderer's 'ultrafast' videos
-decode 2-3x faster than docs/conventions.md's figure for simple synthetic 1080p footage, so ratios to
+decode 2-3x faster than simple synthetic 1080p footage (240-340 frames/s per core), so ratios to
 decoding measured on them understate what real recordings give.
 
 Runs alternate (decode, crop, RGB, decode, ...) and the best wall time of each is reported,

@@ -1,5 +1,5 @@
 # Training dataset: plan (which views), per-sequence crops into shards, card, exports.
-# Layout of results/dataset/: annotate/datasets/stage.py (and README, "Dataset").
+# Layout of results/dataset/: annotate/datasets/stage.py (and docs/dataset.md).
 # DATASET and dataset_outputs() are in common.smk. The dataset config is a param of every
 # rule (stage_config), so changing it reruns them (the per-camera fingerprints then decide
 # what to redo).

@@ -2,7 +2,7 @@
 
 On the CPU (annotate.media.crops + annotate.media.jpeg) every 256 px head costs about
 0.2 ms of cutting and 0.15 ms of JPEG encoding, which is as much as decoding a cheap
-1080p frame (README, "Measured figures"). With ``dataset.crop_device: cuda`` the crop
+1080p frame (docs/benchmarks.md). With ``dataset.crop_device: cuda`` the crop
 stage hands each decoded frame to ``TorchCropEncoder`` instead: the three planes go to the
 device once, every head of the frame is cut by one ``torchvision.ops.roi_align`` call for
 luma and one for both chroma planes, converted to RGB there, and the frame's crops are

@@ -1,4 +1,4 @@
-"""The bundled trainer and evaluator (README, "Training and evaluation").
+"""The bundled trainer and evaluator (docs/training.md).
 
 - ``config``: the train config (schemas/train_config.schema.yaml) and the arch presets;
 - ``bins``, ``models``, ``losses``, ``rotations_torch``: the WHENet, HopeNet, coarse-fine,
