@@ -124,11 +124,16 @@ def stats(e: np.ndarray) -> str:
             f"{e.max():7.3f} {len(e):8d}")
 
 
+NO_SMOOTHING = {"enabled": False}
 RECIPES = {
-    "annotate (subjects + rigidity, 70 lm)": {},
-    "annotate, mean head only (no subjects)": {"subjects": {"enabled": False}},
-    "annotate, inner 53 lm, no subjects": {"fit": {"landmarks": "inner"}, "subjects": {"enabled": False}},
-    "plain Umeyama, 70 lm": {"fit": {"robust": False, "use_scores": False}, "subjects": {"enabled": False}},
+    "annotate (subjects, modes, smoothing)": {},
+    "annotate, per-frame (no smoothing)": {"smoothing": NO_SMOOTHING},
+    "mean head, no subjects, smoothing": {"subjects": {"enabled": False}},
+    "mean head, no subjects, per-frame": {"subjects": {"enabled": False}, "smoothing": NO_SMOOTHING},
+    "inner 53 lm, no subjects, per-frame": {"fit": {"landmarks": "inner"}, "subjects": {"enabled": False},
+                                            "smoothing": NO_SMOOTHING},
+    "plain Umeyama, 70 lm, per-frame": {"fit": {"robust": False, "use_scores": False},
+                                        "subjects": {"enabled": False}, "smoothing": NO_SMOOTHING},
 }
 
 
@@ -147,7 +152,7 @@ def accuracy(frames: int) -> None:
                 print(f"{label:44s} {stats(results[label])}")
             whenet = oracle_errors(root, name, work / name / "recipe0")
             print(f"{'WHENet recipe (oracle: 14 lm, Horn, gate)':44s} {stats(whenet)}")
-            ours = results["annotate (subjects + rigidity, 70 lm)"]
+            ours = results["annotate (subjects, modes, smoothing)"]
             print(f"ratio WHENet/annotate: median {np.median(whenet) / np.median(ours):.1f}x, "
                   f"p99 {np.percentile(whenet, 99) / np.percentile(ours, 99):.1f}x")
             if expressions:
