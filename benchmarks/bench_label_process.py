@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -138,25 +139,28 @@ def _env() -> dict:
     return env
 
 
-def _timed(cmd: list[str]) -> tuple[float, str]:
-    """Wall seconds of one process (started and ended inside the timing), and its stdout."""
+def _cpu_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds of one process (started and ended inside the timing), its CPU seconds
+    (user + system: what it cost its core, whatever else the machine runs), and its stdout."""
+    cpu = _cpu_children()
     start = time.perf_counter()
     done = subprocess.run(_pinned() + cmd, env=_env(), capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit(f"{' '.join(cmd)} failed with exit status {done.returncode}")
-    return seconds, done.stdout
+    return seconds, _cpu_children() - cpu, done.stdout
 
 
-def _best(cmd: list[str], repeats: int, before=None) -> tuple[float, str]:
-    """The fastest of ``repeats`` runs (``before()`` is called ahead of each, untimed)."""
-    runs = []
-    for _ in range(repeats):
-        if before is not None:
-            before()
-        runs.append(_timed(cmd))
-    return min(runs, key=lambda r: r[0])
+def _best(cmd: list[str], repeats: int) -> tuple[float, float, str]:
+    """The fastest of ``repeats`` runs: least wall and least CPU seconds, last stdout."""
+    runs = [_timed(cmd) for _ in range(repeats)]
+    return min(r[0] for r in runs), min(r[1] for r in runs), runs[-1][2]
 
 
 def make_sequence(root: Path, name: str, frames: int) -> Path:
@@ -255,37 +259,44 @@ def main(argv: list[str] | None = None) -> int:
         out = work / "out"
         label_args = ["label", "--root", str(root), "--sequence", name, "--out", str(out)]
 
-        def clear():
-            shutil.rmtree(out, ignore_errors=True)
-
-        ours, _ = _best([sys.executable, "-m", "annotate.cli", *label_args], args.repeats, clear)
+        runs = {"ours": [sys.executable, "-m", "annotate.cli", *label_args],
+                "before": [sys.executable, "-c", _LABEL_BEFORE, *label_args],
+                "loop": [sys.executable, str(Path(__file__).resolve()), "--whenet-loop", str(root), name]}
+        if args.no_before:
+            del runs["before"]
+        timings: dict[str, list] = {k: [] for k in runs}
+        for _ in range(args.repeats):          # interleaved, so a busy spell hits every side
+            for key, cmd in runs.items():
+                if key != "loop":
+                    shutil.rmtree(out, ignore_errors=True)
+                timings[key].append(_timed(cmd))
+        best = {k: (min(r[0] for r in v), min(r[1] for r in v), v[-1][2]) for k, v in timings.items()}
         import pyarrow.parquet as pq
 
-        labels = pq.ParquetFile(out / "labels" / "labels.parquet").metadata.num_rows
-        before = None if args.no_before else _best([sys.executable, "-c", _LABEL_BEFORE, *label_args],
-                                                    args.repeats, clear)[0]
-        loop, loop_out = _best([sys.executable, str(Path(__file__).resolve()), "--whenet-loop", str(root), name],
-                               args.repeats)
-        loop_rows = int(loop_out.split()[-1])
-        _, phases = _best([sys.executable, "-c", _PHASES, str(root), name, str(work / "phases")], 1)
+        labels = pq.ParquetFile(out / "labels" / "labels.parquet").metadata.num_rows   # same either way
+        loop_rows = int(best["loop"][2].split()[-1])
+        _, _, phases = _timed([sys.executable, "-c", _PHASES, str(root), name, str(work / "phases")])
         imports, ingest, head, label = (float(v) for v in phases.split())
         reps = max(3, args.repeats)
         bare = _best([sys.executable, "-c", "pass"], reps)[0]
         imp = _best([sys.executable, "-c", "import annotate.cli"], reps)[0] - bare
         imp_before = _best([sys.executable, "-c", "import annotate.cli, annotate.audit.checks"], reps)[0] - bare
-        _, parsed = _timed([sys.executable, "-c", _JSON, str(root), name, str(max(1, args.repeats))])
+        _, _, parsed = _timed([sys.executable, "-c", _JSON, str(root), name, str(max(1, args.repeats))])
         std_json, fast_json, readers_json, readers_fast = (float(v) for v in parsed.split())
 
         pinned = "taskset -c 0, " if _pinned() else ""
         print(f"sequence {name}: {args.frames} frames, {labels} camera labels; one core ({pinned}BLAS threads 1); "
-              f"best of {args.repeats}")
-        print(f"{'whole process':47s}{'seconds':>9s}{'labels/s':>10s}")
-        print(f"{'annotate label':47s}{ours:9.2f}{labels / ours:10.0f}")
-        if before is not None:
-            print(f"{'annotate label, standard-json readers (before)':47s}{before:9.2f}{labels / before:10.0f}")
-        print(f"{'WHENet per-sample loop':47s}{loop:9.2f}{loop_rows / loop:10.0f}   ({loop_rows} rows)")
-        print(f"speed-up over the WHENet loop: {loop / ours:.1f}x"
-              + (f" (before: {loop / before:.1f}x)" if before is not None else ""))
+              f"best of {args.repeats}, interleaved")
+        print(f"{'whole process':47s}{'wall s':>8s}{'labels/s':>10s}{'CPU s':>8s}")
+        names = {"ours": "annotate label", "before": "annotate label, standard-json readers (before)",
+                 "loop": "WHENet per-sample loop"}
+        for key, (wall, cpu, _) in best.items():
+            count = loop_rows if key == "loop" else labels
+            print(f"{names[key]:47s}{wall:8.2f}{count / wall:10.0f}{cpu:8.2f}"
+                  + (f"   ({loop_rows} rows)" if key == "loop" else ""))
+        ratio = {k: (best["loop"][0] / v[0], best["loop"][1] / v[1]) for k, v in best.items() if k != "loop"}
+        print("speed-up over the WHENet loop: " + "; ".join(
+            f"{dict(ours='annotate label', before='before')[k]} {w:.1f}x wall, {c:.1f}x CPU" for k, (w, c) in ratio.items()))
         print(f"inside annotate label: imports {imports:.2f} s, ingest {ingest:.2f} s, head model {head:.2f} s, "
               f"labels {label:.2f} s (fits, per-camera labels, visibility, tables)")
         print(f"start-up, import annotate.cli beyond a bare interpreter ({bare:.2f} s): {imp:.2f} s "
