@@ -4,7 +4,9 @@
 
 Both sides run as separate processes on one core (``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS``
 / ``MKL_NUM_THREADS`` = 1, and ``taskset -c 0`` where it exists), and each is timed from the
-outside, interpreter start-up and imports included:
+outside, interpreter start-up and imports included: wall seconds, and CPU seconds (user +
+system of the child) which a shared, busy machine disturbs less. With ``--repeats N`` the
+runs are interleaved and the least of each is kept.
 
 (a) ``python -m annotate.cli label --root ROOT --sequence NAME --out OUT``: ingest (calibration,
     every face and body file), the head model, fits, per-camera labels, landmark visibility
