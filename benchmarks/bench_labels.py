@@ -350,7 +350,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=600, help="frames of the accuracy sequence")
     ap.add_argument("--faces", type=int, default=20000, help="faces for the speed test")
-    ap.add_argument("--only", choices=["accuracy", "zero", "speed", "memory", "audit"])
+    ap.add_argument("--only", choices=["accuracy", "zero", "speed", "memory", "audit", "process"])
+    ap.add_argument("--process-frames", type=int, default=3000, help="frames of the whole-process comparison")
     args = ap.parse_args()
     if args.only in (None, "accuracy"):
         accuracy(args.frames)
@@ -362,6 +363,12 @@ def main() -> None:
         memory(120)
     if args.only in (None, "audit"):
         audit_talking(90)
+    if args.only in (None, "process"):
+        print(f"\n== 6. The whole `annotate label` process against the whole per-sample WHENet loop process "
+              f"({args.process_frames} frames, 3 people, 31 cameras; benchmarks/bench_label_process.py)", flush=True)
+        import bench_label_process
+
+        bench_label_process.main(["--frames", str(args.process_frames), "--no-before"])
 
 
 if __name__ == "__main__":

@@ -62,8 +62,8 @@ class SubjectConfig:
     min_faces: int = 30
     rigid_quantile: float = 0.2
     min_weight: float = 0.02
-    max_faces: int = 2000
-    rounds: int = 4
+    max_faces: int = 600
+    rounds: int = 3
     max_modes: int = 6
     mode_snr: float = 4.0
     anchor_power: float = 3.0

@@ -53,15 +53,18 @@ def rotation_sigma_deg(shapes_head: np.ndarray, R_world_head: np.ndarray, scale:
         J = np.concatenate([J_theta, J_c], axis=-1)
     else:
         J = J_theta
-    JtJ = np.einsum("mlip,mliq->mlpq", J, J)                                         # (M, 70, P, P)
-    H = np.einsum("ml,mlpq->mpq", w, JtJ)
+    # Per-face normal matrices as batched products over the 210 coordinates (fast):
+    # H = J^T diag(w) J (plus the prior), meat = J^T diag(w^2 / r) J.
+    Jf = J.reshape(M, 70 * 3, -1)                                                    # (M, 210, P)
+    w3 = np.repeat(w, 3, axis=1)[:, :, None]
+    H = np.swapaxes(Jf * w3, 1, 2) @ Jf
     if K and mode_prior is not None:
         mean_w = w.sum(1) / np.maximum(used, 1)
         H[:, 3:, 3:] += (np.asarray(mode_prior, np.float64) * mean_w[:, None])[:, :, None] * np.eye(K)
     r = np.ones(w.shape) if rigidity is None else np.asarray(rigidity, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = np.where(w > 0, w ** 2 / r, 0.0)
-    meat = np.einsum("ml,mlpq->mpq", noise, JtJ)
+    meat = np.swapaxes(Jf * np.repeat(noise, 3, axis=1)[:, :, None], 1, 2) @ Jf
     n_obs = 3 * used
     dof = SIMILARITY_PARAMETERS + K
     sigma2 = np.asarray(rms_cm, np.float64) ** 2 / 3.0 * n_obs / np.maximum(n_obs - dof, 1)
