@@ -35,6 +35,8 @@ from annotate.panoptic.layout import SequenceLayout, read_json
 from annotate.synth.generate import generate_sequence, load_ground_truth
 from annotate.synth.scene import SceneConfig
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 SEQ = "tiny"
 TINY = SceneConfig(seed=3, num_frames=8, num_cameras=4, image_size=(320, 180))
 

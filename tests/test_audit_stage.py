@@ -10,6 +10,8 @@ from annotate.cli import main as cli_main
 from annotate.config import resolve_config
 from annotate.pipeline import run_label_and_audit, run_synth
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 SEQ = "synth_000"
 SMALL = {"synthetic": {"num_frames": 36, "num_cameras": 8, "num_people": 3, "image_size": [960, 540]},
          "audit": {"contact_sheet_size": 4}}

@@ -18,6 +18,8 @@ from annotate.pipeline import run_ingest
 from annotate.synth.generate import generate_sequence
 from annotate.synth.scene import SceneConfig
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 SEQ = "synth_conv"
 
 

@@ -27,6 +27,8 @@ from annotate.synth.generate import generate_sequence, load_ground_truth, scene_
 from annotate.synth.render import make_palette, render_frame, render_videos
 from annotate.synth.scene import SceneConfig, simulate_scene
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 SEQ = "synth_000"
 SCENE = SceneConfig(seed=1, num_frames=6, num_people=2, num_cameras=4, image_size=(1280, 720))
 # Saturated nose and iris colours so that a crop pixel tells which region it shows: Lambert

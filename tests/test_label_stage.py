@@ -13,6 +13,8 @@ from annotate.pipeline import run_label, run_label_sequence
 from annotate.synth.generate import generate_sequence, load_ground_truth
 from annotate.synth.scene import SceneConfig
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 SEQ = "synth_t"
 
 

@@ -10,6 +10,8 @@ from annotate.labels.head_model import build_head_model
 from annotate.labels.subjects import SubjectConfig, learn_subjects
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 RIGID = [0, 1, 2, 14, 15, 16] + list(range(27, 36)) + [36, 39, 42, 45]
 FRAMES = 240
 

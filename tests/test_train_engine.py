@@ -20,6 +20,8 @@ from annotate.train.data import EpochSampler
 from annotate.train.engine import KILL_ENV, NonFiniteLossError, train
 from train_synthetic import make_records, write_shards
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

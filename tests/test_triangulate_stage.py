@@ -15,6 +15,8 @@ from annotate.panoptic.ingest import load_faces3d
 from annotate.pipeline import run_crosscheck, run_ingest, run_synth, run_triangulate
 from annotate.synth.generate import load_ground_truth
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 REPO = Path(__file__).resolve().parents[1]
 # 120 frames (4 s) of which 8 are used: motion between frames as in 30 fps footage
 # (a shorter scene packs its head turns into fewer frames).

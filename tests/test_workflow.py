@@ -7,6 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "results": "results",

@@ -11,6 +11,8 @@ from annotate.pipeline import run_head_model, run_ingest, run_label
 from annotate.synth.generate import generate_sequence
 from annotate.synth.scene import SceneConfig
 
+pytestmark = pytest.mark.slow            # end to end: tens of seconds
+
 
 def signed_median_differences(root, name, out, orientation):
     cfg = resolve_config({"head_model": {"orientation": orientation}})
