@@ -79,13 +79,13 @@ def umeyama(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None =
     d = np.where(d == 0, 1.0, d)
     D = np.ones(S.shape)
     D[..., 2] = d
-    R = np.einsum("...ij,...j,...jk->...ik", U, D, Vt)
+    R = (U * D[..., None, :]) @ Vt                                          # U diag(D) Vt
     if with_scale:
         with np.errstate(invalid="ignore", divide="ignore"):
             scale = (S * D).sum(axis=-1) / var_src
     else:
         scale = np.ones(S.shape[:-1])
-    t = mu_dst - scale[..., None] * np.einsum("...ij,...j->...i", R, mu_src)
+    t = mu_dst - scale[..., None] * (R @ mu_src[..., None])[..., 0]
     nan = np.where(bad, np.nan, 1.0)
     return Similarity(R * nan[..., None, None], t * nan[..., None], scale * nan)
 
