@@ -134,26 +134,30 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
     prior = np.where(usable, prior, 0.0)
     src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
-    T, weight, residual, counted = _similarity(src, X, prior, usable, config)
     deform = np.zeros((M, 0 if modes is None else modes.shape[1]))
     # Only faces whose subject has modes are refitted; the others keep the rigid fit.
     deforming = np.zeros(M, bool) if modes is None or not config.deformation_rounds else \
         (np.asarray(mode_variance) > 0).any(axis=1)
-    if deforming.any():
-        d = deforming
-        Td, wd, rd, cd = Similarity(T.R[d], T.t[d], T.scale[d]), weight[d], residual[d], counted[d]
-        for _ in range(config.deformation_rounds):
-            deform[d] = _mode_coefficients(Td, X[d], src[d], wd, modes[d], mode_variance[d], noise_variance[d])
-            shaped = src[d] + np.einsum("mk,mkli->mli", deform[d], modes[d])
-            # Warm start: the landmarks the last fit rejected start rejected, so two
-            # reweighting iterations suffice.
-            Td, wd, rd, cd = _similarity(shaped, X[d], np.where(wd > 0, prior[d], 0.0), usable[d], config,
-                                         iterations=WARM_ITERATIONS)
-        R, t, scale = T.R.copy(), T.t.copy(), T.scale.copy()
-        R[d], t[d], scale[d] = Td.R, Td.t, Td.scale
-        T = Similarity(R, t, scale)
-        weight, residual, counted = weight.copy(), residual.copy(), counted.copy()
-        weight[d], residual[d], counted[d] = wd, rd, cd
+    # Faces without modes: a rigid robust fit. Faces with modes: a shorter one (the
+    # deformation rounds go on reweighting), then the rounds.
+    T = Similarity(np.full((M, 3, 3), np.nan), np.full((M, 3), np.nan), np.full(M, np.nan))
+    weight, residual, counted = np.zeros((M, 70)), np.full((M, 70), np.nan), np.zeros((M, 70), bool)
+    for rows, iterations in ((~deforming, config.iterations),
+                             (deforming, max(WARM_ITERATIONS, config.iterations - WARM_ITERATIONS))):
+        if not rows.any():
+            continue
+        Tr, wr, rr, cr = _similarity(src[rows], X[rows], prior[rows], usable[rows], config, iterations=iterations)
+        if rows is deforming:
+            for _ in range(config.deformation_rounds):
+                deform[rows] = _mode_coefficients(Tr, X[rows], src[rows], wr, modes[rows], mode_variance[rows],
+                                                  noise_variance[rows])
+                shaped = src[rows] + np.einsum("mk,mkli->mli", deform[rows], modes[rows])
+                # Warm start: the landmarks the last fit rejected start rejected, so two
+                # reweighting iterations a round suffice.
+                Tr, wr, rr, cr = _similarity(shaped, X[rows], np.where(wr > 0, prior[rows], 0.0), usable[rows],
+                                             config, iterations=WARM_ITERATIONS)
+        T.R[rows], T.t[rows], T.scale[rows] = Tr.R, Tr.t, Tr.scale
+        weight[rows], residual[rows], counted[rows] = wr, rr, cr
     used = counted.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rms = np.sqrt(np.where(counted, rigidity * residual ** 2, 0.0).sum(-1) / used)

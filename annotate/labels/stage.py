@@ -111,7 +111,7 @@ def sample_faces(faces3d_paths: Iterable[str | Path], max_faces: int) -> tuple[n
     return np.concatenate(marks).astype(np.float64), np.concatenate(scores).astype(np.float64)
 
 
-def build_model_from_tables(faces3d_paths: Iterable[str | Path], max_faces: int = 3000,
+def build_model_from_tables(faces3d_paths: Iterable[str | Path], max_faces: int = 1000,
                             spec: HeadFrameSpec = HeadFrameSpec()) -> HeadModel:
     """Mean head model (GPA) from up to ``max_faces`` faces sampled across sequences."""
     paths = [str(p) for p in faces3d_paths]
