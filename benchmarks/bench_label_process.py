@@ -184,8 +184,8 @@ def make_sequence(root: Path, name: str, frames: int) -> Path:
 _LABEL_BEFORE = r"""
 import sys
 import annotate.audit.checks
-import annotate.panoptic.bodies as B, annotate.panoptic.faces as F
-F.read_json_fast = B.read_json_fast = lambda path: None
+import annotate.panoptic.layout as L
+L.read_json_fast = lambda path: None
 from annotate.cli import main
 sys.exit(main(sys.argv[1:]))
 """

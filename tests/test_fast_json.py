@@ -266,8 +266,9 @@ def _broken_sequence(root: Path) -> None:
 def test_ingest_tables_match_the_exact_readers(tmp_path, monkeypatch):
     _broken_sequence(tmp_path / "root")
     fast = ingest_sequence(tmp_path / "root", SEQ, tmp_path / "fast")
-    monkeypatch.setattr(F, "read_json_fast", lambda path: None)   # every file through json
-    monkeypatch.setattr(B, "read_json_fast", lambda path: None)
+    import annotate.panoptic.layout as L
+
+    monkeypatch.setattr(L, "read_json_fast", lambda path: None)   # every file through json
     exact = ingest_sequence(tmp_path / "root", SEQ, tmp_path / "exact")
     assert fast.rejections_by_reason == exact.rejections_by_reason and fast.rows == exact.rows
     assert fast.negative_scores == exact.negative_scores

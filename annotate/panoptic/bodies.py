@@ -34,7 +34,7 @@ from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SC
                                       UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT, WRONG_TYPE,
                                       PanopticFormatError, RecordProblem, Rejection,
                                       numeric_vector)
-from annotate.panoptic.layout import BODY_FILE, read_json, read_json_fast, write_json_atomic
+from annotate.panoptic.layout import BODY_FILE, read_json, read_frame_file, write_json_atomic
 
 N_JOINTS = 19
 ABSURD_CM = 1e4
@@ -144,12 +144,8 @@ def read_body_frame(path: str | Path, sequence: str = "", stage: str = STAGE) ->
 def read_body_file(file: str, frame: int | None, sequence: str = "", stage: str = STAGE) -> BodyFrame:
     """``read_body_frame`` of a path given as its normal string (``str(Path(file)) == file``)
     and frame number: no path objects, no name parsing (the ingest loop calls this)."""
-    fast = read_json_fast(file)
-    if fast is not None:
-        out = _fast_body_frame(*fast, file, frame, sequence, stage)
-        if out is not None:
-            return out
-    return _read_body_frame_exact(Path(file), frame, sequence, stage)
+    return read_frame_file(file, lambda doc, raw: _fast_body_frame(doc, raw, file, frame, sequence, stage),
+                           lambda: _read_body_frame_exact(Path(file), frame, sequence, stage))
 
 
 def _read_body_frame_exact(path: Path, frame: int | None, sequence: str, stage: str) -> BodyFrame:

@@ -35,7 +35,7 @@ import numpy as np
 from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
                                       UNIDENTIFIED_PERSON, WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
                                       RecordProblem, Rejection, numeric_vector, require_key)
-from annotate.panoptic.layout import FACE_FILE, read_json, read_json_fast, write_json_atomic
+from annotate.panoptic.layout import FACE_FILE, read_json, read_frame_file, write_json_atomic
 
 N_LANDMARKS = 70
 ABSURD_CM = 1e4          # |coordinate| beyond 100 m is not a person in a 5.5 m dome
@@ -177,12 +177,8 @@ def read_face_frame(path: str | Path, sequence: str = "", stage: str = STAGE) ->
 def read_face_file(file: str, frame: int | None, sequence: str = "", stage: str = STAGE) -> FaceFrame:
     """``read_face_frame`` of a path given as its normal string (``str(Path(file)) == file``)
     and frame number: no path objects, no name parsing (the ingest loop calls this)."""
-    fast = read_json_fast(file)
-    if fast is not None:
-        out = _fast_face_frame(*fast, file, frame, sequence, stage)
-        if out is not None:
-            return out
-    return _read_face_frame_exact(Path(file), frame, sequence, stage)
+    return read_frame_file(file, lambda doc, raw: _fast_face_frame(doc, raw, file, frame, sequence, stage),
+                           lambda: _read_face_frame_exact(Path(file), frame, sequence, stage))
 
 
 def _read_face_frame_exact(path: Path, frame: int | None, sequence: str, stage: str) -> FaceFrame:

@@ -242,6 +242,20 @@ def read_json_fast(path: str | os.PathLike) -> tuple[object, bytes] | None:
         return None
 
 
+def read_frame_file(file: str, fast_reader, exact_reader):
+    """One frame file through the fast path when it takes it, else the exact reader.
+
+    fast_reader(document, raw) returns the frame or None (not plainly valid: let the exact
+    reader word the problem); exact_reader() reads the file with the standard parser.
+    """
+    fast = read_json_fast(file)
+    if fast is not None:
+        out = fast_reader(*fast)
+        if out is not None:
+            return out
+    return exact_reader()
+
+
 def write_json_atomic(path: str | Path, document, allow_nan: bool = False) -> Path:
     """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``.
 
