@@ -249,3 +249,19 @@ def test_invalid_arguments(sequence, tmp_path):
         ingest_sequence(sequence.root, SEQ, tmp_path / "o", cameras="vga")
     with pytest.raises(FileNotFoundError, match="nope"):
         ingest_sequence(sequence.root, "nope", tmp_path / "o")
+
+
+def test_a_calibration_missing_a_camera_is_named_in_the_rejection(sequence, tmp_path):
+    """4 cameras 00_00..00_03 in the calibration; a face seen by camera index 5 names the
+    cameras the calibration lacks (00_04, 00_05) instead of leaving the cause to guess."""
+    from annotate.panoptic.ingest import missing_hd_cameras
+
+    names = tuple(f"00_{i:02d}" for i in range(31) if i != 12)
+    assert missing_hd_cameras(names, 30) == ["00_12"] and missing_hd_cameras(names, 11) == []
+    face = make_face(3, 11)
+    seen_by_5 = FacePerson(4, face.landmarks, face.score, face.repro_error, [[0, 5]] * 70)
+    write_face_frame(sequence.face_file(11), [make_face(0, 11), seen_by_5])
+    ingest_sequence(sequence.root, SEQ, tmp_path / "out")
+    detail = [r["detail"] for r in read_table(tmp_path / "out" / "rejections.parquet", "rejections").to_pylist()
+              if r["reason"] == E.BAD_VISIBILITY]
+    assert len(detail) == 1 and "lacks HD cameras 00_04, 00_05" in detail[0]

@@ -138,7 +138,8 @@ def build_head_model(landmarks: np.ndarray, scores: np.ndarray | None = None,
     if landmarks.ndim != 3 or landmarks.shape[1:] != (NUM_LANDMARKS, 3):
         raise ValueError(f"build_head_model: landmarks must be (M, 70, 3), got {landmarks.shape}")
     if len(landmarks) < 3:
-        raise ValueError(f"build_head_model: need at least 3 faces to build a mean head, got {len(landmarks)}")
+        raise ValueError(f"build_head_model: need at least 3 faces to build a mean head, got {len(landmarks)} "
+                         f"(when the ingest rejected the others, its rejections.parquet names the reason and the file)")
     mean, _ = generalized_procrustes(landmarks, scores, robust=True)
     missing = ~np.isfinite(mean).all(axis=-1)
     if missing.any():

@@ -107,7 +107,8 @@ def sample_faces(faces3d_paths: Iterable[str | Path], max_faces: int) -> tuple[n
             start += batch.num_rows
         offset += n
     if not marks:
-        raise ValueError(f"no faces to build a head model from in {[str(p) for p in paths]}")
+        raise ValueError(f"no faces to build a head model from in {[str(p) for p in paths]} (when the ingest "
+                         f"rejected them, the rejections.parquet beside each table names the reason and the file)")
     return np.concatenate(marks).astype(np.float64), np.concatenate(scores).astype(np.float64)
 
 

@@ -48,6 +48,7 @@ class Calibration:
         cameras are read.
     source: the file's ``calibDataSource``.
     type_count: how many cameras of ``camera_type`` the file holds (read or not).
+    type_names: the names of those cameras, sorted.
     """
 
     rig: CameraRig
@@ -57,6 +58,7 @@ class Calibration:
     camera_index: np.ndarray
     source: str
     type_count: int
+    type_names: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -192,6 +194,7 @@ def read_calibration_info(path: str | Path, camera_type: str = "hd",
         camera_index=np.array([available.index(n) for n in chosen], dtype=np.int64),
         source=str(doc.get("calibDataSource", "")),
         type_count=len(available),
+        type_names=tuple(available),
     )
 
 

@@ -212,16 +212,26 @@ def _read_calibration(layout: SequenceLayout, cameras) -> Calibration:
     return read_calibration_info(layout.calibration, "hd", list(cameras))
 
 
+def missing_hd_cameras(names: tuple[str, ...], top: int) -> list[str]:
+    """Panoptic HD camera names 00_00..00_<top> that ``names`` (a calibration's) lacks."""
+    have = set(names)
+    return [f"00_{i:02d}" for i in range(top + 1) if f"00_{i:02d}" not in have]
+
+
 def _check_visibility(frame: _faces.FaceFrame, n_cameras: int, stage: str,
-                      sequence: str) -> _faces.FaceFrame:
-    """Reject people whose visibility names a camera index >= ``n_cameras`` (HD cameras in file)."""
+                      sequence: str, names: tuple[str, ...] = ()) -> _faces.FaceFrame:
+    """Reject people whose visibility names a camera index >= ``n_cameras`` (HD cameras in
+    file), naming the HD cameras the calibration lacks (``names``: its HD camera names)."""
     kept, rejected = [], []
     for p in frame.people:
         top = p.max_camera_index
         if top >= n_cameras:
+            lacks = missing_hd_cameras(names, top) if names else []
+            cause = (f"; the calibration lacks HD camera{'s' if len(lacks) > 1 else ''} {', '.join(lacks[:5])} "
+                     f"(face70 visibility lists number Panoptic's HD cameras 00_00, 00_01, ...)") if lacks else ""
             rejected.append(Rejection(sequence, stage, frame.frame, p.id, None, frame.file, BAD_VISIBILITY,
                                       f"visibility names camera index {top}, but the calibration has "
-                                      f"{n_cameras} HD cameras (indices 0..{n_cameras - 1})"))
+                                      f"{n_cameras} HD cameras (indices 0..{n_cameras - 1}){cause}"))
         else:
             kept.append(p)
     if not rejected:
@@ -272,7 +282,7 @@ class _Ingest:
                 # the string of layout.face_file(f): no Path objects per file
                 ff = _check_visibility(
                     _faces.read_face_file(os.path.join(self._face_dir, FACE_FILE.name(f)), f, self.seq),
-                    self.calib.type_count, _faces.STAGE, self.seq)
+                    self.calib.type_count, _faces.STAGE, self.seq, self.calib.type_names)
                 self.face_files += 1
                 self.negative_scores += sum(p.negative_scores for p in ff.people)
                 if ff.rejections:
