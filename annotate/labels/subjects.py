@@ -22,7 +22,6 @@ use the mean head, no modes and equal weights, as without subjects. Pure numpy, 
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -67,7 +66,6 @@ class SubjectConfig:
     max_modes: int = 6
     mode_snr: float = 4.0
     anchor_power: float = 3.0
-    fit_weight_power: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,6 @@ class SubjectModels:
     own_shape: np.ndarray
     pooled_weights: np.ndarray
     mean_shape: np.ndarray
-    fit_weight_power: float = 1.0
     frame_sigma_deg: np.ndarray | None = None
 
     def frame_sigma_for(self, persons: np.ndarray) -> np.ndarray:
@@ -115,7 +112,7 @@ class SubjectModels:
         i = np.maximum(index, 0)
         return {
             "shapes_head": np.where(known[:, None, None], self.shapes_head[i], self.mean_shape),
-            "landmark_weights": np.where(known[:, None], self.weights[i], self.pooled_weights) ** self.fit_weight_power,
+            "landmark_weights": np.where(known[:, None], self.weights[i], self.pooled_weights),
             "modes": np.where(known[:, None, None, None], self.modes[i], 0.0),
             "mode_variance": np.where(known[:, None], self.mode_variance[i], 0.0),
             "noise_variance": np.where(known, self.noise_variance[i], 1.0),
@@ -266,9 +263,8 @@ def learn_subjects(model: HeadModel, landmarks_world: np.ndarray, scores: np.nda
                          given["landmark_weights"] ** config.anchor_power)
         residuals = head_frame_residuals(given["shapes_head"], landmarks_world, fits)
         subjects = _learn_round(model, residuals, persons, config, given["shapes_head"], calm, modes=False)
-    final = _learn_round(model, residuals, persons, config, given["shapes_head"] if config.rounds else shapes,
-                         calm, modes=True)
-    return dataclasses.replace(final, fit_weight_power=config.fit_weight_power)
+    return _learn_round(model, residuals, persons, config, given["shapes_head"] if config.rounds else shapes,
+                        calm, modes=True)
 
 
 def _learn_round(model: HeadModel, residuals: np.ndarray, persons: np.ndarray, config: SubjectConfig,
