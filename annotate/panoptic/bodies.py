@@ -30,8 +30,8 @@ from typing import Sequence
 
 import numpy as np
 
-from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, MISSING_KEY,
-                                      UNIDENTIFIED_PERSON, UNSUPPORTED_LAYOUT, WRONG_TYPE,
+from annotate.panoptic.errors import (parse_person_records, plain_person_records, ABSURD_VALUE, BAD_SCORE, MISSING_KEY,
+                                      UNSUPPORTED_LAYOUT, WRONG_TYPE,
                                       PanopticFormatError, RecordProblem, Rejection,
                                       numeric_vector)
 from annotate.panoptic.layout import BODY_FILE, read_json, read_frame_file, write_json_atomic
@@ -182,21 +182,15 @@ def _fast_body_frame(doc, data: bytes, file: str, frame: int | None, sequence: s
     if not ((version is None or _fast_number(version)) and (univ is math.nan or _fast_number(univ))
             and (fps is None or type(fps) is str)):
         return None
-    rejections, ids, kept, joints = [], set(), [], []
-    for i, body in enumerate(doc["bodies"]):
-        if type(body) is not dict:
-            return None
-        pid = body.get("id")
-        if type(pid) is not int:
-            return None
-        if pid < 0:
-            rejections.append(Rejection(sequence, stage, frame, pid, None, file, UNIDENTIFIED_PERSON,
-                                        f"bodies[{i}] has id {pid} (not associated with a person)"))
-            continue
+    rejections, kept, joints = [], [], []
+    records = plain_person_records(doc["bodies"], "bodies", lambda reason, detail, pid: rejections.append(
+        Rejection(sequence, stage, frame, pid, None, file, reason, detail)))
+    if records is None:
+        return None
+    for pid, body in records:
         values = body.get("joints19")
-        if pid in ids or type(values) is not list:
+        if type(values) is not list:
             return None
-        ids.add(pid)
         kept.append(pid)
         joints.append(values)
     out = BodyFrame(file, frame, version, float(univ), fps, [], rejections)

@@ -193,7 +193,7 @@ def parse_person_records(records: list, label: str, parse_one, reject) -> list:
         try:
             pid = person_id(record)
             if pid < 0:
-                reject(UNIDENTIFIED_PERSON, f"{label}[{i}] has id {pid} (not associated with a person)", pid)
+                reject(UNIDENTIFIED_PERSON, _unidentified(label, i, pid), pid)
                 continue
             parsed.append((pid, parse_one(record, pid)))
         except RecordProblem as p:
@@ -208,4 +208,29 @@ def parse_person_records(records: list, label: str, parse_one, reject) -> list:
                 reject(DUPLICATE_PERSON, f"id {pid} appears {counts[pid]} times in the frame; none of them is kept", pid)
         elif rec is not None:
             kept.append(rec)
+    return kept
+
+
+def _unidentified(label: str, index: int, pid: int) -> str:
+    return f"{label}[{index}] has id {pid} (not associated with a person)"
+
+
+def plain_person_records(records: list, label: str, reject) -> list | None:
+    """The fast readers' ``parse_person_records``: ``(pid, record)`` of the identified records
+    of one frame file, in file order, when every record is an object with a plain integer
+    id and no id repeats; ids below 0 are rejected as unidentified, worded as the exact
+    reader words them. None when anything else holds: the exact reader then says what.
+    """
+    kept, seen = [], set()
+    for i, record in enumerate(records):
+        if type(record) is not dict or type(record.get("id")) is not int:
+            return None
+        pid = record["id"]
+        if pid < 0:
+            reject(UNIDENTIFIED_PERSON, _unidentified(label, i, pid), pid)
+            continue
+        if pid in seen:
+            return None
+        seen.add(pid)
+        kept.append((pid, record))
     return kept

@@ -32,8 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from annotate.panoptic.errors import (parse_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
-                                      UNIDENTIFIED_PERSON, WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
+from annotate.panoptic.errors import (parse_person_records, plain_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
+                                      WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
                                       RecordProblem, Rejection, numeric_vector, require_key)
 from annotate.panoptic.layout import FACE_FILE, read_json, read_frame_file, write_json_atomic
 
@@ -222,26 +222,20 @@ def _fast_face_frame(doc, data: bytes, file: str, frame: int | None, sequence: s
     if type(doc) is not dict or type(doc.get("people")) is not list or b"true" in data or b"false" in data:
         return None
     L = N_LANDMARKS
-    rejections, ids, kept, marks, scores, repros, lists = [], set(), [], [], [], [], []
-    for i, person in enumerate(doc["people"]):
-        if type(person) is not dict:
-            return None
-        pid = person.get("id")
-        if type(pid) is not int:
-            return None
-        if pid < 0:
-            rejections.append(Rejection(sequence, stage, frame, pid, None, file, UNIDENTIFIED_PERSON,
-                                        f"people[{i}] has id {pid} (not associated with a person)"))
-            continue
+    rejections, kept, marks, scores, repros, lists = [], [], [], [], [], []
+    records = plain_person_records(doc["people"], "people", lambda reason, detail, pid: rejections.append(
+        Rejection(sequence, stage, frame, pid, None, file, reason, detail)))
+    if records is None:
+        return None
+    for pid, person in records:
         face = person.get("face70")
-        if pid in ids or type(face) is not dict:
+        if type(face) is not dict:
             return None
         lm, sc, rp, vis = (face.get("landmarks"), face.get("averageScore"), face.get("averageReproError"),
                            face.get("visibility"))
         if not (type(lm) is list and type(sc) is list and type(rp) is list and type(vis) is list
                 and len(vis) == L):
             return None
-        ids.add(pid)
         kept.append((pid, vis))
         marks.append(lm)
         scores.append(sc)
