@@ -82,8 +82,7 @@ def convert_labels(path: str | Path, cameras_path: str | Path, model: HeadModel,
             reject_old = np.asarray(table.column("reject_reason").to_pylist(), dtype=object)
             R_new = R_old @ R
             centre_new = centre_old + scale[:, None] * (R_old @ origin)
-            updates = _recompute_views(rig, cam, R_new, centre_new, radius, reject_old != REJECT_FIT, view_config)
-            cols.update(updates)
+            cols.update(_recompute_views(rig, cam, R_new, centre_new, radius, reject_old != REJECT_FIT, view_config))
             out.write(cols)
     return out.rows
 
@@ -92,8 +91,6 @@ def _recompute_views(rig, cam: np.ndarray, R_cam_head: np.ndarray, centre_cam: n
                      radius: np.ndarray, fit_ok: np.ndarray, view_config: ViewConfig) -> dict:
     """The view columns of N rows (camera position ``cam`` (N,)) from their new pose."""
     n = len(cam)
-    out = {k: None for k in ("yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
-                             "box", "box_unclipped", "box_fraction_inside", "facing_camera", "valid", "reject_reason")}
     yaw, pitch, roll = np.empty(n), np.empty(n), np.empty(n)
     rot6d, quat = np.empty((n, 6)), np.empty((n, 4))
     box, box_unclipped, fraction = np.empty((n, 4)), np.empty((n, 4)), np.empty(n)
@@ -109,7 +106,6 @@ def _recompute_views(rig, cam: np.ndarray, R_cam_head: np.ndarray, centre_cam: n
         rot6d[rows], quat[rows] = views.rot6d[0], views.quat[0]
         box[rows], box_unclipped[rows], fraction[rows] = views.box[0], views.box_unclipped[0], views.fraction_inside[0]
         facing[rows], reject[rows] = views.facing[0], views.reject[0]
-    out.update(yaw=yaw, pitch=pitch, roll=roll, R_cam_head=R_cam_head.reshape(-1, 9), rot6d=rot6d,
-               quat_cam_head=quat, head_centre_cam=centre_cam, box=box, box_unclipped=box_unclipped,
-               box_fraction_inside=fraction, facing_camera=facing, valid=reject == "", reject_reason=reject)
-    return out
+    return dict(yaw=yaw, pitch=pitch, roll=roll, R_cam_head=R_cam_head.reshape(-1, 9), rot6d=rot6d,
+                quat_cam_head=quat, head_centre_cam=centre_cam, box=box, box_unclipped=box_unclipped,
+                box_fraction_inside=fraction, facing_camera=facing, valid=reject == "", reject_reason=reject)

@@ -134,9 +134,11 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     usable &= np.isfinite(X).all(axis=-1) & (prior > 0)
     prior = np.where(usable, prior, 0.0)
     src = np.broadcast_to(model.landmarks_head if shapes_head is None else shapes_head, X.shape)
-    deform = np.zeros((M, 0 if modes is None else modes.shape[1]))
+    K = 0 if modes is None else modes.shape[1]
+    deform = np.zeros((M, K))
+    ridge = _mode_ridge(mode_variance, noise_variance) if K else None
     # Only faces whose subject has modes are refitted; the others keep the rigid fit.
-    deforming = np.zeros(M, bool) if modes is None or not config.deformation_rounds else \
+    deforming = np.zeros(M, bool) if not K or not config.deformation_rounds else \
         (np.asarray(mode_variance) > 0).any(axis=1)
     # Faces without modes: a rigid robust fit. Faces with modes: a shorter one (the
     # deformation rounds go on reweighting), then the rounds.
@@ -149,8 +151,7 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
         Tr, wr, rr, cr = _similarity(src[rows], X[rows], prior[rows], usable[rows], config, iterations=iterations)
         if rows is deforming:
             for _ in range(config.deformation_rounds):
-                deform[rows] = _mode_coefficients(Tr, X[rows], src[rows], wr, modes[rows], mode_variance[rows],
-                                                  noise_variance[rows])
+                deform[rows] = _mode_coefficients(Tr, X[rows], src[rows], wr, modes[rows], ridge[rows])
                 shaped = src[rows] + np.einsum("mk,mkli->mli", deform[rows], modes[rows])
                 # Warm start: the landmarks the last fit rejected start rejected, so two
                 # reweighting iterations a round suffice.
@@ -168,14 +169,8 @@ def fit_heads(model: HeadModel, landmarks_world: np.ndarray, scores: np.ndarray 
     status[~finite] = STATUS_FAILED
     status[used < config.min_landmarks] = STATUS_TOO_FEW
     status[usable.sum(-1) < config.min_landmarks] = STATUS_TOO_FEW
-    ridge = None
-    if modes is not None and modes.shape[1]:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = np.asarray(mode_variance, dtype=np.float64)
-            ridge = np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
-    shaped = src if modes is None or not modes.shape[1] else src + np.einsum("mk,mkli->mli", deform, modes)
-    sigma = rotation_sigma_deg(shaped, T.R, T.scale, weight, rms, rigidity,
-                               None if ridge is None else modes, ridge)
+    shaped = src + np.einsum("mk,mkli->mli", deform, modes) if K else src
+    sigma = rotation_sigma_deg(shaped, T.R, T.scale, weight, rms, rigidity, modes if K else None, ridge)
     return HeadFits(T.R, T.t, T.scale, rms, used.astype(np.int16), weight, status, rigidity, deform, sigma)
 
 
@@ -193,13 +188,20 @@ def _similarity(src: np.ndarray, X: np.ndarray, prior: np.ndarray, usable: np.nd
     return T, prior, np.linalg.norm(T.apply(src) - X, axis=-1), usable
 
 
+def _mode_ridge(mode_variance: np.ndarray, noise_variance: np.ndarray) -> np.ndarray:
+    """(M, K) the coefficients' prior: noise variance / mode variance (huge for unused modes)."""
+    var = np.asarray(mode_variance, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
+
+
 def _mode_coefficients(T, X: np.ndarray, shape: np.ndarray, weight: np.ndarray, modes: np.ndarray,
-                       mode_variance: np.ndarray, noise_variance: np.ndarray) -> np.ndarray:
+                       ridge: np.ndarray) -> np.ndarray:
     """(M, K) MAP coefficients of the modes explaining the head-frame residual of ``T``.
 
-    Weighted least squares ``(B^T W B + noise / variance) c = B^T W r`` per face, with W the
-    fit's landmark weights normalised to mean 1 over the used landmarks; modes of variance 0
-    get c = 0.
+    Weighted least squares ``(B^T W B + ridge) c = B^T W r`` per face (``_mode_ridge``), with
+    W the fit's landmark weights normalised to mean 1 over the used landmarks; modes of
+    variance 0 get c = 0.
     """
     with np.errstate(invalid="ignore", divide="ignore"):
         local = np.einsum("mji,mnj->mni", T.R, X - T.t[:, None, :]) / T.scale[:, None, None]
@@ -207,8 +209,6 @@ def _mode_coefficients(T, X: np.ndarray, shape: np.ndarray, weight: np.ndarray, 
         w = np.nan_to_num(weight)
         used = np.maximum((w > 0).sum(-1, keepdims=True), 1)
         w = w * used / np.maximum(w.sum(-1, keepdims=True), 1e-12)
-        var = np.asarray(mode_variance, dtype=np.float64)
-        ridge = np.where(var > 0, np.asarray(noise_variance, dtype=np.float64)[:, None] / var, 1e12)
     M, K = modes.shape[:2]
     B = modes.reshape(M, K, -1)                                          # (M, K, 210)
     Bw = B * np.repeat(w, 3, axis=1)[:, None, :]

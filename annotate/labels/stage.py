@@ -412,11 +412,10 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
             landmarks = fixed_list_to_numpy(batch.column("landmarks_world"), (70, 3)).astype(np.float64)
             rows = slice(done, done + batch.num_rows)
             done += batch.num_rows
-            given = {} if subjects is None else subjects.for_faces(batch.column("person").to_numpy())
             fits = sequence_fits.fits.take(rows)
             helmet, views = view_labels(model, rig, fits, view_config)
-            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster,
-                                    given.get("shapes_head"))
+            shapes = None if subjects is None else subjects.shapes_for(batch.column("person").to_numpy())
+            marks = landmark_labels(model, rig, fits, batch.column("frame").to_numpy(), landmarks, caster, shapes)
             fits_out.write(_fit_columns(batch, fits, sequence_fits.R_world_head_raw[rows],
                                         sequence_fits.smoothed[rows], sequence_fits.variance_ratio[rows]))
             cols = _label_columns(batch, rig, camera_index, fits, helmet, views, marks)

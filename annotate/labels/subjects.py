@@ -92,26 +92,31 @@ class SubjectModels:
     own_shape: np.ndarray
     pooled_weights: np.ndarray
     mean_shape: np.ndarray
-    frame_sigma_deg: np.ndarray | None = None
+    frame_sigma_deg: np.ndarray
+
+    def _rows(self, persons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(known (M,) bool, index (M,))``: each face's subject row (0 where not learnt)."""
+        pos = {int(p): i for i, p in enumerate(self.persons)}
+        index = np.array([pos.get(int(p), -1) for p in np.asarray(persons)], dtype=np.int64)
+        return index >= 0, np.maximum(index, 0)
 
     def frame_sigma_for(self, persons: np.ndarray) -> np.ndarray:
         """(M,) deg: the 1-sigma error of each face's subject frame (0 for the mean head)."""
-        pos = {int(p): i for i, p in enumerate(self.persons)}
-        index = np.array([pos.get(int(p), -1) for p in np.asarray(persons)], dtype=np.int64)
-        sigma = np.zeros(len(self.persons)) if self.frame_sigma_deg is None else self.frame_sigma_deg
-        return np.where(index >= 0, sigma[np.maximum(index, 0)], 0.0)
+        known, i = self._rows(persons)
+        return np.where(known, self.frame_sigma_deg[i], 0.0)
+
+    def shapes_for(self, persons: np.ndarray) -> np.ndarray:
+        """(M, 70, 3) each face's rest face (the mean head where not learnt)."""
+        known, i = self._rows(persons)
+        return np.where(known[:, None, None], self.shapes_head[i], self.mean_shape)
 
     def for_faces(self, persons: np.ndarray) -> dict:
         """Keyword arguments of ``fit_heads`` for faces of the given person ids (M,):
         shapes_head (M, 70, 3), landmark_weights (M, 70), modes (M, K, 70, 3),
         mode_variance (M, K), noise_variance (M,)."""
-        persons = np.asarray(persons)
-        pos = {int(p): i for i, p in enumerate(self.persons)}
-        index = np.array([pos.get(int(p), -1) for p in persons], dtype=np.int64)
-        known = index >= 0
-        i = np.maximum(index, 0)
+        known, i = self._rows(persons)
         return {
-            "shapes_head": np.where(known[:, None, None], self.shapes_head[i], self.mean_shape),
+            "shapes_head": self.shapes_for(persons),
             "landmark_weights": np.where(known[:, None], self.weights[i], self.pooled_weights),
             "modes": np.where(known[:, None, None, None], self.modes[i], 0.0),
             "mode_variance": np.where(known[:, None], self.mode_variance[i], 0.0),
@@ -291,10 +296,13 @@ def _learn_round(model: HeadModel, residuals: np.ndarray, persons: np.ndarray, c
                 # The rest face in its own canonical frame; modes turn with it.
                 A, origin = head_frame_from_landmarks(shapes[rows[0]] + centre, model.spec)
                 shape = (shapes[rows[0]] + centre - origin) @ A
-                frame_sigma = _frame_sigma_deg(shape, r[calm[rows]] - centre)
-                found, found_var, noise = expression_modes(r - centre, K if modes else 0, config.mode_snr)
+                deviation = r - centre
+                frame_sigma = _frame_sigma_deg(shape, deviation[calm[rows]])
+                found, found_var, noise = expression_modes(deviation, K if modes else 0, config.mode_snr)
                 basis[:len(found)], var[:len(found)] = found @ A, found_var
-                left = r - centre - np.einsum("mk,kli->mli", np.einsum("mli,kli->mk", np.nan_to_num(r - centre), found), found)
+                # What the modes leave: the deviation less its projection on them.
+                coefficients = np.einsum("mli,kli->mk", np.nan_to_num(deviation), found)
+                left = deviation - np.einsum("mk,kli->mli", coefficients, found)
                 spread = _trimmed_rms(np.linalg.norm(left, axis=-1))
                 w = _weights(spread, config)
             else:
