@@ -40,19 +40,26 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def validated_with_defaults(config: dict | str | Path | None, schema: dict, what: str) -> tuple[dict, str]:
-    """Read a config (dict, YAML path or None), validate it against ``schema`` and fill in
-    the schema's defaults. Returns ``(document, where)``; ``what`` names it in errors."""
+def read_document(config: dict | str | Path | None, what: str) -> tuple[dict, str]:
+    """A config as a dict of its own (from a dict, a YAML path or None) and where it came
+    from, for error messages; ``what`` names it."""
     if config is None:
-        doc, where = {}, "<defaults>"
-    elif isinstance(config, (str, Path)):
-        where = str(config)
+        return {}, "<defaults>"
+    if isinstance(config, (str, Path)):
         try:
-            doc = yaml.safe_load(Path(config).read_text()) or {}
+            return yaml.safe_load(Path(config).read_text()) or {}, str(config)
         except (OSError, yaml.YAMLError) as err:
             raise ConfigError(f"{config}: cannot read {what}: {err}") from err
-    else:
-        doc, where = copy.deepcopy(dict(config)), f"<{what}>"
+    return copy.deepcopy(dict(config)), f"<{what}>"
+
+
+def validated_with_defaults(config: dict | str | Path | None, schema: dict, what: str,
+                            where: str | None = None) -> tuple[dict, str]:
+    """Read a config (dict, YAML path or None), validate it against ``schema`` and fill in
+    the schema's defaults. Returns ``(document, where)``; ``what`` names it in errors, and
+    ``where`` (default: the path, or a placeholder) says where it came from."""
+    doc, found = read_document(config, what)
+    where = where or found
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
@@ -86,14 +93,8 @@ def apply_when_synthetic(config: dict) -> dict:
 def resolve_config(config: dict | str | Path | None = None) -> dict:
     """Validate a config (a dict, or a YAML file path) and return a copy with defaults filled
     (``when_synthetic`` applied first)."""
-    if isinstance(config, (str, Path)):
-        try:
-            config = yaml.safe_load(Path(config).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{config}: cannot read config: {err}") from err
-    if isinstance(config, dict):
-        config = apply_when_synthetic(config)
-    doc, where = validated_with_defaults(config, config_schema(), "config")
+    doc, where = read_document(config, "config")
+    doc, where = validated_with_defaults(apply_when_synthetic(doc), config_schema(), "config", where)
     if doc["source"] == "panoptic":
         pan = doc["panoptic"]
         if not pan.get("root") or not pan.get("sequences"):
