@@ -7,6 +7,7 @@
     annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
     annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG]
     annotate convert-labels --model head_model.json (--labels F --cameras F | --fits F) --out F
+    annotate convert-calibration --from aniposelib|opencv FILE [FILE ...] --out calibration_<seq>.json --units mm|cm|m
     annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
 
 ``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
@@ -88,6 +89,13 @@ def cmd_convert_labels(args) -> None:
     print(f"converted {rows} rows to WHENet's zero pose -> {args.out}")
 
 
+def cmd_convert_calibration(args) -> None:
+    from annotate.panoptic.rigs import convert_calibration
+
+    print(convert_calibration(args.source_format, args.inputs, args.out, args.units, names=args.names,
+                              image_size=args.image_size))
+
+
 def cmd_audit(args) -> None:
     from annotate.audit.checks import AuditFailed, audit_summary
 
@@ -161,6 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cameras", help="the sequence's cameras.parquet (the boxes are reprojected)")
     sp.add_argument("--fits", help="a head_fits.parquet of schema 1.x (instead of --labels)")
     sp.add_argument("--out", required=True)
+
+    sp = sub.add_parser("convert-calibration", help="another rig's calibration -> calibration_<seq>.json",
+                        description="Convert an aniposelib calibration.toml or OpenCV intrinsics/extrinsics files "
+                                    "to a Panoptic calibration_<seq>.json (docs/captures.md)")
+    sp.set_defaults(func=cmd_convert_calibration)
+    sp.add_argument("--from", dest="source_format", required=True, choices=["aniposelib", "opencv"])
+    sp.add_argument("inputs", nargs="+", help="aniposelib: calibration.toml; opencv: INTRINSICS EXTRINSICS "
+                                              "[INTRINSICS EXTRINSICS ...], one pair per camera or one stereo pair")
+    sp.add_argument("--out", required=True, help="calibration_<sequence>.json in the capture's folder")
+    sp.add_argument("--units", required=True, choices=["mm", "cm", "m"],
+                    help="length unit of the source's translations (the calibration board's)")
+    sp.add_argument("--names", nargs="+", help="opencv: the cameras' names, in file order (default cam1, cam2, ...)")
+    sp.add_argument("--image-size", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"),
+                    help="image size for files that store none (stereo pairs)")
 
     sp = add("audit", cmd_audit, "audit the labels of a results folder: report.html, metrics.json, flags.parquet")
     sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")

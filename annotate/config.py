@@ -132,6 +132,28 @@ def stage_config(config: dict, stage: str) -> dict:
         raise ConfigError(f"stage_config: unknown stage or section {err}") from None
 
 
+def detect_backend(config: dict, seq_dir: str | Path) -> str:
+    """The 2D landmark backend for the sequence folder ``seq_dir``: ``detect.backend``, with
+    ``auto`` resolved to the synthetic stand-in where the synthetic generator's ground truth
+    is beside the sequence, and to dlib (a real detector that needs no download) anywhere
+    else. ``synthetic`` asked for on a sequence without that ground truth is refused."""
+    from annotate.synth.generate import GROUND_TRUTH_NPZ
+
+    backend = config["detect"]["backend"]
+    has_truth = (Path(seq_dir) / GROUND_TRUTH_NPZ).is_file()
+    if backend == "auto":
+        return "synthetic" if has_truth else "dlib"
+    if backend == "synthetic" and not has_truth:
+        raise ConfigError(f"detect.backend is synthetic, but {seq_dir} has no {GROUND_TRUTH_NPZ} (the synthetic "
+                          f"generator's ground truth): use a real detector (detect.backend: auto, dlib or fan)")
+    return backend
+
+
+def with_detect_backend(config: dict, seq_dir: str | Path) -> dict:
+    """``config`` with ``detect.backend`` resolved for ``seq_dir`` (``detect_backend``)."""
+    return {**config, "detect": {**config["detect"], "backend": detect_backend(config, seq_dir)}}
+
+
 def sequence_root(config: dict) -> Path:
     """The directory that holds the sequence folders."""
     if config["source"] == "synthetic":

@@ -23,7 +23,7 @@ from annotate.panoptic.errors import PanopticFormatError
 from annotate.panoptic.faces import FacePerson, write_face_frame
 from annotate.panoptic.ingest import (TABLE_FILES, gap_frames, ingest_sequence, iter_faces3d,
                                       load_bodies, load_camera_info, load_cameras, load_faces3d,
-                                      select_frames)
+                                      load_frames, select_frames)
 from annotate.panoptic.layout import SequenceLayout
 
 DATA = Path(__file__).parent / "data"
@@ -73,7 +73,7 @@ def reasons(out: Path) -> list[tuple]:
     return sorted((r["reason"], r["stage"], r["frame"], r["person"]) for r in t)
 
 
-def test_ingest_writes_four_tables_with_declared_schemas(sequence, tmp_path):
+def test_ingest_writes_five_tables_with_declared_schemas(sequence, tmp_path):
     out = tmp_path / "out"
     summary = ingest_sequence(sequence.root, SEQ, out)
     for name, file in TABLE_FILES.items():
@@ -81,7 +81,11 @@ def test_ingest_writes_four_tables_with_declared_schemas(sequence, tmp_path):
         assert table.schema.equals(load_schema(name).arrow, check_metadata=False), name
         meta = pq.read_schema(out / file).metadata
         assert meta[b"schema_name"] == name.encode() and meta[b"schema_version"] == b"1.0.0"
-    assert summary.rows == {"cameras": 4, "faces3d": 10, "bodies": 14, "rejections": 3}
+    assert summary.rows == {"cameras": 4, "frames": 7, "faces3d": 10, "bodies": 14, "rejections": 3}
+    frames = read_table(out / "frames.parquet", "frames").to_pylist()
+    assert [(r["frame"], r["face_file"], r["body_file"], r["cameras_with_media"]) for r in frames] == \
+        [(f, f != 13, True, None) for f in range(10, 17)]
+    assert not load_frames(out / "frames.parquet").from_media
     assert summary.frame_range == (10, 16) and summary.frames_selected == 7
     assert summary.face_files == 6 and summary.body_files == 7
     assert summary.rejections_by_reason == {E.MISSING_FRAME: 1, E.INVALID_JSON: 1, E.UNEXPECTED_FILE: 1}

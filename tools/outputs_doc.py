@@ -24,7 +24,7 @@ COMMAND = "python tools/outputs_doc.py"
 
 # Tables in the order the pipeline writes them; a schema not listed here follows, by name.
 ORDER = [
-    "cameras", "faces3d", "bodies", "rejections", "head_fits", "labels", "detections2d",
+    "cameras", "frames", "faces3d", "bodies", "rejections", "head_fits", "labels", "detections2d",
     "faces3d_crosscheck", "dataset_plan", "samples", "audit_samples", "audit_flags", "audit_cameras",
 ]
 COLUMN_KEYS = {"name", "type", "unit", "frame", "nullable", "description"}
@@ -46,6 +46,7 @@ LAYOUT = """\
       synthetic/synth_000/                         the generated sequence (Panoptic layout) + ground_truth.npz/.json
       head_model.json                              the mean head model (70 landmarks, head frame, cm)
       <sequence>/ingest/cameras.parquet            one row per camera                          (cameras)
+      <sequence>/ingest/frames.parquet             one row per selected frame with data        (frames)
       <sequence>/ingest/faces3d.parquet            one row per frame and person: 70 x 3 landmarks, scores  (faces3d)
       <sequence>/ingest/bodies.parquet             one row per frame and person: 19 joints     (bodies)
       <sequence>/ingest/rejections.parquet         every input item not used, with a reason code  (rejections)

@@ -183,6 +183,24 @@ def probe_video(path: str | Path) -> VideoInfo:
         container.close()
 
 
+def count_video_frames(path: str | Path) -> int:
+    """Frames of a video: the container's count, else its video packets counted (demuxed,
+    not decoded). Frame k of the video is Panoptic frame k (module docstring)."""
+    path = Path(path)
+    info = probe_video(path)
+    if info.frame_count > 0:
+        return info.frame_count
+    import av
+
+    container = _open(path)
+    try:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+    except av.FFmpegError as err:
+        raise VideoError(CORRUPT_VIDEO, path, f"cannot count its frames: {err}") from err
+    finally:
+        container.close()
+
+
 def _colour(av_frame) -> ColourInfo:
     full = av_frame.color_range == _FULL_RANGE or av_frame.format.name == "yuvj420p"
     return ColourInfo(bt601=int(av_frame.colorspace) in _BT601_SPACES, full_range=full)

@@ -174,7 +174,13 @@ def read_calibration_info(path: str | Path, camera_type: str = "hd",
                           names: Sequence[str] | None = None) -> Calibration:
     """Read the cameras of ``camera_type`` (all, or ``names``), sorted by name, validated."""
     path = Path(path)
-    doc = read_json(path)
+    return parse_calibration(read_json(path), path, camera_type, names)
+
+
+def parse_calibration(doc, path: str | Path, camera_type: str = "hd",
+                      names: Sequence[str] | None = None) -> Calibration:
+    """``read_calibration_info`` on a document already in memory (a calibration file's JSON
+    object); ``path`` is the file that errors name."""
     by_name = _cameras_of_type(doc, camera_type, path)
     available = sorted(by_name)
     chosen = _select(available, names, camera_type, path)

@@ -38,6 +38,7 @@ UNSUPPORTED_LAYOUT = "unsupported_layout"    # e.g. a ``face_coco`` face instead
 UNIDENTIFIED_PERSON = "unidentified_person"  # id < 0: Panoptic's "not associated" marker
 MISSING_FRAME = "missing_frame"              # a frame file absent while its neighbours exist
 UNEXPECTED_FILE = "unexpected_file"          # a file in a data folder with an unexpected name
+MISSING_MEDIA = "missing_media"              # a camera with neither images nor a video
 BAD_CALIBRATION = "bad_calibration"          # used in PanopticFormatError for calibrations
 MISSING_CAMERA = "missing_camera"            # a requested camera is not in the calibration
 
@@ -46,7 +47,7 @@ ERROR_REASONS = frozenset({
     ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, DUPLICATE_PERSON, UNSUPPORTED_LAYOUT,
     BAD_CALIBRATION, MISSING_CAMERA,
 })
-FACT_REASONS = frozenset({UNIDENTIFIED_PERSON, MISSING_FRAME, UNEXPECTED_FILE})
+FACT_REASONS = frozenset({UNIDENTIFIED_PERSON, MISSING_FRAME, UNEXPECTED_FILE, MISSING_MEDIA})
 ALL_REASONS = ERROR_REASONS | FACT_REASONS
 
 

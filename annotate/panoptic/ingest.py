@@ -1,15 +1,17 @@
-"""Ingest one Panoptic sequence into four Parquet tables, and read those tables back.
+"""Ingest one Panoptic sequence into five Parquet tables, and read those tables back.
 
 ``ingest_sequence`` reads ``calibration_<seq>.json`` and the selected frames of
 ``hdFace3d/`` and (if present) ``hdPose3d_stage1_coco19/`` and writes, in ``out_dir``::
 
     cameras.parquet     one row per selected HD camera          (schemas/cameras)
+    frames.parquet      one row per selected frame with data    (schemas/frames)
     faces3d.parquet     one row per (frame, person) face        (schemas/faces3d, source=published)
     bodies.parquet      one row per (frame, person) body        (schemas/bodies)
     rejections.parquet  everything skipped, with a reason code  (schemas/rejections)
 
-All four are always written (possibly empty). Frames are processed in chunks of
-``chunk_frames`` and streamed to disk, so memory does not grow with the sequence length.
+All five are always written (faces3d, bodies, rejections possibly empty). Frames are
+processed in chunks of ``chunk_frames`` and streamed to disk, so memory does not grow with
+the sequence length.
 
 Frame selection. ``frame_start``/``frame_end`` (both inclusive, frame numbers as in the file
 names) default to the first/last frame present in either folder; the selected frames are
@@ -17,6 +19,10 @@ names) default to the first/last frame present in either folder; the selected fr
 folder, a selected frame inside that folder's first..last present frame whose file is absent
 is a ``missing_frame`` rejection (a gap); outside that span the folder simply has no data.
 A folder entry whose name does not fit is an ``unexpected_file`` rejection.
+
+A capture with neither folder (or both empty) takes its frames from the cameras' images and
+videos instead (``annotate.panoptic.media_frames``): the selection is the same, kept to the
+frames some camera has. No frame at all raises ``NoFramesError`` saying what was searched.
 
 Errors. With ``on_error="reject"`` a defective file or person becomes a rejection and the
 rest goes on; with ``on_error="raise"`` the first content defect raises
@@ -47,9 +53,13 @@ from annotate.panoptic.calibration import Calibration, read_calibration_info
 from annotate.panoptic.errors import (BAD_VISIBILITY, MISSING_FRAME, UNEXPECTED_FILE, Rejection,
                                       raise_on_errors, rejection_columns)
 from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
+from annotate.panoptic.media_frames import (MediaListing, NoFramesError, list_media, media_rejections,
+                                            no_frames_message, select_present)
 
-TABLE_FILES = {"cameras": "cameras.parquet", "faces3d": "faces3d.parquet",
+TABLE_FILES = {"cameras": "cameras.parquet", "frames": "frames.parquet", "faces3d": "faces3d.parquet",
                "bodies": "bodies.parquet", "rejections": "rejections.parquet"}
+FRAMES_FROM_FILES = "3d files"
+FRAMES_FROM_MEDIA = "media"
 SOURCE_PUBLISHED = "published"
 SOURCE_TRIANGULATED = "triangulated"
 
@@ -65,6 +75,9 @@ class IngestSummary:
     rows: rows written per table name. rejections_by_reason: reason -> count.
     negative_scores: face landmark scores that were negative in the files (stored as 0).
     has_faces / has_bodies: whether ``hdFace3d/`` / ``hdPose3d_stage1_coco19/`` exist.
+    frames_from: ``"3d files"`` or ``"media"`` (a capture without 3D files).
+    media_cameras: with frames from the media, how many cameras have images / a video.
+    without_media: with frames from the media, the cameras that have neither.
     paths: table name -> written file.
     """
 
@@ -78,6 +91,9 @@ class IngestSummary:
     body_files: int = 0
     has_faces: bool = False
     has_bodies: bool = False
+    frames_from: str = FRAMES_FROM_FILES
+    media_cameras: dict[str, int] = field(default_factory=dict)
+    without_media: list[str] = field(default_factory=list)
     rows: dict[str, int] = field(default_factory=dict)
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
     negative_scores: int = 0
@@ -92,6 +108,14 @@ class IngestSummary:
                  f"  cameras:    {self.cameras}"]
         if self.frame_range is None:
             lines.append("  frames:     none selected")
+        elif self.frames_from == FRAMES_FROM_MEDIA:
+            lines.append(f"  frames:     {self.frame_range[0]}..{self.frame_range[1]} step {self.frame_step} "
+                         f"({self.frames_selected} selected from the media: "
+                         f"{self.media_cameras.get('images', 0)} cameras with hdImgs/, "
+                         f"{self.media_cameras.get('video', 0)} with a video)")
+            if self.without_media:
+                lines.append(f"  no media:   {len(self.without_media)} camera(s) give no views: "
+                             + ", ".join(self.without_media))
         else:
             lines.append(f"  frames:     {self.frame_range[0]}..{self.frame_range[1]} step {self.frame_step} "
                          f"({self.frames_selected} selected; {self.face_files} face files, "
@@ -155,6 +179,19 @@ def camera_columns(calib: Calibration, sequence: str) -> dict[str, object]:
         "R_cam_world": rig.R_cam_world.reshape(c, 9),
         "t_cam_world": rig.t_cam_world,
         "centre_world": rig.centres_world,
+    }
+
+
+def frame_columns(sequence: str, frames: np.ndarray, face_file: np.ndarray, body_file: np.ndarray,
+                  cameras_with_media: np.ndarray | None) -> dict[str, object]:
+    """Columns of the ``frames`` table (F rows); cameras_with_media None: frames from 3D files."""
+    n = len(frames)
+    return {
+        "sequence": [sequence] * n,
+        "frame": np.asarray(frames, dtype=np.int32),
+        "face_file": np.asarray(face_file, dtype=bool),
+        "body_file": np.asarray(body_file, dtype=bool),
+        "cameras_with_media": [None] * n if cameras_with_media is None else np.asarray(cameras_with_media, np.int16),
     }
 
 
@@ -307,15 +344,49 @@ def _chunks(frames: np.ndarray, size: int) -> Iterator[np.ndarray]:
         yield frames[i:i + size]
 
 
+def _select(run: _Ingest, frame_start: int | None, frame_end: int | None, frame_step: int,
+            count_video_frames) -> tuple[np.ndarray, MediaListing | None]:
+    """(F,) selected frames, and the media listing when they come from the media (no 3D files)."""
+    present = np.union1d(run.faces.frames, run.bodies.frames)
+    if len(present):
+        selected = select_frames(present, frame_start, frame_end, frame_step)
+        if not len(selected):
+            raise NoFramesError(
+                f"{run.layout.directory}: no frame selected: the {run.faces.folder.name}/ and "
+                f"{run.bodies.folder.name}/ files hold frames {int(present[0])}..{int(present[-1])}, but "
+                f"frame_start={frame_start}, frame_end={frame_end}, frame_step={frame_step} select none of "
+                f"them; change the ingest frame settings")
+        return selected, None
+    media = list_media(run.layout, run.calib.names, run.calib.type_names or run.calib.names, count_video_frames)
+    selected = select_present(select_frames(media.present, frame_start, frame_end, frame_step), media.present)
+    if not len(selected):
+        raise NoFramesError(no_frames_message(run.layout, media, (run.faces, run.bodies), frame_start, frame_end,
+                                              frame_step))
+    return selected, media
+
+
+def _frames_table(run: _Ingest, selected: np.ndarray, media: MediaListing | None) -> dict[str, object]:
+    """The ``frames`` columns: selected frames with a 3D file, or with media in some camera."""
+    if media is None:
+        frames = selected[np.isin(selected, run.faces.frames) | np.isin(selected, run.bodies.frames)]
+        return frame_columns(run.seq, frames, np.isin(frames, run.faces.frames), np.isin(frames, run.bodies.frames),
+                             None)
+    none = np.zeros(len(selected), dtype=bool)
+    return frame_columns(run.seq, selected, none, none, media.cameras_with(selected))
+
+
 def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, cameras="hd",
                     frame_start: int | None = None, frame_end: int | None = None,
                     frame_step: int = 1, chunk_frames: int = 500,
-                    on_error: str = "reject") -> IngestSummary:
+                    on_error: str = "reject", count_video_frames=None) -> IngestSummary:
     """Ingest ``<root>/<sequence>/`` into ``out_dir`` (see the module docstring).
 
     cameras: ``"hd"`` (all HD cameras) or a list of HD camera names.
     frame_start, frame_end: inclusive frame numbers; frame_step: take every k-th number.
     chunk_frames: frames read per streamed chunk. on_error: ``"reject"`` or ``"raise"``.
+    count_video_frames: ``(path) -> int`` frames of a video, for a capture whose frames come
+    from its media (``annotate.media.video.count_video_frames``; None: images only).
+    Raises ``NoFramesError`` when no frame is selected.
     """
     if on_error not in ("reject", "raise"):
         raise ValueError(f"on_error must be 'reject' or 'raise', got {on_error!r}")
@@ -326,14 +397,15 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
         raise FileNotFoundError(f"sequence directory {layout.directory} does not exist")
     calib = _read_calibration(layout, cameras)
     run = _Ingest(layout, calib, on_error)
-    present = np.union1d(run.faces.frames, run.bodies.frames)
-    selected = select_frames(present, frame_start, frame_end, frame_step)
+    selected, media = _select(run, frame_start, frame_end, frame_step, count_video_frames)
     out_dir = Path(out_dir)
     paths = {name: out_dir / file for name, file in TABLE_FILES.items()}
     with ExitStack() as stack:
         writers = {name: stack.enter_context(StreamingTableWriter(paths[name], name))
                    for name in ("faces3d", "bodies", "rejections")}
         _write_rejections(writers["rejections"], run.listing_rejections(selected))
+        if media is not None:
+            _write_rejections(writers["rejections"], run._portable(media_rejections(media, selected, sequence)))
         bar = stack.enter_context(tqdm(total=len(selected), desc=f"ingest {sequence}", unit="frame",
                                        disable=None))
         for chunk in _chunks(selected, chunk_frames):
@@ -345,14 +417,21 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
             _write_rejections(writers["rejections"], rejections)
             bar.update(len(chunk))
         rows = {name: w.rows for name, w in writers.items()}
+    frames = _frames_table(run, selected, media)
+    write_table(frames, paths["frames"], "frames")
     write_table(camera_columns(calib, sequence), paths["cameras"], "cameras")
-    rows["cameras"] = len(calib.rig)
+    rows["cameras"], rows["frames"] = len(calib.rig), len(frames["frame"])
     return IngestSummary(
         sequence=sequence, out_dir=out_dir, cameras=len(calib.rig),
         frame_range=(int(selected[0]), int(selected[-1])) if len(selected) else None,
         frame_step=frame_step, frames_selected=len(selected),
         face_files=run.face_files, body_files=run.body_files,
         has_faces=run.faces.exists, has_bodies=run.bodies.exists, rows=rows,
+        frames_from=FRAMES_FROM_FILES if media is None else FRAMES_FROM_MEDIA,
+        media_cameras={} if media is None else {
+            "images": sum(len(c.images.frames) > 0 for c in media.cameras),
+            "video": sum(c.video_frames > 0 for c in media.cameras)},
+        without_media=[] if media is None else media.without_media,
         rejections_by_reason=dict(run.reasons), negative_scores=run.negative_scores, paths=paths)
 
 
@@ -453,6 +532,32 @@ def load_bodies(path: str | Path, sequence: str | None = None) -> Bodies3D:
         joints=fixed_list_to_numpy(table.column("joints_world"), (19, 3)).astype(np.float64),
         confidence=fixed_list_to_numpy(table.column("joint_confidence"), (19,)).astype(np.float64),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class FrameList:
+    """Rows of a ``frames`` table: frame (F,) int64; face_file, body_file (F,) bool;
+    cameras_with_media (F,) int64, -1 where null; from_media: the frames came from the
+    cameras' images or videos (a capture without 3D files)."""
+
+    frame: np.ndarray
+    face_file: np.ndarray
+    body_file: np.ndarray
+    cameras_with_media: np.ndarray
+
+    @property
+    def from_media(self) -> bool:
+        return bool(len(self.frame)) and bool(np.all(self.cameras_with_media >= 0))
+
+
+def load_frames(path: str | Path, sequence: str | None = None) -> FrameList:
+    """Read a ``frames`` table."""
+    table = _only_sequence(read_table(path, "frames"), path, sequence)
+    media = table.column("cameras_with_media").to_numpy(zero_copy_only=False)
+    return FrameList(frame=table.column("frame").to_numpy().astype(np.int64),
+                     face_file=table.column("face_file").to_numpy(zero_copy_only=False).astype(bool),
+                     body_file=table.column("body_file").to_numpy(zero_copy_only=False).astype(bool),
+                     cameras_with_media=np.nan_to_num(media.astype(np.float64), nan=-1).astype(np.int64))
 
 
 def load_camera_info(path: str | Path, sequence: str | None = None) -> Calibration:
