@@ -97,16 +97,17 @@ def test_our_angles_drawn_by_hopenet_show_our_rotation():
 
 def test_coco_json_has_boxes_angles_and_6dof(dataset, tmp_path):
     counts = export_coco(dataset, tmp_path / "coco")
-    assert counts == {"train": {"images": 10, "annotations": 10}, "test": {"images": 10, "annotations": 10}}
+    assert counts == {"train": {"images": 10, "annotations": 10}, "test": {"images": 10, "annotations": 10},
+                      "left_out": {"other_split": 20, "beyond_90_images": 0, "beyond_90_heads": 0}}
     doc = json.loads((tmp_path / "coco" / "train.json").read_text())
     assert {c["name"] for c in doc["categories"]} == {"head"}
     images = {i["id"]: i for i in doc["images"]}
-    assert all((dataset / "frames" / i["file_name"]).is_file() for i in images.values())
+    assert all(i["file_name"] == f"{i['id']}.jpg" and (tmp_path / "coco" / "images" / "train" / i["file_name"]).is_file()
+               for i in images.values())
     rows = {r["sample_id"]: r for r in read_columns(dataset, ["sample_id", "box", "yaw", "pitch", "roll", "R_cam_head",
                                                               "head_centre_cam"]).to_pylist()}
-    own = [a for a in doc["annotations"] if a["iscrowd"] == 0]
-    others = [a for a in doc["annotations"] if a["iscrowd"] == 1]
-    assert len(own) == 10 and len(others) == 10 and all("pose" not in a for a in others)
+    own = doc["annotations"]                   # heads of the test split in the same frames are left out
+    assert len(own) == 10 and all(a["iscrowd"] == 0 and a["sample_id"].endswith("/1/00_01") for a in own)
     for a in own:
         r = rows[a["sample_id"]]
         x0, y0, x1, y1 = r["box"]

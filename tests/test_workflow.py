@@ -64,7 +64,8 @@ def test_workflow_builds_the_dataset_card_and_exports(workflow_run):
     assert sum((ds / "exports" / "whenet" / f"{s}.txt").read_text().count("\n") for s in splits) == card["samples"]
     assert all((ds / "exports" / "300wlp" / f"{s}_filenames.txt").is_file() for s in splits)
     coco = json.loads((ds / "exports" / "coco" / f"{splits[0]}.json").read_text())
-    assert coco["annotations"] and all((ds / "frames" / i["file_name"]).is_file() for i in coco["images"])
+    assert coco["annotations"] and all((ds / "exports" / "coco" / "images" / splits[0] / i["file_name"]).is_file()
+                                       for i in coco["images"])
     assert (workflow_run / "results" / "logs" / "dataset" / "shards_synth_000.log").read_text().strip()
 
 

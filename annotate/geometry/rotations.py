@@ -1,4 +1,4 @@
-"""Rotations: the project's one Euler convention, quaternions, the 6D form, geodesic distance.
+"""Rotations: the project's one Euler convention, quaternions, the 6D forms, geodesic distance.
 
 Euler convention (docs/conventions.md, as WHENet / 300W-LP / HopeNet)::
 
@@ -135,10 +135,27 @@ def matrix_from_quaternion(q: np.ndarray) -> np.ndarray:
 def sixd_from_matrix(R: np.ndarray) -> np.ndarray:
     """(..., 3, 3) -> (..., 6): the first two columns ``[r00, r10, r20, r01, r11, r21]``.
 
-    The continuous 6D representation of Zhou et al. 2019 as used by 6DRepNet.
+    The continuous 6D representation of Zhou et al. 2019 of the matrix given. Of
+    ``R_cam_head`` this is the ``rot6d`` column; it is not 6DRepNet's target, which is the
+    6D form of another matrix (``sixd_6drepnet_from_matrix``).
     """
     R = np.asarray(R, dtype=np.float64)
     return np.concatenate([R[..., :, 0], R[..., :, 1]], axis=-1)
+
+
+def sixd_6drepnet_from_matrix(R_cam_head: np.ndarray) -> np.ndarray:
+    """R_cam_head (..., 3, 3) -> (..., 6): 6DRepNet's training target for the same head.
+
+    6DRepNet builds its target matrix as ``get_R(pitch, yaw, roll) = Rz(roll) Ry(yaw)
+    Rx(pitch)`` from 300W-LP-convention angles (this project's), which equals
+    ``R_cam_head.T @ diag(1, -1, -1)`` (conjugating ``Rx(-pitch) Ry(yaw) Rz(roll)`` by
+    ``diag(1, -1, -1)`` flips the y and z angles, and the transpose reverses the order).
+    Its 6D form is the first two columns of that matrix, i.e. the first row of
+    ``R_cam_head`` and the negated second row:
+    ``[r00, r01, r02, -r10, -r11, -r12]``. Exact for every rotation, whatever the angles.
+    """
+    R = np.asarray(R_cam_head, dtype=np.float64)
+    return np.concatenate([R[..., 0, :], -R[..., 1, :]], axis=-1)
 
 
 def matrix_from_sixd(six: np.ndarray) -> np.ndarray:
