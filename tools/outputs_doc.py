@@ -26,6 +26,7 @@ COMMAND = "python tools/outputs_doc.py"
 ORDER = [
     "cameras", "frames", "faces3d", "bodies", "rejections", "head_fits", "labels", "detections2d",
     "faces3d_crosscheck", "dataset_plan", "samples", "audit_samples", "audit_flags", "audit_cameras",
+    "label_comparison",
 ]
 COLUMN_KEYS = {"name", "type", "unit", "frame", "nullable", "description"}
 
@@ -63,6 +64,7 @@ LAYOUT = """\
       dataset/                                     plan, shards, card, exports (docs/dataset.md)  (dataset_plan, samples)
       train/small/                                 the bundled trainer's run and evaluation/report.txt (docs/training.md)
       audit/                                       report.html, metrics.json, flags, samples, cameras (docs/audit.md)
+      audit/label_comparison.parquet               other people's labels against ours (annotate compare-labels)  (label_comparison)
       logs/<rule>/...                              one log per job
 
 The `triangulate/` files exist when a rule needs them: `landmarks3d: triangulated` or `both`,
