@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 min_version("8.0")
 
 
-configfile: "pipelines/config/default.yaml"
+configfile: f"{workflow.basedir}/pipelines/config/default.yaml"
 
 
 # No defaults filled here: annotate.config.resolve_config (common.smk) applies when_synthetic
@@ -18,6 +18,7 @@ validate(config, "schemas/config.schema.yaml", set_default=False)
 
 include: "pipelines/common.smk"
 include: "pipelines/synth.smk"
+include: "pipelines/download.smk"
 include: "pipelines/ingest.smk"
 include: "pipelines/triangulate.smk"
 include: "pipelines/label.smk"

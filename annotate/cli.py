@@ -1,16 +1,19 @@
-"""``annotate <command>``: the same stage functions the Snakemake rules call.
+"""``annotate <command>``: one command per stage (the functions the Snakemake rules call,
+``annotate.stages``), and ``run`` for the whole workflow.
 
+    annotate run     [--config CFG] [--cores N] [--directory DIR] [TARGET ...] [-- SNAKEMAKE ARGS]
     annotate synth   --out ROOT [--sequence synth_000] [--config CFG] [overrides]
+    annotate download [--config CFG] [--root ROOT] [--sequences S ...] [--base-url URL] [--cameras C ...]
     annotate ingest  --root ROOT --sequence NAME --out DIR [--config CFG]
-    annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
-    annotate fit-label --faces3d F --cameras F --model M --out DIR [--config CFG]
-    annotate label   --root ROOT --sequence NAME --out DIR [--config CFG] [--model M]
     annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG]
+    annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
+    annotate label   --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate convert-labels --model head_model.json (--labels F --cameras F | --fits F) --out F
     annotate convert-calibration --from aniposelib|opencv FILE [FILE ...] --out calibration_<seq>.json --units mm|cm|m
     annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
+    annotate compare-labels [--whenet F] [--directmhp F] [--opal F] [--results DIR] [--audit DIR] [--out DIR]
 
-``label`` runs ingest, head model and fit-label for one sequence without Snakemake.
+Stages are chained only by the workflow (``Snakefile``): ``annotate run`` runs it.
 """
 from __future__ import annotations
 
@@ -20,16 +23,23 @@ from pathlib import Path
 
 # Start-up imports only what every command needs; each command imports the rest itself (the
 # audit pandas, train torch), so ``annotate label`` and ``annotate --help`` start quickly.
-from annotate import pipeline
 from annotate.config import ConfigError, resolve_config, sequence_names, view_config
 
 
-def _config(args, overrides: dict | None = None) -> dict:
+def _user_config(args) -> dict:
+    """The ``--config`` file as written (an empty dict without one)."""
     import yaml
 
     base = yaml.safe_load(Path(args.config).read_text()) if args.config else {}
-    if base is None:
-        base = {}
+    if base is not None and not isinstance(base, dict):
+        raise ConfigError(f"{args.config}: a config is a YAML mapping, got {type(base).__name__}")
+    return base or {}
+
+
+def _config(args, overrides: dict | None = None) -> dict:
+    """The resolved config: ``--config`` with ``overrides`` (section -> key -> value; None
+    values are left out) on top, defaults filled in."""
+    base = _user_config(args)
     for section, values in (overrides or {}).items():
         values = {k: v for k, v in values.items() if v is not None}
         if values:
@@ -37,47 +47,56 @@ def _config(args, overrides: dict | None = None) -> dict:
     return resolve_config(base)
 
 
+def cmd_run(args) -> None:
+    from annotate.stages.workflow import run_workflow
+
+    config = _user_config(args) if args.config else None
+    run_workflow(config, args.targets, cores=args.cores, workdir=args.directory, extra_args=args.snakemake_args,
+                 capture=False)
+
+
 def cmd_synth(args) -> None:
+    from annotate.stages import synth
+
     cfg = _config(args, {"synthetic": {
         "seed": args.seed, "num_frames": args.frames, "num_cameras": args.cameras, "num_people": args.people,
         "render_video": False if args.no_video else None}})
-    path = pipeline.run_synth(cfg, args.out, args.sequence, n_jobs=args.jobs)
-    print(f"wrote {path}")
+    print(f"wrote {synth.run(cfg, args.out, args.sequence, n_jobs=args.jobs)}")
 
 
 def cmd_ingest(args) -> None:
-    summary = pipeline.run_ingest(_config(args), args.root, args.sequence, args.out)
-    print(summary)
+    from annotate.stages import ingest
+
+    print(ingest.run(_config(args), args.root, args.sequence, args.out))
 
 
 def cmd_head_model(args) -> None:
-    model = pipeline.run_head_model(_config(args), args.faces3d, args.out)
+    from annotate.stages import head_model
+
+    model = head_model.run(_config(args), args.faces3d, args.out)
     print(f"head model from {model.faces_used} faces -> {args.out}")
 
 
-def cmd_fit_label(args) -> None:
-    print(pipeline.run_label(_config(args), args.faces3d, args.cameras, args.model, args.out))
-
-
 def cmd_label(args) -> None:
-    cfg = _config(args)
-    if args.model:
-        cfg["head_model"]["path"] = args.model
-    ingest, summary = pipeline.run_label_sequence(cfg, args.root, args.sequence, args.out)
-    print(ingest)
-    print(summary)
-    print(f"labels: {Path(args.out) / 'labels' / 'labels.parquet'}")
+    from annotate.core.results import LABEL_FILES
+    from annotate.stages import label
+
+    print(label.run(_config(args), args.faces3d, args.cameras, args.model, args.out))
+    print(f"labels: {Path(args.out) / LABEL_FILES['labels']}")
 
 
 def cmd_triangulate(args) -> None:
-    cfg = _config(args)
-    print(pipeline.run_triangulate(cfg, args.root, args.sequence, args.ingest, args.out))
-    print(f"faces3d: {Path(args.out) / 'faces3d.parquet'}; detections: {Path(args.out) / 'detections2d.parquet'}")
+    from annotate.core.results import TRIANGULATE_FILES
+    from annotate.stages import triangulate
+
+    print(triangulate.run(_config(args), args.root, args.sequence, args.ingest, args.out))
+    out = Path(args.out)
+    print(f"faces3d: {out / TRIANGULATE_FILES['faces3d']}; detections: {out / TRIANGULATE_FILES['detections2d']}")
 
 
 def cmd_convert_labels(args) -> None:
     from annotate.labels.convert import convert_head_fits, convert_labels
-    from annotate.labels.head_model import load_head_model
+    from annotate.head.head_model import load_head_model
 
     model = load_head_model(args.model)            # a version-1 model is upgraded on load
     if args.fits:
@@ -104,9 +123,12 @@ def cmd_audit(args) -> None:
         cfg["results"] = args.results
     if args.strict:
         cfg["audit"]["strict"] = True
+    from annotate.core.results import ResultsLayout
+    from annotate.stages import audit
+
     sequences = args.sequences or sequence_names(cfg)
-    out = args.out or str(Path(cfg["results"]) / "audit")
-    result = pipeline.run_audit(cfg, cfg["results"], sequences, out, model_path=args.model, root=args.root)
+    out = args.out or str(ResultsLayout(cfg["results"]).audit)
+    result = audit.run(cfg, cfg["results"], sequences, out, model_path=args.model, root=args.root)
     print(audit_summary(result.metrics))
     print(f"report: {Path(out) / 'report.html'}")
     if cfg["audit"]["strict"] and not result.passed:
@@ -123,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", help="YAML config (schemas/config.schema.yaml); defaults otherwise")
         sp.set_defaults(func=func)
         return sp
+
+    sp = add("run", cmd_run, "run the workflow (the Snakefile) on a config: every stage, in order, resuming "
+             "what is done; the same as snakemake --configfile CFG")
+    sp.add_argument("targets", nargs="*", help="output files to make (default: the workflow's default target)")
+    sp.add_argument("--cores", type=int, default=2)
+    sp.add_argument("--directory", default=".", help="working directory (relative config paths, .snakemake/)")
+    sp.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                    help="after --: passed to snakemake as they are (e.g. -- --dry-run)")
 
     sp = add("synth", cmd_synth, "generate a synthetic Panoptic-format sequence")
     sp.add_argument("--out", required=True, help="root directory; the sequence goes to OUT/SEQUENCE")
@@ -143,17 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--faces3d", nargs="+", required=True)
     sp.add_argument("--out", required=True)
 
-    sp = add("fit-label", cmd_fit_label, "fit heads and write per-camera labels for one sequence")
-    sp.add_argument("--faces3d", required=True)
-    sp.add_argument("--cameras", required=True)
-    sp.add_argument("--model", required=True)
-    sp.add_argument("--out", required=True)
-
-    sp = add("label", cmd_label, "ingest + head model + labels for one sequence (no Snakemake)")
-    sp.add_argument("--root", required=True, help="directory holding the sequence folder")
-    sp.add_argument("--sequence", required=True)
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--model", help="use this saved head_model.json instead of building one")
+    sp = add("label", cmd_label, "fit heads and write per-camera labels for one sequence")
+    sp.add_argument("--faces3d", required=True, help="the sequence's faces3d.parquet (ingest or triangulate)")
+    sp.add_argument("--cameras", required=True, help="the sequence's cameras.parquet")
+    sp.add_argument("--model", required=True, help="head_model.json (annotate head-model)")
+    sp.add_argument("--out", required=True, help="output folder (head_fits, labels, subjects, summary)")
 
     sp = add("triangulate", cmd_triangulate, "detect 2D landmarks in every view and triangulate 3D faces "
              "(detect.backend in the config)")
@@ -188,15 +212,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")
     sp.add_argument("--sequences", nargs="*", help="sequences to audit (default: those of the config)")
     sp.add_argument("--out", help="output folder (default RESULTS/audit)")
-    sp.add_argument("--model", help="head_model.json (default RESULTS/head_model.json; `annotate label` writes "
-                                    "RESULTS/SEQUENCE/head_model.json)")
+    sp.add_argument("--model", help="head_model.json (default RESULTS/head_model.json)")
     sp.add_argument("--root", help="folder holding the sequence folders, for the video sync check "
                                    "(default: the config's)")
     sp.add_argument("--strict", action="store_true", help="exit with status 1 when a check fails (a gate)")
 
+    from annotate.stages.compare_labels import add_commands as add_compare_commands   # compare-labels
     from annotate.train.commands import add_commands as add_train_commands   # train, evaluate
 
+    add_compare_commands(sub)
+
     add_train_commands(sub)
+    from annotate.stages.download import add_commands as add_download_commands   # download
+
+    add_download_commands(sub)
     return p
 
 
@@ -207,12 +236,20 @@ def _is_audit_failure(err: BaseException) -> bool:
     return checks is not None and isinstance(err, checks.AuditFailed)
 
 
+def _is_workflow_failure(err: BaseException) -> bool:
+    """``err`` is an ``annotate.stages.workflow.WorkflowError`` (looked up as above)."""
+    workflow = sys.modules.get("annotate.stages.workflow")
+    return workflow is not None and isinstance(err, workflow.WorkflowError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "snakemake_args", None) and args.snakemake_args[0] == "--":
+        args.snakemake_args = args.snakemake_args[1:]
     try:
         args.func(args)
     except Exception as err:
-        if _is_audit_failure(err):
+        if _is_audit_failure(err) or _is_workflow_failure(err):
             print(f"annotate {args.command}: {err}", file=sys.stderr)
             return 1
         if isinstance(err, (ConfigError, FileNotFoundError, ValueError)):

@@ -12,10 +12,10 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from annotate.datasets.schema import schemas_dir
-from annotate.geometry.head_frame import HeadFrameSpec
+from annotate.core.schema import schemas_dir
+from annotate.head.head_frame import HeadFrameSpec
 from annotate.labels.fit import FitConfig
-from annotate.labels.per_view import ViewConfig
+from annotate.head.per_view import ViewConfig
 
 
 class ConfigError(ValueError):
@@ -99,6 +99,9 @@ def resolve_config(config: dict | str | Path | None = None) -> dict:
         pan = doc["panoptic"]
         if not pan.get("root") or not pan.get("sequences"):
             raise ConfigError(f"{where}: source is panoptic but panoptic.root or panoptic.sequences is missing")
+    elif doc["download"]["enabled"]:
+        raise ConfigError(f"{where}: download.enabled needs source: panoptic (a synthetic sequence is generated, "
+                          f"not downloaded)")
     return doc
 
 
@@ -121,6 +124,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "dataset": ("dataset", "source"),
     "train": ("train",),
     "audit": ("audit", "detect", "ingest"),
+    "download": ("download", "ingest"),
 }
 
 
@@ -159,6 +163,17 @@ def sequence_root(config: dict) -> Path:
     if config["source"] == "synthetic":
         return Path(config["results"]) / "synthetic"
     return Path(config["panoptic"]["root"])
+
+
+def download_settings(config: dict):
+    """The download stage's settings (an ``annotate.panoptic.download.DownloadSettings``)."""
+    from annotate.panoptic.download import DownloadSettings
+    from annotate.panoptic.fetch import FetchPolicy
+
+    d = config["download"]
+    policy = FetchPolicy(retries=d["retries"], backoff_s=float(d["backoff_s"]), timeout_s=float(d["timeout_s"]))
+    return DownloadSettings(base_url=d["base_url"], archives=tuple(d["archives"]), videos=d["videos"],
+                            keep_archives=d["keep_archives"], policy=policy)
 
 
 def head_frame_spec(config: dict) -> HeadFrameSpec:

@@ -3,7 +3,7 @@
     python benchmarks/bench_audit_faults.py [--frames 90] [--cameras 31] [--only rot3 shift ...]
 
 One synthetic sequence (3 people, rendered videos) is generated; each fault is injected into
-a copy of it (annotate.audit.faults), and the copy goes through the same stages as
+a copy of it (annotate.synth.faults), and the copy goes through the same stages as
 ``snakemake`` (annotate.pipeline.run_label_and_audit: ingest, head model, fit + labels,
 2D detection + triangulation for the detections, audit). Per fault, over every label row of the copy:
 
@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate.audit import faults
+from annotate.synth import faults
 from annotate.config import resolve_config
-from annotate.pipeline import run_label_and_audit, run_synth
+from workflow_runs import label_and_audit
+from annotate.stages.synth import run as run_synth
 
 SEQUENCE = "synth_000"
 TARGET_RECALL, TARGET_FP = 0.95, 0.01
@@ -87,7 +88,7 @@ def uncertainty_calibration(seq_dir: Path, results: Path, samples: pd.DataFrame)
     """The audit's per-fit rotation uncertainty against the true rotation error (ground truth)."""
     from scipy.stats import spearmanr
 
-    from annotate.datasets.tables import read_table
+    from annotate.core.tables import read_table
     from annotate.geometry.rotations import geodesic_distance
     from annotate.synth.generate import load_ground_truth
 

@@ -26,7 +26,6 @@ labels beyond 5 deg, the share where theirs is the one further from the truth.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -37,32 +36,17 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from other_labels import inject_errors, whenet_style_labels                      # noqa: E402
+from other_labels import inject_errors, untidy_face_files, whenet_style_labels   # noqa: E402
 from workflow_runs import label_and_audit                                          # noqa: E402
 
 from annotate.audit.external_labels import write_directmhp_coco, write_opal_list, write_whenet_list  # noqa: E402
 from annotate.config import resolve_config                                         # noqa: E402
-from annotate.head.whenet_reference import WHENET_FACE70                           # noqa: E402
 from annotate.core.results import ResultsLayout                                    # noqa: E402
 from annotate.stages import compare_labels                                         # noqa: E402
 from annotate.stages.synth import run as run_synth                                 # noqa: E402
 
 SEQUENCE = "synth_000"
 AUDIT = {"audit": {"detections": False, "video_sync": False, "contact_sheet_size": 0}}
-
-
-def untidy_face_files(seq_dir: Path) -> None:
-    """Reverse the people of every third frame; score WHENet's landmarks of every seventh frame's first face 0.05."""
-    for path in sorted((seq_dir / "hdFace3d").glob("*.json")):
-        frame = int(path.stem[-8:])
-        doc = json.loads(path.read_text())
-        if frame % 3 == 0:
-            doc["people"] = doc["people"][::-1]
-        if frame % 7 == 0 and doc["people"]:
-            score = doc["people"][0]["face70"]["averageScore"]
-            for k in WHENET_FACE70:                     # below WHENet's gate, still a landmark for us
-                score[k] = 0.05
-        path.write_text(json.dumps(doc))
 
 
 def labelled_sequence(work: Path, frames: int, cameras: int, people: int) -> Path:

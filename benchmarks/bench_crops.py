@@ -55,12 +55,12 @@ import pandas as pd
 
 from annotate.config import resolve_config
 from annotate.datasets.build import decoder_threads, worker_threads
-from annotate.datasets.stage import build_config, run_build, run_plan
-from annotate.datasets.tables import fixed_list_to_numpy, read_table
+from annotate.stages.dataset import build_config, run_build, run_plan
+from annotate.core.tables import fixed_list_to_numpy, read_table
 from annotate.media.crops import CropSpec, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_yuv420
 from annotate.media.video import camera_video_path, iter_video_frames
-from annotate.rowkeys import frame_person_keys, match_keys
+from annotate.core.rowkeys import frame_person_keys, match_keys
 
 
 def cpu_seconds() -> float:
@@ -146,7 +146,7 @@ def keep_every_nth_frame(plan_path: Path, step: int) -> None:
     """Rewrite a plan with only the frames (frame - first) % step == 0."""
     import pyarrow as pa
 
-    from annotate.datasets.tables import write_table
+    from annotate.core.tables import write_table
 
     table = read_table(plan_path, "dataset_plan")
     frame = table.column("frame").to_numpy()

@@ -14,7 +14,7 @@ runs are interleaved and the least of each is kept.
 (b) the per-sample loop of WHENet's published preparation recipe, as a small script
     (``whenet_loop`` below, run in its own process): read the calibration and every
     ``hdFace3d`` file with the standard ``json`` module; per face fit WHENet's reference head
-    (Horn), then per face and HD camera call ``annotate.labels.whenet_oracle.whenet_label_one``
+    (Horn), then per face and HD camera call ``annotate.head.whenet_oracle.whenet_label_one``
     (the fit and WHENet's Euler angles, step by step) and project WHENet's 648-point helmet
     sphere (radius 22 * scale around the fitted head) with ``cv2.projectPoints`` for the box;
     the rows are collected in a list.
@@ -75,9 +75,9 @@ def whenet_loop(root: str, sequence: str) -> dict:
     import cv2
     import numpy as np
 
-    from annotate.geometry.whenet_reference import WHENET_FACE70, WHENET_MIN_POINTS, WHENET_SCORE_GATE, \
+    from annotate.head.whenet_reference import WHENET_FACE70, WHENET_MIN_POINTS, WHENET_SCORE_GATE, \
         reference_points_cm
-    from annotate.labels.whenet_oracle import whenet_label_one
+    from annotate.head.whenet_oracle import whenet_label_one
     from annotate.panoptic.layout import FACE_FILE, SequenceLayout
 
     layout = SequenceLayout(root, sequence)

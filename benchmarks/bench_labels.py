@@ -31,9 +31,11 @@ import numpy as np
 from annotate.config import resolve_config
 from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.fit import FitConfig
-from annotate.labels.per_view import ViewConfig
+from annotate.head.per_view import ViewConfig
 from annotate.labels.stage import label_faces
-from annotate.pipeline import run_head_model, run_ingest, run_label
+from annotate.stages.head_model import run as run_head_model
+from annotate.stages.ingest import run as run_ingest
+from annotate.stages.label import run as run_label
 from annotate.synth.generate import generate_sequence, load_ground_truth
 from annotate.synth.scene import SceneConfig
 
@@ -85,13 +87,13 @@ def label_errors(root: Path, name: str, out: Path, config: dict) -> np.ndarray:
 
 
 def oracle_table(faces3d: Path, cameras: Path):
-    """WHENet's own labels (``annotate.labels.whenet_oracle``) of every face of an ingested
+    """WHENet's own labels (``annotate.head.whenet_oracle``) of every face of an ingested
     sequence in every camera: frame, person, camera_index, status, yaw/pitch/roll, R_cam_ref."""
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from annotate.datasets.tables import fixed_list_to_numpy
-    from annotate.labels.whenet_oracle import whenet_euler, whenet_fit
+    from annotate.core.tables import fixed_list_to_numpy
+    from annotate.head.whenet_oracle import whenet_euler, whenet_fit
     from annotate.panoptic.ingest import load_cameras
 
     faces = pq.read_table(faces3d)
@@ -242,7 +244,7 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
 
     from annotate.geometry.rotations import euler_from_matrix, quaternion_from_matrix
     from annotate.labels.fit import fit_heads
-    from annotate.labels.per_view import sphere_outline_camera
+    from annotate.head.per_view import sphere_outline_camera
 
     zero = np.zeros(3)
     rows = []
@@ -268,7 +270,7 @@ def loop_baseline(model, rig, landmarks, scores, fit_config, view_config) -> lis
 def speed(frames: int, faces: int) -> None:
     print("\n== 3. Speed, one core (head fit with subject rest faces, expression modes and weights "
           "+ per-camera labels)")
-    from annotate.labels.head_model import build_head_model
+    from annotate.head.head_model import build_head_model
     from annotate.labels.subjects import learn_subjects
     from annotate.synth.scene import published_landmarks, simulate_scene
 
@@ -319,7 +321,7 @@ def speed(frames: int, faces: int) -> None:
 # fork + exec, so a child would report the (larger) parent's size.
 MEMORY_SNIPPET = """
 import sys
-from annotate.labels.head_model import load_head_model
+from annotate.head.head_model import load_head_model
 from annotate.labels.stage import label_sequence
 ingest, model, out = sys.argv[1:4]
 s = label_sequence(ingest + '/faces3d.parquet', ingest + '/cameras.parquet', load_head_model(model), out, progress=False)

@@ -28,9 +28,9 @@ from joblib import Parallel, delayed
 
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import rot_y
-from annotate.labels.head_mesh import build_head_mesh
+from annotate.head.head_mesh import build_head_mesh
 from annotate.synth import render as rd
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 
 DIST = np.array([-0.25, 0.18, 0.0005, 0.0008, -0.04])
 

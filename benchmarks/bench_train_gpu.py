@@ -27,9 +27,11 @@ from annotate.datasets.readers import ShardRecords, shard_paths
 from annotate.train.augment import AugmentConfig
 from annotate.train.config import resolve_train_config
 from annotate.train.data import EpochSampler, PoseDataset, make_loader
-from annotate.train.engine import build_optimizer, forward_loss, optimizer_step, resolve_amp
+from annotate.train.distributed import channels_last_enabled, grad_scaler, resolve_amp
+from annotate.train.engine import forward_loss, optimizer_step
 from annotate.train.losses import build_criterion
 from annotate.train.models import build_model
+from annotate.train.setup import build_optimizer
 
 
 def sync(dev: torch.device) -> None:
@@ -82,7 +84,7 @@ def main() -> None:
                                 "data": {"image_size": args.size, "batch_size": args.batch, "num_workers": args.workers},
                                 "engine": {"amp": args.amp, "channels_last": args.channels_last}})
     amp = resolve_amp(cfg["engine"]["amp"], dev)
-    channels_last = args.channels_last == "on" or (args.channels_last == "auto" and dev.type == "cuda")
+    channels_last = channels_last_enabled(args.channels_last, dev)
     torch.backends.cudnn.benchmark = True
 
     model = build_model(cfg["model"]).to(dev)
@@ -91,7 +93,7 @@ def main() -> None:
     net = torch.compile(model) if args.compile else model
     criterion = build_criterion(cfg["model"], model)
     optimizer = build_optimizer(model, cfg["optim"])
-    scaler = torch.amp.GradScaler(dev.type, enabled=amp == "fp16")
+    scaler = grad_scaler(dev, amp)
 
     def step(batch):
         loss, _ = forward_loss(net, criterion, batch, dev, amp, channels_last)

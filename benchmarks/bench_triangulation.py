@@ -41,7 +41,11 @@ from annotate.geometry.rotations import geodesic_distance  # noqa: E402
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points  # noqa: E402
 from annotate.labels.triangulate_stage import detect_views, make_backend  # noqa: E402
 from annotate.panoptic.ingest import load_bodies, load_cameras, load_faces3d  # noqa: E402
-from annotate.pipeline import run_head_model, run_ingest, run_label, run_synth, run_triangulate  # noqa: E402
+from annotate.stages.head_model import run as run_head_model  # noqa: E402
+from annotate.stages.ingest import run as run_ingest  # noqa: E402
+from annotate.stages.label import run as run_label  # noqa: E402
+from annotate.stages.synth import run as run_synth  # noqa: E402
+from annotate.stages.triangulate import run as run_triangulate  # noqa: E402
 from annotate.synth.generate import load_ground_truth  # noqa: E402
 
 SEQUENCE = "synth_tri"

@@ -1,4 +1,4 @@
-"""Speed and agreement of per-landmark visibility (annotate.labels.visibility).
+"""Speed and agreement of per-landmark visibility (annotate.head.visibility).
 
     python benchmarks/bench_visibility.py [--frames 200] [--only speed|agreement]
 
@@ -27,14 +27,14 @@ import time
 
 import numpy as np
 
-from annotate.labels import visibility as vis
+from annotate.head import visibility as vis
 from annotate.labels.fit import fit_heads
-from annotate.labels.head_mesh import build_head_mesh
-from annotate.labels.head_model import build_head_model
-from annotate.labels.per_view import model_landmarks_world
-from annotate.labels.raycast import HeadFrameCaster, rays_from
-from annotate.open3d_loader import open3d_module
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.head_mesh import build_head_mesh
+from annotate.head.head_model import build_head_model
+from annotate.head.per_view import model_landmarks_world
+from annotate.head.raycast import HeadFrameCaster, rays_from
+from annotate.core.open3d_loader import open3d_module
+from annotate.head.face_model import base_face_landmarks
 from annotate.synth.generate import landmark_views, scene_frames
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene
 

@@ -14,7 +14,7 @@ rule audit_report:
         sequences=SEQUENCES,
         config=stage_config(CFG, "audit"),
     log:
-        f"{RESULTS}/logs/audit.log",
+        log("audit", per_sequence=False),
     threads: 2
     conda:
         "envs/annotate.yaml"
@@ -30,7 +30,7 @@ rule audit_gate:
     params:
         config=stage_config(CFG, "audit"),
     log:
-        f"{RESULTS}/logs/audit_gate.log",
+        log("audit_gate", per_sequence=False),
     conda:
         "envs/annotate.yaml"
     script:

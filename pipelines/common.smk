@@ -1,71 +1,83 @@
-# Configuration and input functions shared by the rules.
+# Configuration and input functions shared by the rules. Every output path comes from the
+# results layout (annotate.core.results), which the stages and the CLI share.
 from annotate.config import resolve_config, sequence_names, sequence_root, stage_config
+from annotate.core.results import ResultsLayout
 
 CFG = resolve_config(config)
 RESULTS = CFG["results"]
+LAYOUT = ResultsLayout(RESULTS)
+SEQ = LAYOUT.sequence("{sequence}")  # the per-sequence paths, as wildcard patterns
 SEQUENCES = sequence_names(CFG)
 SEQUENCE_ROOT = str(sequence_root(CFG))
 SYNTHETIC = CFG["source"] == "synthetic"
+DOWNLOAD = not SYNTHETIC and CFG["download"]["enabled"]  # fetch each sequence before its ingest
 
 wildcard_constraints:
     sequence="[A-Za-z0-9_.-]+",
 
 
+def each_sequence(pattern):
+    """``pattern`` (a path with ``{sequence}``) for every sequence of the config."""
+    return expand(str(pattern), sequence=SEQUENCES)
+
+
+def log(rule, per_sequence=True):
+    return str(LAYOUT.log(rule, "{sequence}" if per_sequence else None))
+
+
 def sequence_inputs(wildcards):
-    """What ingest needs: the generated folder (synthetic) or the real calibration file."""
+    """What ingest needs: the generated folder (synthetic), the download's summary (the
+    download rule fetched the sequence) or the real calibration file."""
     if SYNTHETIC:
         return {"sequence_dir": f"{SEQUENCE_ROOT}/{wildcards.sequence}"}
+    if DOWNLOAD:
+        return {"download": str(LAYOUT.sequence(wildcards.sequence).download_summary)}
     return {"calibration": f"{SEQUENCE_ROOT}/{wildcards.sequence}/calibration_{wildcards.sequence}.json"}
 
 
 def label_outputs():
-    return expand(f"{RESULTS}/{{sequence}}/labels/labels.parquet", sequence=SEQUENCES)
+    return each_sequence(SEQ.labels("labels"))
 
 
-DATASET = f"{RESULTS}/dataset"
+DATASET = str(LAYOUT.dataset)
 
 
 def dataset_outputs():
     """The dataset card and every enabled export (pipelines/dataset.smk)."""
-    from annotate.datasets.stage import enabled_exports, export_folder
+    from annotate.stages.dataset import enabled_exports, export_folder
 
     exports = [f"{DATASET}/exports/{export_folder(e)}" for e in enabled_exports(CFG)]
     return [f"{DATASET}/card.json", f"{DATASET}/card.md", *exports]
 
 
-# The faces3d table the head model and the labels use (config landmarks3d).
-FACES3D_FOR_LABELS = {"published": "ingest/faces3d.parquet", "triangulated": "triangulate/faces3d.parquet",
-                      "both": "triangulate/faces3d_combined.parquet"}[CFG["landmarks3d"]]
-
-
 def label_faces3d(sequence):
-    """``results/<sequence>/...faces3d.parquet`` that the labels of ``sequence`` use."""
-    return f"{RESULTS}/{sequence}/{FACES3D_FOR_LABELS}"
+    """The faces3d table the labels of ``sequence`` use (config landmarks3d)."""
+    return str(LAYOUT.sequence(sequence).faces3d_for_labels(CFG["landmarks3d"]))
 
 
 def triangulate_outputs():
     """The cross-check tables with landmarks3d: both (the labels pull in the faces)."""
     if CFG["landmarks3d"] != "both":
         return []
-    return expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)
+    return each_sequence(SEQ.triangulate("crosscheck"))
 
 
-AUDIT = f"{RESULTS}/audit"
+AUDIT = str(LAYOUT.audit)
 
 
 def audit_inputs(wildcards):
-    """Labels, fits and the optional tables the audit reads (see annotate.pipeline.audit_inputs)."""
+    """Labels, fits and the optional tables the audit reads (annotate.stages.audit.inputs)."""
     inputs = {
         "labels": label_outputs(),
-        "fits": expand(f"{RESULTS}/{{sequence}}/labels/head_fits.parquet", sequence=SEQUENCES),
-        "model": f"{RESULTS}/head_model.json",
-        "bodies": expand(f"{RESULTS}/{{sequence}}/ingest/bodies.parquet", sequence=SEQUENCES),
+        "fits": each_sequence(SEQ.labels("head_fits")),
+        "model": str(LAYOUT.head_model),
+        "bodies": each_sequence(SEQ.ingest("bodies")),
         "dataset": f"{DATASET}/index.json",
     }
     if audit_detections_wanted():
-        inputs["detections"] = expand(f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet", sequence=SEQUENCES)
+        inputs["detections"] = each_sequence(SEQ.triangulate("detections2d"))
         # With detections come triangulated faces: their agreement with the published ones.
-        inputs["crosscheck"] = expand(f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet", sequence=SEQUENCES)
+        inputs["crosscheck"] = each_sequence(SEQ.triangulate("crosscheck"))
     return inputs
 
 
@@ -79,7 +91,7 @@ def audit_outputs():
     """What the default target asks of the audit: the report (and the gate with audit.strict)."""
     if not CFG["audit"]["enabled"]:
         return []
-    outputs = [f"{RESULTS}/audit/report.html"]
+    outputs = [f"{AUDIT}/report.html"]
     if CFG["audit"]["strict"]:
-        outputs.append(f"{RESULTS}/audit/passed")
+        outputs.append(f"{AUDIT}/passed")
     return outputs

@@ -1,5 +1,5 @@
 # Training dataset: plan (which views), per-sequence crops into shards, card, exports.
-# Layout of results/dataset/: annotate/datasets/stage.py (and docs/dataset.md).
+# Layout of results/dataset/: annotate/stages/dataset.py (and docs/dataset.md).
 # DATASET and dataset_outputs() are in common.smk. The dataset config is a param of every
 # rule (stage_config), so changing it reruns them (the per-camera fingerprints then decide
 # what to redo).
@@ -7,14 +7,14 @@
 
 rule dataset_plan:
     input:
-        labels=expand(f"{RESULTS}/{{sequence}}/labels/labels.parquet", sequence=SEQUENCES),
+        labels=label_outputs(),
     output:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",
     params:
         config=stage_config(CFG, "dataset"),
     log:
-        f"{RESULTS}/logs/dataset/plan.log",
+        log("dataset_plan", per_sequence=False),
     conda:
         "envs/annotate.yaml"
     script:
@@ -25,15 +25,15 @@ rule dataset_shards:
     input:
         unpack(sequence_inputs),
         plan=f"{DATASET}/plan.parquet",
-        labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
-        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
+        labels=str(SEQ.labels("labels")),
+        cameras=str(SEQ.ingest("cameras")),
     output:
         summary=f"{DATASET}/parts/{{sequence}}.json",
         rejections=f"{DATASET}/parts/{{sequence}}-rejections.parquet",
     params:
         config=stage_config(CFG, "dataset"),
     log:
-        f"{RESULTS}/logs/dataset/shards_{{sequence}}.log",
+        log("dataset_shards"),
     # Cameras are cropped in parallel: Snakemake grants at most --cores of these.
     threads: CFG["dataset"]["threads"]
     conda:
@@ -55,7 +55,7 @@ rule dataset_card:
     params:
         config=stage_config(CFG, "dataset"),
     log:
-        f"{RESULTS}/logs/dataset/card.log",
+        log("dataset_card", per_sequence=False),
     conda:
         "envs/annotate.yaml"
     script:
@@ -72,7 +72,7 @@ rule dataset_export:
     params:
         config=stage_config(CFG, "dataset"),
     log:
-        f"{RESULTS}/logs/dataset/export_{{export}}.log",
+        str(LAYOUT.log("dataset_export", "{export}")),
     conda:
         "envs/annotate.yaml"
     script:

@@ -5,15 +5,15 @@ rule ingest:
     input:
         unpack(sequence_inputs),
     output:
-        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
-        faces3d=f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet",
-        bodies=f"{RESULTS}/{{sequence}}/ingest/bodies.parquet",
-        rejections=f"{RESULTS}/{{sequence}}/ingest/rejections.parquet",
+        cameras=str(SEQ.ingest("cameras")),
+        faces3d=str(SEQ.ingest("faces3d")),
+        bodies=str(SEQ.ingest("bodies")),
+        rejections=str(SEQ.ingest("rejections")),
     params:
         root=SEQUENCE_ROOT,
         config=stage_config(CFG, "ingest"),
     log:
-        f"{RESULTS}/logs/ingest/{{sequence}}.log",
+        log("ingest"),
     conda:
         "envs/annotate.yaml"
     script:

@@ -5,11 +5,11 @@ rule head_model:
     input:
         faces3d=[label_faces3d(s) for s in SEQUENCES],
     output:
-        f"{RESULTS}/head_model.json",
+        str(LAYOUT.head_model),
     params:
         config=stage_config(CFG, "head_model"),
     log:
-        f"{RESULTS}/logs/head_model.log",
+        log("head_model", per_sequence=False),
     conda:
         "envs/annotate.yaml"
     script:
@@ -19,17 +19,17 @@ rule head_model:
 rule label:
     input:
         faces3d=lambda w: label_faces3d(w.sequence),
-        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
-        model=f"{RESULTS}/head_model.json",
+        cameras=str(SEQ.ingest("cameras")),
+        model=str(LAYOUT.head_model),
     output:
-        fits=f"{RESULTS}/{{sequence}}/labels/head_fits.parquet",
-        labels=f"{RESULTS}/{{sequence}}/labels/labels.parquet",
-        summary=f"{RESULTS}/{{sequence}}/labels/summary.json",
-        subjects=f"{RESULTS}/{{sequence}}/labels/subjects.json",
+        fits=str(SEQ.labels("head_fits")),
+        labels=str(SEQ.labels("labels")),
+        summary=str(SEQ.labels("summary")),
+        subjects=str(SEQ.labels("subjects")),
     params:
         config=stage_config(CFG, "label"),
     log:
-        f"{RESULTS}/logs/label/{{sequence}}.log",
+        log("label"),
     conda:
         "envs/annotate.yaml"
     script:

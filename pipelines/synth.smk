@@ -7,7 +7,7 @@ rule synth:
     params:
         config=stage_config(CFG, "synth"),
     log:
-        f"{RESULTS}/logs/synth/{{sequence}}.log",
+        log("synth"),
     # Rendering is parallel over camera groups: every core --cores grants.
     threads: workflow.cores
     conda:

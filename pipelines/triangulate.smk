@@ -6,19 +6,19 @@
 rule triangulate:
     input:
         unpack(sequence_inputs),
-        cameras=f"{RESULTS}/{{sequence}}/ingest/cameras.parquet",
-        bodies=f"{RESULTS}/{{sequence}}/ingest/bodies.parquet",
-        faces3d=f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet",
+        cameras=str(SEQ.ingest("cameras")),
+        bodies=str(SEQ.ingest("bodies")),
+        faces3d=str(SEQ.ingest("faces3d")),
     output:
-        faces3d=f"{RESULTS}/{{sequence}}/triangulate/faces3d.parquet",
-        rejections=f"{RESULTS}/{{sequence}}/triangulate/rejections.parquet",
-        detections=f"{RESULTS}/{{sequence}}/triangulate/detections2d.parquet",
-        summary=f"{RESULTS}/{{sequence}}/triangulate/summary.json",
+        faces3d=str(SEQ.triangulate("faces3d")),
+        rejections=str(SEQ.triangulate("rejections")),
+        detections=str(SEQ.triangulate("detections2d")),
+        summary=str(SEQ.triangulate("summary")),
     params:
         root=SEQUENCE_ROOT,
         config=stage_config(CFG, "triangulate"),
     log:
-        f"{RESULTS}/logs/triangulate/{{sequence}}.log",
+        log("triangulate"),
     conda:
         "envs/annotate.yaml"
     script:
@@ -27,14 +27,14 @@ rule triangulate:
 
 rule crosscheck:
     input:
-        published=f"{RESULTS}/{{sequence}}/ingest/faces3d.parquet",
-        triangulated=f"{RESULTS}/{{sequence}}/triangulate/faces3d.parquet",
+        published=str(SEQ.ingest("faces3d")),
+        triangulated=str(SEQ.triangulate("faces3d")),
     output:
-        crosscheck=f"{RESULTS}/{{sequence}}/triangulate/crosscheck.parquet",
-        combined=f"{RESULTS}/{{sequence}}/triangulate/faces3d_combined.parquet",
-        summary=f"{RESULTS}/{{sequence}}/triangulate/crosscheck.json",
+        crosscheck=str(SEQ.triangulate("crosscheck")),
+        combined=str(SEQ.triangulate("combined")),
+        summary=str(SEQ.triangulate("crosscheck_summary")),
     log:
-        f"{RESULTS}/logs/crosscheck/{{sequence}}.log",
+        log("crosscheck"),
     conda:
         "envs/annotate.yaml"
     script:

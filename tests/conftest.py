@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,6 @@ def face() -> np.ndarray:
 @pytest.fixture(scope="module")
 def mesh(face):
     """The closed head mesh through the base face."""
-    from annotate.labels import head_mesh as hm
+    from annotate.head import head_mesh as hm
 
     return hm.build_head_mesh(face)

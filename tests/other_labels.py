@@ -6,6 +6,8 @@ the way WHENet's published preparation code does (``annotate.head.whenet_oracle`
 14-point reference-head fit and Euler choice), numbering the faces it can fit in file order
 (WHENet's k). Boxes, which WHENet's lists lack, are our label's box grown 1.3x about its
 centre and shifted by up to 4 px (another labeller's helmet is larger than ours).
+``untidy_face_files`` makes the face files less tidy than the generator writes them, so
+that WHENet's k is not the person id.
 """
 from __future__ import annotations
 
@@ -16,6 +18,21 @@ import numpy as np
 import pandas as pd
 
 from annotate.head.whenet_oracle import whenet_labels
+from annotate.head.whenet_reference import WHENET_FACE70
+
+
+def untidy_face_files(seq_dir: Path) -> None:
+    """Reverse the people of every third frame; score WHENet's landmarks of every seventh frame's first face 0.05."""
+    for path in sorted((seq_dir / "hdFace3d").glob("*.json")):
+        frame = int(path.stem[-8:])
+        doc = json.loads(path.read_text())
+        if frame % 3 == 0:
+            doc["people"] = doc["people"][::-1]
+        if frame % 7 == 0 and doc["people"]:
+            score = doc["people"][0]["face70"]["averageScore"]
+            for k in WHENET_FACE70:                     # below WHENet's gate, still a landmark for us
+                score[k] = 0.05
+        path.write_text(json.dumps(doc))
 
 
 def whenet_style_labels(seq_dir: str | Path, sequence: str, labels_path: str | Path, seed: int = 0) -> pd.DataFrame:

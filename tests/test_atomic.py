@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from annotate.atomic import atomic_file, clear_leftovers, staged_folder, write_text_atomic
-from annotate.datasets.tables import StreamingTableWriter
+from annotate.core.atomic import atomic_file, clear_leftovers, staged_folder, write_text_atomic
+from annotate.core.tables import StreamingTableWriter
 
 
 def killed_run_leftovers(target):

@@ -16,7 +16,7 @@ from annotate.audit.sync import best_lag, foreground_centroid, sync_windows
 from annotate.config import resolve_config
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 
 FPS = 30.0
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from annotate.audit.faults import (
+from annotate.synth.faults import (
     FaultManifest,
     choose_fault_targets,
     copy_sequence,
@@ -25,7 +25,7 @@ from annotate.detect.synthetic import (
     SyntheticDetectorConfig,
     true_cameras,
 )
-from annotate.geometry.face70 import FLIP_PERMUTATION_70
+from annotate.head.face70 import FLIP_PERMUTATION_70
 from annotate.geometry.rotations import geodesic_distance, rotvec_from_matrix
 from annotate.media.video import iter_video_frames
 from annotate.panoptic.calibration import read_calibration, read_calibration_info
@@ -323,7 +323,7 @@ def test_manifest_wildcards_expand_to_label_rows():
 
 def test_the_mirror_permutation_is_the_face_models_mirror_map():
     """One concept: the generator's left/right table agrees with FLIP_PERMUTATION_70."""
-    from annotate.synth import face_model
+    from annotate.head import face_model
 
     for right, left in face_model._MIRROR.items():
         assert FLIP_PERMUTATION_70[right] == left and FLIP_PERMUTATION_70[left] == right

@@ -29,8 +29,8 @@ from annotate.audit.screenshot import (
     image_states,
     screenshot,
 )
-from annotate.datasets.schema import load_schema
-from annotate.datasets.tables import to_arrow, write_table
+from annotate.core.schema import load_schema
+from annotate.core.tables import to_arrow, write_table
 from annotate.geometry.rotations import rot_z
 from annotate.media.crops import CropSpec, crop_transforms
 from tests.sample_rows import K, sample_columns
@@ -344,7 +344,7 @@ def test_head_axes_follow_the_rotation_in_the_crop():
 
 def test_visibility_colours():
     from annotate.audit import contact_sheet
-    from annotate.labels import visibility
+    from annotate.head import visibility
 
     assert (contact_sheet.VISIBLE, contact_sheet.SELF_OCCLUDED, contact_sheet.OCCLUDED_BY_OTHER) == \
         (visibility.VISIBLE, visibility.SELF_OCCLUDED, visibility.OCCLUDED_BY_OTHER)

@@ -5,10 +5,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from annotate.audit import faults
+from annotate.synth import faults
 from annotate.cli import main as cli_main
 from annotate.config import resolve_config
-from annotate.pipeline import run_label_and_audit, run_synth
+from workflow_runs import label_and_audit
+from annotate.stages.synth import run as run_synth
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
@@ -28,8 +29,7 @@ def audited(source, tmp_path, fault=None):
     """Copy the sequence, apply ``fault(seq_dir) -> manifest``, label and audit it."""
     faults.copy_sequence(source, tmp_path / "seq", SEQ)
     manifest = fault(tmp_path / "seq" / SEQ) if fault else None
-    config = resolve_config(dict(SMALL, results=str(tmp_path / "results")))
-    result = run_label_and_audit(config, tmp_path / "seq", SEQ, tmp_path / "results")
+    result = label_and_audit(SMALL, tmp_path / "seq", SEQ, tmp_path / "results")
     return result, manifest
 
 

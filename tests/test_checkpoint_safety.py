@@ -9,7 +9,7 @@ import torch
 from annotate.train.checkpoint import (capture_rng_state, load_checkpoint, restore_rng_state, run_identity,
                                        save_checkpoint)
 from annotate.train.config import resolve_train_config
-from annotate.train.engine import _resume_path
+from annotate.train.setup import resume_path
 
 
 class Payload:
@@ -63,15 +63,15 @@ def test_auto_resume_continues_only_the_same_run(tmp_path):
     messages = []
     cfg, run = make_run(tmp_path)
     save_checkpoint(run / "checkpoints" / "last.pt", {"identity": run_identity(cfg)})
-    assert _resume_path(cfg, run, messages.append) == run / "checkpoints" / "last.pt"
+    assert resume_path(cfg, run, messages.append) == run / "checkpoints" / "last.pt"
     changed, _ = make_run(tmp_path, lr=0.123)
-    assert _resume_path(changed, run, messages.append) is None
+    assert resume_path(changed, run, messages.append) is None
     assert "config changed (optim.lr)" in messages[-1]
     (tmp_path / "dataset" / "index.json").write_text(json.dumps({"schema": "samples", "shards": [{"rows": 1}]}))
-    assert _resume_path(cfg, run, messages.append) is None
+    assert resume_path(cfg, run, messages.append) is None
     assert "dataset changed" in messages[-1]
     # Where it runs is not what it computes: another device still resumes.
     cfg2, _ = make_run(tmp_path)
     save_checkpoint(run / "checkpoints" / "last.pt", {"identity": run_identity(cfg2)})
     cfg2["engine"]["device"] = "cpu" if cfg2["engine"]["device"] != "cpu" else "auto"
-    assert _resume_path(cfg2, run, messages.append) is not None
+    assert resume_path(cfg2, run, messages.append) is not None

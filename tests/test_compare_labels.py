@@ -150,3 +150,52 @@ def test_one_wrong_view_stands_out_from_its_face(tmp_path):
     assert table["verdict"].tolist() == ["disagree_unflagged"] * 2 + ["other_view_error"] + ["disagree_unflagged"] * 2
     table = compare.compare_labels(read_opal_list(path), ours, None, cfg=compare.CompareConfig(threshold_deg=8))
     assert table["verdict"].tolist() == ["agree"] * 2 + ["other_view_error"] + ["agree"] * 2
+
+
+@pytest.mark.slow
+def test_compare_labels_command_finds_injected_errors(tmp_path):
+    """A synthetic sequence labelled and audited; WHENet's labelling of its own files written
+    as the three formats, with flipped yaws, swapped people and 10 deg pitch errors injected:
+    ``annotate compare-labels`` finds every one, and calls no clean label a view mistake."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from other_labels import inject_errors, untidy_face_files, whenet_style_labels
+    from workflow_runs import label_and_audit
+
+    from annotate.cli import main as cli_main
+    from annotate.config import resolve_config
+    from annotate.stages.synth import run as run_synth
+
+    seq = "synth_000"
+    run_synth(resolve_config({"synthetic": {"num_frames": 24, "num_cameras": 6, "num_people": 3,
+                                            "render_video": False}}), tmp_path / "src", seq)
+    untidy_face_files(tmp_path / "src" / seq)
+    label_and_audit({"audit": {"detections": False, "video_sync": False, "contact_sheet_size": 0}},
+                    tmp_path / "src", seq, tmp_path / "results")
+    rows = whenet_style_labels(tmp_path / "src" / seq, seq, tmp_path / "results" / seq / "labels" / "labels.parquet")
+    assert (rows["face_index"] != rows["person"]).any()                 # k is not the person id
+    rows = inject_errors(rows, 6, seed=1, min_swap_deg=10.0)
+    ypr = rows[["yaw", "pitch", "roll"]].to_numpy()
+    box = np.stack(rows["box"].to_numpy())
+    assert np.isfinite(box).all()
+    write_whenet_list(tmp_path / "annotation.txt", rows["sequence"], rows["camera"], rows["frame"], rows["face_index"], ypr)
+    write_directmhp_coco(tmp_path / "val.json", rows["sequence"], rows["camera"], rows["frame"], box, ypr)
+    write_opal_list(tmp_path / "ann.txt", rows["sequence"], rows["camera"], rows["frame"], box, ypr)
+    assert cli_main(["compare-labels", "--whenet", str(tmp_path / "annotation.txt"), "--directmhp",
+                     str(tmp_path / "val.json"), "--opal", str(tmp_path / "ann.txt"),
+                     "--results", str(tmp_path / "results")]) == 0
+    audit = tmp_path / "results" / "audit"
+    table = pd.read_parquet(audit / "label_comparison.parquet")
+    html = (audit / "label_comparison.html").read_text()
+    assert "<script" not in html and "annotation.txt" in html
+    summary = json.loads((audit / "label_comparison.json").read_text())
+    injected = rows["injected"].to_numpy()
+    for source, t in table.groupby("source", sort=False, observed=True):
+        assert (t["match"] == "matched").all() and (t["person"].to_numpy() == rows["person"].to_numpy()).all()
+        found = t["disagrees"].to_numpy()
+        assert found[injected != ""].all() and (injected != "").sum() == 24
+        assert not (t["verdict"].to_numpy()[injected == ""] == "other_view_error").any()
+        assert (t["verdict"].to_numpy()[injected == "flip_yaw"] == "other_view_error").all()
+        assert summary["sources"][source]["entries"] == len(rows)

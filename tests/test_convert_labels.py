@@ -6,15 +6,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from annotate.config import resolve_config
-from annotate.datasets.schema import SchemaError
-from annotate.datasets.tables import read_table
-from annotate.geometry.head_frame import HeadFrameSpec
+from annotate.core.schema import SchemaError
+from annotate.core.tables import read_table
+from annotate.head.head_frame import HeadFrameSpec
 from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.convert import convert_head_fits, convert_labels
-from annotate.labels.head_model import HeadModel, load_head_model, save_head_model
+from annotate.head.head_model import HeadModel, load_head_model, save_head_model
 from annotate.labels.stage import build_model_from_tables, label_sequence
 from annotate.labels.subjects import SubjectConfig
-from annotate.pipeline import run_ingest
+from annotate.stages.ingest import run as run_ingest
 from annotate.synth.generate import generate_sequence
 from annotate.synth.scene import SceneConfig
 

@@ -2,9 +2,9 @@
 import os
 
 from annotate.config import resolve_config
-from annotate.cpus import available_cpus, capped_workers
+from annotate.core.cpus import available_cpus, capped_workers
 from annotate.datasets.build import BuildConfig, decoder_threads, worker_threads
-from annotate.datasets.stage import build_config
+from annotate.stages.dataset import build_config
 
 
 def test_available_cpus_follow_the_affinity_mask():

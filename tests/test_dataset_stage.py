@@ -15,14 +15,15 @@ import pytest
 
 from annotate.config import resolve_config
 from annotate.datasets.readers import read_columns, shard_paths
-from annotate.datasets.stage import run_build, run_dataset
-from annotate.datasets.tables import read_table
+from annotate.core.results import ResultsLayout
+from annotate.stages.dataset import run_build
+from annotate.core.tables import read_table
 from annotate.geometry.cameras import project_camera_points
-from annotate.labels.head_mesh import IRIS, NOSE
+from annotate.head.head_mesh import IRIS, NOSE
 from annotate.media.crops import apply_transform
 from annotate.media.jpeg import decode_jpeg_rgb
 from annotate.media.video import CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_SHORT
-from annotate.pipeline import run_label_sequence
+from workflow_runs import build_dataset
 from annotate.synth.generate import generate_sequence, load_ground_truth, scene_frames
 from annotate.synth.render import make_palette, render_frame, render_videos
 from annotate.synth.scene import SceneConfig, simulate_scene
@@ -55,12 +56,12 @@ class Tiny:
         render_videos(self.data / SEQ, self.state.rig, self.source, SCENE.num_frames, SCENE.fps, n_jobs=1,
                       show_progress=False)
         self.config = resolve_config(CONFIG)
-        self.out = root / "out"
-        run_label_sequence(self.config, self.data, SEQ, self.out)
-        self.labels = self.out / "labels" / "labels.parquet"
-        self.cameras = self.out / "ingest" / "cameras.parquet"
-        self.ds = root / "ds"
-        self.card = run_dataset(self.config, {SEQ: (self.labels, self.cameras)}, self.data, self.ds)
+        self.out = root / "results"
+        self.ds = build_dataset(self.data, [SEQ], self.out, CONFIG)
+        layout = ResultsLayout(self.out).sequence(SEQ)
+        self.labels = layout.labels("labels")
+        self.cameras = layout.ingest("cameras")
+        self.card = json.loads((self.ds / "card.json").read_text())
 
     def build(self, seq_dir: Path, out_dir: Path, on_shard=None, on_progress=None):
         return run_build(self.config, SEQ, self.ds / "plan.parquet", self.labels, self.cameras, seq_dir, out_dir,

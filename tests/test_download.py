@@ -390,7 +390,7 @@ def test_a_hostile_archive_on_the_server_is_refused(server, tmp_path):
 
 def test_links_inside_the_folder_and_a_dot_prefix_are_unpacked(tmp_path):
     archive = tmp_path / "hdFace3d.tar"
-    archive.write_bytes(_tar([("./hdFace3d", "dir", None), ("./hdFace3d/sub/a.json", "file", b"[1]"),
+    archive.write_bytes(_tar([(".", "dir", None), ("./hdFace3d", "dir", None), ("./hdFace3d/sub/a.json", "file", b"[1]"),
                               ("./hdFace3d/b.json", "sym", "sub/a.json"),
                               ("./hdFace3d/c.json", "hard", "./hdFace3d/sub/a.json")]))
     assert archives.extract_archive(archive, "hdFace3d", tmp_path / "out") == 3
@@ -403,3 +403,73 @@ def test_an_unreadable_archive_is_reported(tmp_path):
     archive.write_bytes(_tar([GOOD])[:700])
     with pytest.raises(archives.ArchiveError, match="not a readable tar archive"):
         archives.check_members(archive, "hdFace3d")
+
+
+# ------------------------------------------------------------------- command and workflow
+
+def write_config(path: Path, doc: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_command_fetches_what_the_config_names(server, tmp_path, capsys):
+    from annotate.cli import main
+
+    config = write_config(tmp_path / "cfg.yaml", {
+        "source": "panoptic", "panoptic": {"root": str(tmp_path / "data"), "sequences": [SEQ]},
+        "ingest": {"cameras": ["00_00", "00_02"]},
+        "download": {"enabled": True, "base_url": server.base_url, "retries": 0, "archives": ["hdFace3d"]}})
+    assert main(["download", "--config", str(config)]) == 0
+    seq = tmp_path / "data" / SEQ
+    assert sorted(p.name for p in seq.iterdir()) == [f"calibration_{SEQ}.json", MANIFEST_NAME, "hdFace3d",
+                                                     "hdFace3d.tar", "hdVideos"]
+    assert sorted(p.name for p in (seq / "hdVideos").iterdir()) == ["hd_00_00.mp4", "hd_00_02.mp4"]
+    out = capsys.readouterr().out
+    assert f"download {SEQ} -> {seq}" in out and "hdFace3d: unpacked 4 files" in out
+
+
+def test_the_command_reports_an_unreachable_server_in_one_line(tmp_path, capsys):
+    from annotate.cli import main
+
+    base = f"http://127.0.0.1:{closed_port()}"
+    config = write_config(tmp_path / "cfg.yaml", {"download": {"retries": 1, "backoff_s": 0.0}})
+    with pytest.raises(SystemExit) as exit_:
+        main(["download", "--config", str(config), "--root", str(tmp_path), "--sequences", SEQ, "--base-url", base])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"annotate download: error: cannot reach {base}/{SEQ}/calibration_{SEQ}.json: "
+                                        "connection refused (2 attempts); check download.base_url and the network"]
+
+
+def test_download_needs_a_panoptic_source():
+    from annotate.config import ConfigError, resolve_config
+
+    with pytest.raises(ConfigError, match="download.enabled needs source: panoptic"):
+        resolve_config({"download": {"enabled": True}})
+
+
+@pytest.mark.slow
+def test_the_workflow_downloads_before_ingest_and_reruns_on_a_download_change(server, tmp_path):
+    from test_workflow import planned_rules
+
+    from annotate.core.results import ResultsLayout
+    from annotate.stages.workflow import run_workflow
+
+    # Keys in sorted order, as planned_rules writes them: Snakemake compares the params' text.
+    config = {"download": {"base_url": server.base_url, "enabled": True, "retries": 0},
+              "panoptic": {"root": str(tmp_path / "data"), "sequences": [SEQ]},
+              "results": "results", "source": "panoptic"}
+    seq = ResultsLayout("results").sequence(SEQ)                    # targets are relative to the workdir
+    run_workflow(config, [seq.ingest("faces3d")], cores=1, workdir=tmp_path)
+    summary = json.loads((tmp_path / seq.download_summary).read_text())
+    assert summary["cameras"] == list(CAMERAS) and summary["files"]["hdFace3d"] == "unpacked 4 files"
+    assert pq.read_table(tmp_path / seq.ingest("faces3d")).num_rows > 0
+
+    changed = json.loads(json.dumps(config))
+    changed["download"]["retries"] = 3
+    assert {"download", "ingest"} <= planned_rules(tmp_path, changed)
+    changed = json.loads(json.dumps(config))
+    changed["fit"] = {"max_rms_cm": 0.5}
+    assert "download" not in planned_rules(tmp_path, changed)

@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from annotate.labels import head_mesh as hm
+from annotate.head import head_mesh as hm
 from annotate.synth import expressions as ex
 from annotate.synth import render as rd
-from annotate.synth.face_model import base_face_landmarks, person_shape
+from annotate.head.face_model import base_face_landmarks, person_shape
 from annotate.synth.generate import (GROUND_TRUTH_NPZ, FaceDeformer, generate_sequence, landmark_views,
                                      load_ground_truth, scene_frames, truth_frames)
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene

@@ -3,11 +3,11 @@ import json
 import numpy as np
 import pytest
 
-from annotate.geometry.head_frame import HeadFrameSpec
+from annotate.head.head_frame import HeadFrameSpec
 from annotate.geometry.rotations import geodesic_distance, matrix_from_quaternion
 from annotate.labels.fit import LANDMARK_SETS, STATUS_OK, STATUS_SCALE, STATUS_TOO_FEW, FitConfig, fit_heads
-from annotate.labels.head_model import HeadModel, build_head_model, load_head_model, save_head_model
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.head_model import HeadModel, build_head_model, load_head_model, save_head_model
+from annotate.head.face_model import base_face_landmarks
 
 
 def posed_faces(rng, n, noise=0.3, outliers=0.05, scale=(0.93, 1.07)):

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from annotate.geometry.head_frame import (HeadFrameSpec, canonicalize_landmarks, eye_mouth_axes,
+from annotate.head.head_frame import (HeadFrameSpec, canonicalize_landmarks, eye_mouth_axes,
                                           head_axes, head_frame_from_landmarks, whenet_axes)
 from annotate.geometry.rotations import geodesic_distance, matrix_from_quaternion, rot_x
-from annotate.geometry.whenet_reference import REFERENCE_HEAD_CM, WHENET_FACE70, WHENET_REFERENCE
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.whenet_reference import REFERENCE_HEAD_CM, WHENET_FACE70, WHENET_REFERENCE
+from annotate.head.face_model import base_face_landmarks
 
 
 def reference_as_face70(R=np.eye(3), t=np.zeros(3), scale=1.0, rng=None):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial import ConvexHull
 
-from annotate.labels import head_mesh as hm
-from annotate.open3d_loader import open3d_module
-from annotate.synth.face_model import person_shape
+from annotate.head import head_mesh as hm
+from annotate.core.open3d_loader import open3d_module
+from annotate.head.face_model import person_shape
 
 
 # face and mesh: tests/conftest.py

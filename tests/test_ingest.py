@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from annotate.datasets.schema import load_schema
-from annotate.datasets.tables import read_table
+from annotate.core.schema import load_schema
+from annotate.core.tables import read_table
 from annotate.panoptic import errors as E
 from annotate.panoptic.bodies import write_body_frame
 from annotate.panoptic.calibration import read_calibration, write_calibration

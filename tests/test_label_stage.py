@@ -9,7 +9,8 @@ from annotate.cli import main as cli_main
 from annotate.config import resolve_config
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
 from annotate.panoptic.ingest import load_cameras
-from annotate.pipeline import run_label, run_label_sequence
+from annotate.stages.label import run as run_label
+from workflow_runs import label_sequence
 from annotate.synth.generate import generate_sequence, load_ground_truth
 from annotate.synth.scene import SceneConfig
 
@@ -27,9 +28,8 @@ def sequence(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def labelled(sequence, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
-    run_label_sequence(None, sequence, SEQ, out)
-    return out
+    """The sequence labelled by the workflow: its output folder (``results/<sequence>``)."""
+    return label_sequence(sequence, SEQ, tmp_path_factory.mktemp("results")).base
 
 
 def labels_frame(out):
@@ -84,7 +84,7 @@ def test_labels_match_the_ground_truth(sequence, labelled):
 def test_chunk_size_does_not_change_the_labels(labelled, tmp_path):
     cfg = resolve_config({"label": {"chunk_faces": 7}})
     run_label(cfg, labelled / "ingest" / "faces3d.parquet", labelled / "ingest" / "cameras.parquet",
-              labelled / "head_model.json", tmp_path)
+              labelled.parent / "head_model.json", tmp_path)
     a = pq.read_table(labelled / "labels" / "labels.parquet").to_pandas()
     b = pq.read_table(tmp_path / "labels.parquet").to_pandas()
     np.testing.assert_array_equal(np.stack(a["R_cam_head"]), np.stack(b["R_cam_head"]))
@@ -98,14 +98,14 @@ def test_calibration_and_faces_alone_label_fully(sequence, tmp_path):
     dst.mkdir(parents=True)
     shutil.copy(src / f"calibration_{SEQ}.json", dst)
     shutil.copytree(src / "hdFace3d", dst / "hdFace3d")
-    assert cli_main(["label", "--root", str(tmp_path / "root"), "--sequence", SEQ, "--out", str(tmp_path / "out")]) == 0
-    labels = pq.read_table(tmp_path / "out" / "labels" / "labels.parquet")
-    faces = pq.read_table(tmp_path / "out" / "ingest" / "faces3d.parquet")
+    out = label_sequence(tmp_path / "root", SEQ, tmp_path / "results")
+    labels = pq.read_table(out.labels("labels"))
+    faces = pq.read_table(out.ingest("faces3d"))
     assert labels.num_rows == faces.num_rows * 12 > 0
-    assert pq.read_table(tmp_path / "out" / "ingest" / "bodies.parquet").num_rows == 0
+    assert pq.read_table(out.ingest("bodies")).num_rows == 0
 
 
 def test_cli_reports_a_missing_sequence_clearly(tmp_path, capsys):
-    assert cli_main(["label", "--root", str(tmp_path), "--sequence", "nope", "--out", str(tmp_path / "o")]) == 2
+    assert cli_main(["ingest", "--root", str(tmp_path), "--sequence", "nope", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "nope" in err

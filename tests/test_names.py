@@ -1,4 +1,4 @@
-"""One gate for names and paths read from data files (annotate.names)."""
+"""One gate for names and paths read from data files (annotate.core.names)."""
 import json
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import pytest
 from annotate.datasets.build import manifest_path
 from annotate.datasets.exports.common import sample_stem
 from annotate.datasets.readers import shard_paths
-from annotate.names import UnsafeNameError, check_name, check_relative_path
+from annotate.core.names import UnsafeNameError, check_name, check_relative_path
 from annotate.panoptic.calibration import read_calibration_info
 
 HOSTILE = ["../../x/00_03", "..", ".", "/etc/passwd", "a/b", "a\\b", ".hidden", "", "00_03\n", "x" * 200, 3]

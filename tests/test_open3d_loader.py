@@ -1,4 +1,4 @@
-"""open3d imports with pip alone: ``annotate.open3d_loader`` preloads the libusb that the
+"""open3d imports with pip alone: ``annotate.core.open3d_loader`` preloads the libusb that the
 ``libusb-package`` wheel ships when the system has none.
 
 Each case runs in a fresh Python process, since a process imports open3d only once.
@@ -36,7 +36,7 @@ def test_plain_import_fails_here_without_the_preload():
 def test_loader_imports_open3d_and_casts_a_ray():
     child = run_child("""
         import numpy as np
-        from annotate.open3d_loader import open3d_module
+        from annotate.core.open3d_loader import open3d_module
         o3d = open3d_module()
         scene = o3d.t.geometry.RaycastingScene()
         vertices = o3d.core.Tensor(np.array([[0, 0, 5], [1, 0, 5], [0, 1, 5]], np.float32))
@@ -59,7 +59,7 @@ def test_missing_libusb_package_is_named_in_the_error():
     child = run_child("""
         import sys
         sys.modules["libusb_package"] = None         # not installed
-        from annotate.open3d_loader import open3d_module
+        from annotate.core.open3d_loader import open3d_module
         open3d_module()
     """)
     assert child.returncode != 0
@@ -73,7 +73,7 @@ def test_a_libusb_package_without_the_library_is_reported():
         fake = types.ModuleType("libusb_package")
         fake.get_library_path = lambda: None         # a platform the wheel has no build for
         sys.modules["libusb_package"] = fake
-        from annotate.open3d_loader import open3d_module
+        from annotate.core.open3d_loader import open3d_module
         open3d_module()
     """)
     assert child.returncode != 0 and "libusb-package ships no library for this platform" in child.stderr
@@ -83,7 +83,7 @@ def test_other_import_errors_are_not_masked():
     child = run_child("""
         import sys
         sys.modules["open3d"] = None                 # open3d itself missing
-        from annotate.open3d_loader import open3d_module
+        from annotate.core.open3d_loader import open3d_module
         open3d_module()
     """)
     assert child.returncode != 0

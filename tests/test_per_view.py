@@ -2,7 +2,7 @@ import numpy as np
 
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import matrix_from_euler
-from annotate.labels.per_view import (REJECT_BEHIND, REJECT_FIT, REJECT_NONE, REJECT_OUT, REJECT_SMALL, ViewConfig,
+from annotate.head.per_view import (REJECT_BEHIND, REJECT_FIT, REJECT_NONE, REJECT_OUT, REJECT_SMALL, ViewConfig,
                                       camera_labels, sphere_outline_camera)
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from annotate.geometry.head_frame import HeadFrameSpec, canonicalize_landmarks, head_axes, head_frame_from_landmarks
+from annotate.head.head_frame import HeadFrameSpec, canonicalize_landmarks, head_axes, head_frame_from_landmarks
 from annotate.geometry.procrustes import generalized_procrustes, robust_umeyama, umeyama
 from annotate.geometry.rotations import geodesic_distance, matrix_from_quaternion
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from annotate.geometry.cameras import CameraRig
-from annotate.labels import head_mesh as hm
+from annotate.head import head_mesh as hm
 from annotate.media.video_writer import video_path, video_rate
 from annotate.synth import render as rd
 from tests import scenes

@@ -1,7 +1,7 @@
 """(frame, person) row keys: ordering and matching."""
 import numpy as np
 
-from annotate.rowkeys import frame_person_keys, match_keys
+from annotate.core.rowkeys import frame_person_keys, match_keys
 
 
 def test_keys_sort_as_frame_then_person_including_unclaimed():

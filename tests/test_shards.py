@@ -13,7 +13,7 @@ from annotate.datasets.readers import ShardRecords, read_columns, shard_paths
 from annotate.datasets.shards import ROW_OVERHEAD_BYTES, ShardLimits, ShardWriter
 from annotate.datasets.splits import (SplitConfig, assign_splits, balance_subsample, balance_weights,
                                       split_of_key, subject_names, thin_by_yaw, wrap_deg, yaw_bins)
-from annotate.datasets.tables import write_table
+from annotate.core.tables import write_table
 from annotate.datasets.torch_dataset import ShardDataset, ShardIterableDataset, assign_row_groups
 from tests.sample_rows import sample_columns
 
@@ -109,7 +109,7 @@ def test_yaw_balancing():
 
 def _labels_table(path, n_frames=20):
     """A minimal labels table: 2 people x 2 cameras, some rejected rows."""
-    from annotate.datasets.schema import load_schema
+    from annotate.core.schema import load_schema
 
     rows = [(f, p, c) for f in range(n_frames) for p in (0, 1) for c in ("00_00", "00_01")]
     n = len(rows)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from annotate.geometry.head_frame import whenet_axes
+from annotate.head.head_frame import whenet_axes
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.fit import FitConfig, fit_heads
-from annotate.labels.head_model import build_head_model
+from annotate.head.head_model import build_head_model
 from annotate.labels.subjects import SubjectConfig, learn_subjects
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene
 

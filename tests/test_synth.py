@@ -7,16 +7,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from annotate.geometry.head_frame import HeadFrameSpec, head_frame_from_landmarks
+from annotate.head.head_frame import HeadFrameSpec, head_frame_from_landmarks
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import euler_from_matrix, geodesic_distance, is_rotation
-from annotate.labels.per_view import project_landmarks
-from annotate.labels.visibility import TOLERANCE_CM
+from annotate.head.per_view import project_landmarks
+from annotate.head.visibility import TOLERANCE_CM
 from annotate.panoptic.bodies import read_body_frame
 from annotate.panoptic.calibration import read_calibration
 from annotate.panoptic.faces import read_face_frame
 from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
-from annotate.synth.face_model import base_face_landmarks, person_shape, shape_scale
+from annotate.head.face_model import base_face_landmarks, person_shape, shape_scale
 from annotate.synth.generate import (GROUND_TRUTH_KEYS, generate_sequence, landmark_views,
                                      load_ground_truth, scene_frames)
 from annotate.synth.render import FrameScene, landmark_visibility

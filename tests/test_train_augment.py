@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from annotate.geometry.rotations import euler_from_matrix, is_rotation, matrix_from_euler
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 from annotate.train import augment as A
 from train_synthetic import render
 

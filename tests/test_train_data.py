@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotate.datasets.schema import SchemaError
+from annotate.core.schema import SchemaError
 from annotate.train.augment import AugmentConfig
 from annotate.train.data import (EpochSampler, PoseDataset, collate, make_loader, normalize_images,
                                  open_shard_source, record_to_sample, visible_from_codes)

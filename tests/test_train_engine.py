@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from annotate.cli import main as cli_main
 from annotate.train.checkpoint import load_checkpoint
 from annotate.train.config import resolve_train_config
 from annotate.train.data import EpochSampler
-from annotate.train.engine import KILL_ENV, NonFiniteLossError, train
+from annotate.train.engine import NonFiniteLossError, train
 from train_synthetic import make_records, write_shards
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
@@ -104,22 +105,38 @@ def _train_rows(path):
     return [{k: r[k] for k in keep} for r in csv.DictReader(open(path))]
 
 
+def _kill_at_first_checkpoint(config_path: Path, checkpoint: Path, log: Path) -> int:
+    """Run ``annotate train`` in a session of its own and SIGKILL the whole session (the
+    trainer and any loader workers, as a pre-emption would) as soon as its first checkpoint
+    file appears. Returns the exit status (-SIGKILL when it was killed)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "annotate.cli", "train", "--config", str(config_path)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.wait()
+
+
 def test_killed_run_resumes_to_the_same_result(tmp_path, shards):
     reference = train(_shard_cfg(tmp_path / "a", shards))
     cfg_b = _shard_cfg(tmp_path / "b", shards)
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(cfg_b))
-    env = {**os.environ, KILL_ENV: "5", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "annotate.cli", "train", "--config", str(tmp_path / "b.yaml")],
-                          env=env, capture_output=True, text=True, timeout=300, start_new_session=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["step"] == 3     # mid-epoch
+    last = tmp_path / "b" / "checkpoints" / "last.pt"
+    status = _kill_at_first_checkpoint(tmp_path / "b.yaml", last, tmp_path / "b.out")
+    assert status == -signal.SIGKILL, (tmp_path / "b.out").read_text()[-3000:]
+    killed_at = load_checkpoint(last)["step"]
+    assert 3 <= killed_at < reference["step"]                  # checkpoints every 3 steps; killed before the end
     resumed = train(cfg_b)
     assert resumed["last_eval"] == reference["last_eval"]
     a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
-    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
+    b = load_checkpoint(last)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _train_rows(tmp_path / "a" / "metrics.csv") == _train_rows(tmp_path / "b" / "metrics.csv")
-    assert "resumed from" in (tmp_path / "b" / "log.txt").read_text()
+    assert f"resumed from {last}: epoch {killed_at // 8}, step {killed_at}" in (tmp_path / "b" / "log.txt").read_text()
 
 
 def _free_port():

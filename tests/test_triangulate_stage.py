@@ -10,9 +10,12 @@ import pytest
 import yaml
 
 from annotate.config import resolve_config
-from annotate.datasets.tables import read_table, write_table
+from annotate.core.tables import read_table, write_table
 from annotate.panoptic.ingest import load_faces3d
-from annotate.pipeline import run_crosscheck, run_ingest, run_synth, run_triangulate
+from annotate.stages.triangulate import crosscheck as run_crosscheck
+from annotate.stages.ingest import run as run_ingest
+from annotate.stages.synth import run as run_synth
+from annotate.stages.triangulate import run as run_triangulate
 from annotate.synth.generate import load_ground_truth
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
@@ -168,7 +171,7 @@ def test_triangulate_command_writes_the_stage_outputs(triangulated, tmp_path):
 
 def test_a_frame_with_no_person_but_an_unclaimed_face_writes_its_detection(tmp_path):
     """Was a crash ("cannot reshape array of size 0"): no person that frame, yet a face."""
-    from annotate.datasets.tables import StreamingTableWriter, read_table
+    from annotate.core.tables import StreamingTableWriter, read_table
     from annotate.geometry.cameras import CameraRig
     from annotate.labels.triangulate_stage import FrameViews, StageConfig, _Run
 

@@ -5,7 +5,7 @@ import pytest
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import geodesic_distance
 from annotate.labels.uncertainty import rotation_sigma_deg
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 
 
 def rms_of(fit, m, x):

@@ -1,4 +1,5 @@
 """Frame-accurate decoding: every frame of a test video carries its own index as a pattern."""
+from collections import Counter
 from fractions import Fraction
 
 import av
@@ -6,9 +7,9 @@ import numpy as np
 import pytest
 
 from annotate.media.jpeg import encode_jpeg_rgb
-from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_VIDEO, VideoError,
-                                  iter_camera_frames, iter_image_frames, iter_video_frames, missing_frames,
-                                  probe_video, select_frames)
+from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_VIDEO, DecodeCounts,
+                                  VideoError, iter_camera_frames, iter_image_frames, iter_video_frames,
+                                  missing_frames, probe_video, select_frames)
 
 W, H, BLOCK, BITS = 160, 48, 16, 8
 NUM_FRAMES = 60
@@ -67,12 +68,132 @@ def test_every_nth_frame_and_range(video, threads):
     assert [read_index(f.rgb()) for f in frames] == wanted.tolist()
 
 
-def test_seek_lands_on_the_right_frames(video):
-    # seek_threshold=1 forces the key-frame seek and pts numbering for any start > 0.
+def test_jumps_to_key_frames_land_on_the_right_frames(video):
     for wanted in ([29, 30, 45], [9], [17, 59], [8, 16]):
-        frames = list(iter_video_frames(video, wanted, seek_threshold=1))
+        frames = list(iter_video_frames(video, wanted))
         assert [f.index for f in frames] == wanted
         assert [read_index(f.rgb()) for f in frames] == wanted
+
+
+# ---------------------------------------------------------------- decoding only what is needed
+
+LONG = 250                     # frames (the 8 index bits count to 255)
+_PAN = np.random.default_rng(1).integers(0, 255, (H - 32, 4 * W, 3), dtype=np.uint8)
+_PAN[:] = np.repeat(np.repeat(_PAN[::4, ::4], 4, axis=0), 4, axis=1)[:H - 32, :4 * W]
+# libx264 settings: closed GOPs with B-frames (a B-pyramid: some B-frames are references, the
+# others not), the same with open GOPs (leading B-frames after each key frame predict from
+# the GOP before), and P-frames only.
+ENCODINGS = {
+    "b_frames": {"g": "24", "bf": "3", "preset": "medium", "crf": "18", "sc_threshold": "0"},
+    "open_gop": {"g": "24", "bf": "3", "preset": "medium", "crf": "18", "x264-params": "open-gop=1:scenecut=0"},
+    "key_every_10": {"g": "10", "bf": "0", "preset": "ultrafast", "crf": "18", "sc_threshold": "0"},
+}
+
+
+def panning_index_image(k: int) -> np.ndarray:
+    """``index_image``'s bits over a texture that pans 2 px a frame: motion an encoder predicts
+    (B-frames pay off) instead of fresh noise."""
+    img = index_image(k)
+    img[32:] = np.roll(_PAN, 2 * k, axis=1)[:, :W]
+    return img
+
+
+def encode_long(path, options: dict, container_options: dict | None = None) -> None:
+    with av.open(str(path), "w", format="mp4", options=container_options or {}) as c:
+        s = c.add_stream("libx264", rate=Fraction(30000, 1001), options=options)
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for k in range(LONG):
+            f = av.VideoFrame.from_ndarray(panning_index_image(k), format="rgb24")
+            f.pts = k
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+
+
+@pytest.fixture(scope="module")
+def long_videos(tmp_path_factory):
+    """encoding -> (path, {frame: Y plane} from decoding every frame)."""
+    out = {}
+    for name, options in ENCODINGS.items():
+        path = tmp_path_factory.mktemp("long") / f"{name}.mp4"
+        encode_long(path, options)
+        full = list(iter_video_frames(path, skip=False))
+        assert [f.index for f in full] == [read_index(f.rgb()) for f in full] == list(range(LONG))
+        out[name] = path, {f.index: np.array(f.yuv420()[0]) for f in full}
+    return out
+
+
+def _stream_shape(path) -> tuple[Counter, list[int], int]:
+    """(picture types, key frame pts in frames, pictures left after dropping unreferenced ones)."""
+    with av.open(str(path)) as c:
+        types = Counter("?IPB"[int(f.pict_type)] for f in c.decode(video=0))      # FFmpeg's AVPictureType
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        keys = sorted(int(p.pts * s.time_base * Fraction(30000, 1001) + Fraction(1, 2))
+                      for p in c.demux(s) if p.size and p.is_keyframe)
+    with av.open(str(path)) as c:
+        c.streams.video[0].codec_context.skip_frame = "NONREF"
+        referenced = sum(1 for _ in c.decode(video=0))
+    return types, keys, referenced
+
+
+def test_the_test_videos_have_the_structure_they_are_named_for(long_videos):
+    types, keys, referenced = _stream_shape(long_videos["b_frames"][0])
+    assert types["B"] > LONG // 2 and keys == list(range(0, LONG, 24)) and referenced < LONG * 3 // 4
+    types, keys, _ = _stream_shape(long_videos["open_gop"][0])
+    assert types["B"] > LONG // 2 and len(keys) >= LONG // 24
+    types, keys, referenced = _stream_shape(long_videos["key_every_10"][0])
+    assert "B" not in types and keys == list(range(0, LONG, 10)) and referenced == LONG
+
+
+@pytest.mark.parametrize("encoding", list(ENCODINGS))
+@pytest.mark.parametrize("step", [1, 5, 60])
+@pytest.mark.parametrize("start", [0, 1, 7, 13])
+def test_every_nth_frame_is_the_frame_asked_for(long_videos, encoding, step, start):
+    """Each decoded picture shows the number of the frame asked for, and is bit for bit the
+    picture decoding every frame gives (nothing it predicts from was left out)."""
+    path, full = long_videos[encoding]
+    wanted = select_frames(start, LONG - 1, step).tolist()
+    for threads in (1, 0):
+        frames = list(iter_video_frames(path, wanted, threads=threads))
+        assert [f.index for f in frames] == wanted
+        assert [read_index(f.rgb()) for f in frames] == wanted
+        for f in frames:
+            assert np.array_equal(f.yuv420()[0], full[f.index]), (encoding, step, start, threads, f.index)
+
+
+def test_unreferenced_pictures_and_stretches_before_key_frames_are_not_decoded(long_videos):
+    wanted = select_frames(7, LONG - 1, 60)                  # 7, 67, 127, 187, 247
+    counts = {}
+    for name in ENCODINGS:
+        path = long_videos[name][0]
+        every, needed = DecodeCounts(), DecodeCounts()
+        assert len(list(iter_video_frames(path, wanted, skip=False, counts=every))) == len(wanted)
+        assert len(list(iter_video_frames(path, wanted, counts=needed))) == len(wanted)
+        assert every.pictures == every.packets_sent >= wanted[-1] + 1
+        counts[name] = every, needed
+    every, needed = counts["b_frames"]
+    # Closed GOPs of 24: each wanted frame needs its GOP's pictures up to it, no more.
+    assert needed.packets_sent < every.packets_sent // 2 and needed.pictures < every.pictures // 3
+    every, needed = counts["open_gop"]
+    # No clean key frame to jump to: every packet is sent, unreferenced B-frames dropped.
+    assert needed.packets_sent == every.packets_sent and needed.pictures < every.pictures * 3 // 4
+    every, needed = counts["key_every_10"]
+    # P-frames only: 8 pictures per wanted frame (key frame 0 .. 7, 60 .. 67, ...).
+    assert needed.pictures == 8 * len(wanted)
+
+
+def test_a_file_cut_short_yields_the_frames_it_holds_then_says_so(long_videos, tmp_path):
+    path = tmp_path / "faststart.mp4"
+    encode_long(path, ENCODINGS["b_frames"], {"movflags": "faststart"})     # index first: it opens
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 5])
+    got = []
+    with pytest.raises(VideoError) as err:
+        for f in iter_video_frames(cut, select_frames(0, LONG - 1, 5)):
+            got.append((f.index, read_index(f.rgb())))
+    assert err.value.reason == CORRUPT_VIDEO and "packets" in err.value.detail
+    assert got and all(k == shown for k, shown in got) and [k for k, _ in got] == list(range(0, 5 * len(got), 5))
 
 
 def test_frames_kept_after_iterating_are_intact(video):

@@ -11,15 +11,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from annotate.config import resolve_config
-from annotate.datasets.tables import write_table
+from annotate.core.tables import write_table
 from annotate.geometry.cameras import CameraRig, undistort_pixels
-from annotate.labels import visibility as vis
-from annotate.labels.head_mesh import build_head_mesh
-from annotate.labels.head_model import load_head_model
-from annotate.labels.raycast import HeadFrameCaster
+from annotate.head import visibility as vis
+from annotate.head.head_mesh import build_head_mesh
+from annotate.head.head_model import load_head_model
+from annotate.head.raycast import HeadFrameCaster
 from annotate.labels.stage import iter_frame_chunks, listed_cameras
 from annotate.panoptic.ingest import load_cameras
-from annotate.pipeline import run_label, run_label_sequence
+from annotate.stages.label import run as run_label
+from workflow_runs import label_sequence
 from annotate.synth import render as rd
 from annotate.synth.generate import generate_sequence, scene_frames
 from annotate.synth.scene import SceneConfig, simulate_scene
@@ -253,9 +254,7 @@ SEQ = "synth_v"
 def labelled(tmp_path_factory):
     root = tmp_path_factory.mktemp("panoptic")
     generate_sequence(root, SEQ, SceneConfig(seed=3, num_frames=24, num_cameras=12), render_video=False)
-    out = tmp_path_factory.mktemp("out")
-    run_label_sequence(None, root, SEQ, out)
-    return out
+    return label_sequence(root, SEQ, tmp_path_factory.mktemp("results")).base
 
 
 def read_labels(directory):
@@ -266,7 +265,7 @@ def test_landmark_columns_are_the_projected_fitted_and_observed_landmarks(labell
     df = read_labels(labelled / "labels")
     fits = pq.read_table(labelled / "labels" / "head_fits.parquet").to_pandas()
     faces = pq.read_table(labelled / "ingest" / "faces3d.parquet").to_pandas()
-    model = load_head_model(labelled / "head_model.json")
+    model = load_head_model(labelled.parent / "head_model.json")
     rig = load_cameras(labelled / "ingest" / "cameras.parquet")
     for row in df.sample(40, random_state=0).itertuples():
         fit = fits[(fits.frame == row.frame) & (fits.person == row.person)].iloc[0]
@@ -303,7 +302,7 @@ def test_codes_fractions_and_occluders_are_consistent(labelled):
 def test_chunks_of_one_face_keep_frames_whole(labelled, tmp_path):
     cfg = resolve_config({"label": {"chunk_faces": 1}})
     run_label(cfg, labelled / "ingest" / "faces3d.parquet", labelled / "ingest" / "cameras.parquet",
-              labelled / "head_model.json", tmp_path)
+              labelled.parent / "head_model.json", tmp_path)
     a, b = read_labels(labelled / "labels"), read_labels(tmp_path)
     np.testing.assert_array_equal(np.stack(a["landmark_visibility"]), np.stack(b["landmark_visibility"]))
     assert [list(x) for x in a["occluders"]] == [list(x) for x in b["occluders"]]
@@ -348,7 +347,7 @@ def test_summary_reports_agreement_with_the_face70_lists(labelled):
 def test_visibility_can_be_switched_off(labelled, tmp_path):
     cfg = resolve_config({"views": {"visibility": False}})
     summary = run_label(cfg, labelled / "ingest" / "faces3d.parquet", labelled / "ingest" / "cameras.parquet",
-                        labelled / "head_model.json", tmp_path)
+                        labelled.parent / "head_model.json", tmp_path)
     df, full = read_labels(tmp_path), read_labels(labelled / "labels")
     code = np.stack(df["landmark_visibility"])
     assert set(np.unique(code)) <= {vis.OUTSIDE_IMAGE, vis.NOT_TESTED, vis.NO_POSE}

@@ -118,6 +118,9 @@ DOWNSTREAM_OF_LABELS = {"label", "dataset_plan", "dataset_shards", "dataset_card
     ("detect", "synthetic", {"sigma_px": 3.0}, {"triangulate", "audit_report"}, {"label", "ingest"}),
     ("dataset", "jpeg_quality", 80, {"dataset_shards", "dataset_card"}, {"label", "head_model"}),
     ("audit", "checks", {"fit_residual": {"threshold": 2.0}}, {"audit_report"}, {"label", "dataset_shards"}),
+    # A synthetic run downloads nothing, so download settings rerun nothing (a panoptic run
+    # with download.enabled: tests/test_download.py).
+    ("download", "retries", 7, set(), {"synth", "ingest", "head_model", "label"}),
 ])
 def test_a_config_change_reruns_its_stage_and_what_follows(workflow_run, section, key, value, reruns, keeps):
     """Issue: config edits left stale results. Each stage declares the config it reads as

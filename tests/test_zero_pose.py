@@ -4,10 +4,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from annotate.config import resolve_config
-from annotate.datasets.tables import fixed_list_to_numpy
-from annotate.labels.whenet_oracle import whenet_labels
+from annotate.core.tables import fixed_list_to_numpy
+from annotate.head.whenet_oracle import whenet_labels
 from annotate.panoptic.ingest import load_cameras
-from annotate.pipeline import run_head_model, run_ingest, run_label
+from annotate.stages.head_model import run as run_head_model
+from annotate.stages.ingest import run as run_ingest
+from annotate.stages.label import run as run_label
 from annotate.synth.generate import generate_sequence
 from annotate.synth.scene import SceneConfig
 

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from annotate.geometry.rotations import matrix_from_euler
-from annotate.synth.face_model import base_face_landmarks
+from annotate.head.face_model import base_face_landmarks
 from annotate.train.data import InMemorySource
 
 # Head-frame unit directions (x: subject's left ear, y: up, z: out of the face) and RGB colours.

@@ -29,7 +29,7 @@ Key = tuple[str, int, int, str]
 KEY_COLUMNS = ["sequence", "frame", "person", "camera"]
 CROP_COLUMNS = KEY_COLUMNS + ["image", "image_size", "crop_from_image", "landmarks_crop", "landmark_visibility",
                               "R_cam_head", "K", "dist", "head_centre_cam", "helmet_radius_cm", "yaw", "pitch", "roll"]
-# Visibility codes of annotate.labels.visibility (restated: importing it loads the head mesh
+# Visibility codes of annotate.head.visibility (restated: importing it loads the head mesh
 # code, over a second; tests/test_audit_report.py checks they agree).
 VISIBLE, SELF_OCCLUDED, OCCLUDED_BY_OTHER = 0, 2, 3
 AXIS_COLOURS = ("#e41a1c", "#2ca02c", "#1f4fff")                # x red, y green, z blue

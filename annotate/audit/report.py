@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate.atomic import write_text_atomic
+from annotate.core.atomic import write_text_atomic
 from annotate.audit import figures
 from annotate.audit.contact_sheet import (
     CropSource,

@@ -25,9 +25,9 @@ import pandas as pd
 
 from annotate.audit import measures, sync
 from annotate.audit.checks import CHECKS, mark_flagged, overall_passed, run_checks
-from annotate.datasets.tables import fixed_list_to_numpy, read_table, write_table
-from annotate.labels.head_model import HeadModel, load_head_model
-from annotate.labels.per_view import model_landmarks_world
+from annotate.core.tables import fixed_list_to_numpy, read_table, write_table
+from annotate.head.head_model import HeadModel, load_head_model
+from annotate.head.per_view import model_landmarks_world
 
 HD_FPS = 30000 / 1001
 METRICS_FORMAT = "annotate.audit_metrics"
@@ -299,13 +299,13 @@ def _metrics_doc(samples, cameras, checks, rejections, audit, seconds) -> dict:
 
 def write_audit(result: AuditResult, out_dir: str | Path, shards_dir: str | Path | None, audit: dict) -> None:
     """samples/flags/cameras Parquet, metrics JSON and the HTML report, atomically."""
-    from annotate.pipeline import write_json
+    from annotate.core.atomic import write_json_atomic
 
     out_dir = Path(out_dir)
     write_table(result.samples[_schema_columns("audit_samples")], out_dir / "samples.parquet", "audit_samples")
     write_table(result.flags, out_dir / "flags.parquet", "audit_flags")
     write_table(result.cameras[_schema_columns("audit_cameras")], out_dir / "cameras.parquet", "audit_cameras")
-    write_json(out_dir / "metrics.json", result.metrics)
+    write_json_atomic(out_dir / "metrics.json", result.metrics)
     _write_report(result, out_dir, shards_dir, audit)
 
 
@@ -320,6 +320,6 @@ def _write_report(result: AuditResult, out_dir: Path, shards_dir, audit: dict) -
 
 
 def _schema_columns(name: str) -> list[str]:
-    from annotate.datasets.schema import load_schema
+    from annotate.core.schema import load_schema
 
     return [f.name for f in load_schema(name).arrow]

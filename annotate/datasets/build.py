@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from annotate.atomic import write_bytes_atomic, write_text_atomic
-from annotate.cpus import capped_workers
+from annotate.core.atomic import write_bytes_atomic, write_json_atomic
+from annotate.core.cpus import capped_workers
 from annotate.datasets.shards import ShardInfo, ShardLimits, ShardWriter
-from annotate.datasets.tables import read_table, write_table
+from annotate.core.tables import read_table, write_table
 from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_table, label_rows, read_labels,
                                             with_images)
 from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windows, crop_yuv420_window
@@ -44,7 +44,7 @@ from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
 from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
                                   iter_video_frames, read_image_frame)
-from annotate.names import check_name
+from annotate.core.names import check_name
 
 STAGE = "dataset.media"
 
@@ -304,14 +304,14 @@ def _shard_doc(info: ShardInfo, split: str, out_dir: Path) -> dict:
 
 def manifest_path(out_dir: str | Path, sequence: str, camera: str) -> Path:
     """``parts/<sequence>/<camera>.json``; the names come from the labels table and are
-    checked (``annotate.names``) before they make a path."""
+    checked (``annotate.core.names``) before they make a path."""
     where = Path(out_dir) / "parts"
     return where / check_name(sequence, "sequence name", where) / f"{check_name(camera, 'camera name', where)}.json"
 
 
 def _write_json(path: Path, doc) -> None:
     """Sorted keys: the same build writes the same manifest bytes."""
-    write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=True, default=str))
+    write_json_atomic(path, doc, sort_keys=True)
 
 
 def _finished(out_dir: Path, sequence: str, camera: str, digest: str) -> UnitResult | None:

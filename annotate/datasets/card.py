@@ -16,10 +16,10 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from annotate.atomic import write_text_atomic
+from annotate.core.atomic import write_text_atomic
 from annotate.datasets.readers import INDEX_FILE, read_columns
-from annotate.datasets.schema import load_schema
-from annotate.datasets.tables import StreamingTableWriter, read_table
+from annotate.core.schema import load_schema
+from annotate.core.tables import StreamingTableWriter, read_table
 
 HIST_BIN_DEG = 10
 ANGLE_RANGES = {"yaw": (-180, 180), "pitch": (-90, 90), "roll": (-90, 90)}
@@ -160,15 +160,15 @@ def card_markdown(card: dict) -> str:
 def write_card(out_dir: str | Path, plan_summary_path: str | Path, sequence_json_paths: Sequence[str | Path],
                rejection_paths: Sequence[str | Path], config: dict) -> dict:
     """Write ``index.json``, ``rejections.parquet``, ``card.json`` and ``card.md`` in ``out_dir``."""
-    from annotate.pipeline import write_json
+    from annotate.core.atomic import write_json_atomic
 
     out_dir = Path(out_dir)
     plan_summary = json.loads(Path(plan_summary_path).read_text())
     docs = [json.loads(Path(p).read_text()) for p in sequence_json_paths]
     media = merge_rejections(rejection_paths, out_dir / "rejections.parquet")
-    write_json(out_dir / INDEX_FILE, {"schema": "samples", "shards": _shard_list(docs)})
+    write_json_atomic(out_dir / INDEX_FILE, {"schema": "samples", "shards": _shard_list(docs)})
     card = build_card(out_dir, plan_summary, docs, config, media)
-    write_json(out_dir / "card.json", card)
+    write_json_atomic(out_dir / "card.json", card)
     write_text_atomic(out_dir / "card.md", card_markdown(card))
     return card
 

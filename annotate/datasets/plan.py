@@ -24,7 +24,7 @@ import pandas as pd
 
 from annotate.datasets.splits import (SplitConfig, assign_splits, balance_subsample, balance_weights,
                                       subject_names, thin_by_yaw)
-from annotate.datasets.tables import read_table, write_table
+from annotate.core.tables import read_table, write_table
 
 LABEL_KEYS = ["sequence", "frame", "person", "camera", "yaw", "reject_reason"]
 

@@ -17,8 +17,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotate.datasets.tables import check_file_schema
-from annotate.names import check_relative_path
+from annotate.core.tables import check_file_schema
+from annotate.core.names import check_relative_path
 
 SCHEMA = "samples"
 INDEX_FILE = "index.json"
@@ -144,7 +144,7 @@ def read_columns(shards: str | Path | Sequence[str | Path], columns: Sequence[st
         check_file_schema(p, SCHEMA)
         tables.append(pq.read_table(p, columns=list(columns)))
     if not tables:
-        from annotate.datasets.schema import load_schema
+        from annotate.core.schema import load_schema
 
         schema = load_schema(SCHEMA).arrow
         return pa.schema([schema.field(c) for c in columns]).empty_table()

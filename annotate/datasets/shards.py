@@ -4,7 +4,7 @@
 starting a new shard when the current one reaches ``max_samples`` rows or ``max_bytes``
 (estimated from the JPEG bytes plus a fixed per-row allowance). Rows are written in row
 groups of ``row_group_samples`` so a reader can fetch one sample without reading a shard.
-A shard appears under its final name only when complete (annotate.datasets.tables'
+A shard appears under its final name only when complete (annotate.core.tables'
 StreamingTableWriter); ``abort`` removes the partial one. The same rows in the same order
 give byte-identical shards (no timestamps in the files), which makes resumed runs
 reproducible.
@@ -17,8 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annotate.datasets.schema import SchemaError, load_schema
-from annotate.datasets.tables import StreamingTableWriter, to_arrow
+from annotate.core.schema import SchemaError, load_schema
+from annotate.core.tables import StreamingTableWriter, to_arrow
 
 SCHEMA = "samples"
 # Label columns, transform, strings: a conservative allowance per row besides the JPEG.

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from annotate.datasets.readers import TRAIN_COLUMNS, ShardRecords, _as_paths, _column_values
-from annotate.datasets.tables import check_file_schema
+from annotate.core.tables import check_file_schema
 from annotate.media.jpeg import decode_jpeg_rgb
 
 

@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annotate.datasets.schema import load_schema
-from annotate.datasets.tables import fixed_list_to_numpy, read_table, to_arrow
+from annotate.core.schema import load_schema
+from annotate.core.tables import fixed_list_to_numpy, read_table, to_arrow
 from annotate.media.crops import CropSpec, apply_transform, crop_fraction_inside, transform_boxes
-from annotate.rowkeys import frame_person_keys, match_keys
+from annotate.core.rowkeys import frame_person_keys, match_keys
 
 # Label columns copied into every sample (the rest of the samples schema is built here).
 LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",

@@ -1,11 +1,18 @@
-"""dlib's 68-point shape predictor (iBUG layout) with its HOG frontal face detector.
+"""dlib's 68-point shape predictor (iBUG layout) on the boxes of a face detector.
 
 Fully offline: ``dlib-bin`` is the library, ``face-recognition-models`` ships the
-predictor file. The HOG detector finds frontal and near-frontal faces only; given head
-boxes it searches only there (cheaper than the whole 1080p frame, and no face of the
-crowd outside a prior), else the whole image. dlib gives no per-point confidence: every
-point of a face gets the detector's score mapped to (0, 1) by a logistic, so better
-detections weigh more in the triangulation.
+predictor file. The faces come from ``detect.face_detector`` (``annotate.detect.faces``:
+MTCNN by default, or dlib's HOG or CNN detector); given head boxes it searches only there
+(cheaper than the whole 1080p frame, and no face of the crowd outside a prior), else the
+whole image. dlib gives no per-point confidence: every point of a face gets the face
+detector's score in (0, 1), so better detections weigh more in the triangulation.
+
+The predictor was trained on dlib's HOG boxes. A box of another detector is turned into
+such a box: with keypoints (MTCNN), a square centred 0.4 of the way from the eye midpoint
+to the mouth midpoint, 2.3 times their distance wide (the relation of HOG boxes to
+MTCNN's keypoints, measured on the faces both detectors find in the real Panoptic test
+frames and the astronaut photograph), kept within 0.8-1.2 of the detector's own box side
+(foreshortened faces seen from above); without keypoints, the detector's box as it is.
 """
 from __future__ import annotations
 
@@ -15,80 +22,104 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.detect.base import FaceDetections, ViewInput
+from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
+from annotate.detect.faces import FaceBoxes, FaceDetector
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
+# HOG box from MTCNN keypoints (module docstring): centre along eyes -> mouth, side / distance.
+BOX_CENTRE_ALONG_EYES_TO_MOUTH, BOX_SIDE_PER_EYE_MOUTH = 0.4, 2.3
+BOX_SIDE_RANGE = (0.8, 1.2)
+MIN_SEARCH_PX = 16
 
 
 @dataclass(frozen=True)
 class DlibConfig:
-    """upsample: HOG pyramid upsampling (1 finds faces down to ~40 px, at 4x the cost);
-    box_margin: head boxes are searched with this much extra border (fraction of size);
-    min_score: detections below this HOG score are dropped."""
+    """box_margin: head boxes are searched with this much extra border (fraction of size)."""
 
-    upsample: int = 1
     box_margin: float = 0.25
-    min_score: float = 0.0
 
 
-def predictor_path() -> Path:
-    """The 68-point model shipped by face-recognition-models.
+def model_path(file_name: str = PREDICTOR_FILE) -> Path:
+    """A dlib model file shipped by face-recognition-models.
 
     Found through the package's location, without importing it: its ``__init__`` needs
     ``pkg_resources``, which recent setuptools no longer provides.
     """
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the dlib backend needs the face-recognition-models package "
+        raise FileNotFoundError("the dlib models come with the face-recognition-models package "
                                 "(pip install face-recognition-models)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / PREDICTOR_FILE
+    path = Path(list(spec.submodule_search_locations)[0]) / "models" / file_name
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall face-recognition-models")
     return path
 
 
+def predictor_boxes(faces: FaceBoxes) -> np.ndarray:
+    """(N, 4) boxes in the predictor's (HOG) convention for the faces (module docstring)."""
+    boxes = np.asarray(faces.boxes_px, dtype=np.float64)
+    if not len(boxes):
+        return boxes.reshape(0, 4)
+    kp = faces.keypoints_px
+    eyes, mouth = kp[:, :2].mean(axis=1), kp[:, 3:].mean(axis=1)                 # (N, 2)
+    own_side = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
+    side = np.clip(BOX_SIDE_PER_EYE_MOUTH * np.linalg.norm(mouth - eyes, axis=1),
+                   BOX_SIDE_RANGE[0] * own_side, BOX_SIDE_RANGE[1] * own_side)
+    centre = eyes + BOX_CENTRE_ALONG_EYES_TO_MOUTH * (mouth - eyes)
+    from_keypoints = np.concatenate([centre - side[:, None] / 2, centre + side[:, None] / 2], axis=1)
+    return np.where(np.isfinite(from_keypoints).all(axis=1, keepdims=True), from_keypoints, boxes)
+
+
 class DlibDetector:
-    """Landmark backend: dlib HOG face detector + 68-point shape predictor."""
+    """Landmark backend: a face detector + dlib's 68-point shape predictor."""
 
     name = "dlib"
     needs_images = True
 
-    def __init__(self, config: DlibConfig = DlibConfig()):
+    def __init__(self, config: DlibConfig = DlibConfig(), face_detector: FaceDetector | None = None):
         import dlib
 
+        from annotate.detect.faces import make_face_detector
+
         self.config = config
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(predictor_path()))
+        self.face_detector = face_detector if face_detector is not None else make_face_detector("mtcnn")
+        self._predictor = dlib.shape_predictor(str(model_path()))
 
-    def _faces_in(self, image: np.ndarray, offset: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        """(points (68, 2), score, box) of the faces in image, shifted by offset (x, y)."""
-        rects, scores, _ = self._detector.run(image, self.config.upsample, self.config.min_score)
-        out = []
-        for rect, score in zip(rects, scores):
-            shape = self._predictor(image, rect)
-            pts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64) + offset
-            box = np.array([rect.left(), rect.top(), rect.right(), rect.bottom()], dtype=np.float64)
-            out.append((pts, float(score), box + np.tile(offset, 2)))
-        return out
-
-    def detect(self, view: ViewInput) -> FaceDetections:
-        if view.image is None:
-            raise ValueError("the dlib backend needs the view's image")
+    def find_faces(self, view: ViewInput) -> FaceBoxes:
+        """The face detector's faces in the view: inside its head boxes (with margin) when it
+        has any, else in the whole image."""
         image = np.ascontiguousarray(view.image, dtype=np.uint8)
         h, w = image.shape[:2]
         boxes = np.asarray(view.head_boxes_px, dtype=np.float64).reshape(-1, 4)
         boxes = boxes[np.isfinite(boxes).all(axis=1)]
-        found = []
         if len(boxes) == 0:
-            found = self._faces_in(image, np.zeros(2))
+            return self.face_detector.detect(image)
+        found = []
         for b in boxes:
             pad = self.config.box_margin * (b[2:] - b[:2])
             x0, y0 = np.maximum(np.floor(b[:2] - pad), 0).astype(int)
             x1, y1 = np.minimum(np.ceil(b[2:] + pad), [w, h]).astype(int)
-            if x1 - x0 >= 16 and y1 - y0 >= 16:
-                found += self._faces_in(np.ascontiguousarray(image[y0:y1, x0:x1]), np.array([x0, y0], float))
-        if not found:
-            return FaceDetections.empty(68)
-        points = np.stack([f[0] for f in found])
-        conf = np.repeat(1.0 / (1.0 + np.exp(-np.array([f[1] for f in found])))[:, None], 68, axis=1)
-        return FaceDetections(points, conf, np.stack([f[2] for f in found]))
+            if x1 - x0 >= MIN_SEARCH_PX and y1 - y0 >= MIN_SEARCH_PX:
+                crop = np.ascontiguousarray(image[y0:y1, x0:x1])
+                found.append(self.face_detector.detect(crop).shifted(np.array([x0, y0], float)))
+        return FaceBoxes.concatenate(found)
+
+    def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
+        """68 points in each face (the predictor on the face's HOG-convention box)."""
+        import dlib
+
+        if not len(faces):
+            return FaceDetections.empty(NUM_IBUG)
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        points = np.empty((len(faces), NUM_IBUG, 2))
+        for k, (x0, y0, x1, y1) in enumerate(predictor_boxes(faces)):
+            shape = self._predictor(image, dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)),
+                                                          int(round(y1))))
+            points[k] = [(p.x, p.y) for p in shape.parts()]
+        confidence = np.repeat(np.asarray(faces.score, dtype=np.float64)[:, None], NUM_IBUG, axis=1)
+        return FaceDetections(points, confidence, np.asarray(faces.boxes_px, dtype=np.float64))
+
+    def detect(self, view: ViewInput) -> FaceDetections:
+        if view.image is None:
+            raise ValueError("the dlib backend needs the view's image")
+        return self.landmarks_in(view.image, self.find_faces(view))

@@ -1,7 +1,9 @@
 """face-alignment's FAN (2D, 68 iBUG points) on face boxes from the head priors.
 
-No face detector runs: the boxes come from the projected head spheres (body skeletons or
-the previous frame), so only the FAN weights are needed. face-alignment downloads them at
+With head priors no face detector runs: the boxes come from the projected head spheres
+(body skeletons or the previous frame), so only the FAN weights are needed. Without priors
+(a capture without body skeletons) the boxes are those of ``detect.face_detector``
+(``annotate.detect.faces``, weights shipped), run on the whole image. face-alignment downloads them at
 construction; there is no network here (nor on most compute nodes), so this backend looks
 for the file itself and, if it is missing, says where to put it instead of trying.
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.detect.base import FaceDetections, ViewInput
+from annotate.detect.faces import FaceDetector
 
 FAN_CHECKPOINT = "2DFAN4-11f355bf06.pth.tar"
 FAN_URL = "https://www.adrianbulat.com/downloads/python-fan/" + FAN_CHECKPOINT
@@ -69,7 +72,10 @@ class FanDetector:
     name = "fan"
     needs_images = True
 
-    def __init__(self, config: FanConfig = FanConfig()):
+    def __init__(self, config: FanConfig = FanConfig(), face_detector: FaceDetector | None = None):
+        """face_detector: finds the faces in views without head boxes (None: such views
+        give no faces)."""
+        self.face_detector = face_detector
         path = fan_checkpoint_path()
         if not path.is_file():
             raise FileNotFoundError(missing_weights_message(path))
@@ -86,6 +92,8 @@ class FanDetector:
         if view.image is None:
             raise ValueError("the FAN backend needs the view's image")
         boxes = face_boxes_from_head_boxes(view.head_boxes_px)
+        if not len(boxes) and self.face_detector is not None:
+            boxes = self.face_detector.detect(view.image).boxes_px
         h, w = view.image.shape[:2]
         size = boxes[:, 2:] - boxes[:, :2]
         usable = (np.isfinite(boxes).all(axis=1) & (size.min(axis=1) >= self.config.min_box_px)

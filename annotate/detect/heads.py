@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotate.geometry.cameras import CameraRig, project_camera_xyz
-from annotate.labels.per_view import sphere_outline_xyz
+from annotate.head.per_view import sphere_outline_xyz
 
 FACE_JOINTS = (1, 15, 16, 17, 18)               # nose, l_eye, l_ear, r_eye, r_ear (COCO-19)
 FACE_JOINT_LANDMARKS = (30, 69, 16, 68, 0)      # the face70 points they sit on

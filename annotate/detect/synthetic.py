@@ -95,8 +95,8 @@ class SyntheticDetector:
         """
         block = k // FRAMES_PER_CAST
         if block not in self._visible:
-            from annotate.labels.raycast import HeadFrameCaster
-            from annotate.labels.visibility import VISIBLE, HeadPoses, landmark_visibility
+            from annotate.head.raycast import HeadFrameCaster
+            from annotate.head.visibility import VISIBLE, HeadPoses, landmark_visibility
             from annotate.synth.generate import truth_frames
 
             truth = self.truth

@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotate.datasets.schema import SchemaError
-from annotate.datasets.tables import StreamingTableWriter, fixed_list_to_numpy
-from annotate.labels.head_model import HeadModel
-from annotate.labels.per_view import REJECT_FIT, ViewConfig, camera_labels
+from annotate.core.schema import SchemaError
+from annotate.core.tables import StreamingTableWriter, fixed_list_to_numpy
+from annotate.head.head_model import HeadModel
+from annotate.head.per_view import REJECT_FIT, ViewConfig, camera_labels
 from annotate.panoptic.ingest import load_cameras
 
 

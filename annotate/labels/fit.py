@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotate.geometry.procrustes import Similarity, robust_umeyama, umeyama
-from annotate.labels.head_model import HeadModel
+from annotate.head.head_model import HeadModel
 from annotate.labels.uncertainty import rotation_sigma_deg
 
 # Landmark subsets (indices into the 70-point Panoptic face layout).

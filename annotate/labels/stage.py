@@ -23,19 +23,19 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from annotate.atomic import write_text_atomic
-from annotate.datasets.tables import StreamingTableWriter, fixed_list_to_numpy, iter_batches, read_table
+from annotate.core.atomic import write_text_atomic
+from annotate.core.tables import StreamingTableWriter, fixed_list_to_numpy, iter_batches, read_table
 from annotate.geometry.cameras import CameraRig
-from annotate.geometry.head_frame import HeadFrameSpec
+from annotate.head.head_frame import HeadFrameSpec
 from annotate.labels.fit import FitConfig, HeadFits, fit_heads
-from annotate.labels.head_mesh import build_head_mesh
-from annotate.labels.head_model import HeadModel, build_head_model, subsample_indices
-from annotate.labels.per_view import (ViewConfig, ViewLabels, camera_labels, model_landmarks_world,
+from annotate.head.head_mesh import build_head_mesh
+from annotate.head.head_model import HeadModel, build_head_model, subsample_indices
+from annotate.head.per_view import (ViewConfig, ViewLabels, camera_labels, model_landmarks_world,
                                       project_landmarks)
-from annotate.labels.raycast import HeadFrameCaster
+from annotate.head.raycast import HeadFrameCaster
 from annotate.labels.smoothing import SmoothingConfig, smooth_rotations
 from annotate.labels.subjects import SubjectConfig, SubjectModels, learn_subjects
-from annotate.labels.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
+from annotate.head.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
                                         face_visible, landmark_visibility, occluder_sets,
                                         untested_codes, visible_fraction)
 from annotate.panoptic.ingest import load_cameras

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from annotate.geometry.head_frame import head_frame_from_landmarks
+from annotate.head.head_frame import head_frame_from_landmarks
 from annotate.labels.fit import FitConfig, HeadFits, fit_heads
-from annotate.geometry.whenet_reference import WHENET_FACE70
-from annotate.labels.head_model import HeadModel
+from annotate.head.whenet_reference import WHENET_FACE70
+from annotate.head.head_model import HeadModel
 from annotate.labels.uncertainty import SIMILARITY_PARAMETERS, rotation_sigma_deg
 
 # Residuals above this percentile of their landmark do not count in its spread (gross

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annotate.datasets.tables import StreamingTableWriter, read_table, write_table
+from annotate.core.tables import StreamingTableWriter, read_table, write_table
 from annotate.detect.association import associate_view
 from annotate.detect.base import LandmarkBackend, ViewInput
 from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies, priors_from_landmarks,
@@ -45,7 +45,7 @@ from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
-from annotate.rowkeys import frame_person_keys
+from annotate.core.rowkeys import frame_person_keys
 
 STAGE = "triangulate"
 UNASSOCIATED_FACE = "unassociated_face"

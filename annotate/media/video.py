@@ -34,6 +34,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from annotate.media.frame_plan import clean_starts, complete_prefix, decode_segments, presentation_ranks
 from annotate.panoptic.layout import SequenceLayout, image_file_pattern
 
 # Reason codes of the rejections a decoding problem produces (annotate.datasets rejections).
@@ -48,11 +49,6 @@ UNREADABLE_IMAGE = "unreadable_image"
 # FFmpeg colour enums (AVColorSpace / AVColorRange) that matter here.
 _BT601_SPACES = {2, 5, 6}          # unspecified (FFmpeg's decoders assume BT.601), BT470BG, SMPTE170M
 _FULL_RANGE = 2                    # AVCOL_RANGE_JPEG
-
-# Seeking costs one key-frame search; below this many frames, decoding from the start is
-# as fast and needs no pts arithmetic.
-DEFAULT_SEEK_THRESHOLD = 300
-
 
 class VideoError(RuntimeError):
     """A camera's video (or image) could not be read; ``reason`` is a rejection reason code."""
@@ -206,14 +202,6 @@ def _colour(av_frame) -> ColourInfo:
     return ColourInfo(bt601=int(av_frame.colorspace) in _BT601_SPACES, full_range=full)
 
 
-def _pts_index(av_frame, stream) -> int | None:
-    """Frame number from the pts (constant frame rate), or None when it cannot be known."""
-    if av_frame.pts is None or not stream.average_rate or stream.time_base is None:
-        return None
-    start = stream.start_time or 0
-    return int(round(float((av_frame.pts - start) * stream.time_base * stream.average_rate)))
-
-
 def _check_size(stream, expect_size: tuple[int, int] | None, path: Path) -> None:
     """Raise VIDEO_SIZE_MISMATCH when the stream is not expect_size (width, height) px."""
     if expect_size is None:
@@ -224,67 +212,222 @@ def _check_size(stream, expect_size: tuple[int, int] | None, path: Path) -> None
                                                     f"{expect_size[0]}x{expect_size[1]}")
 
 
-def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, threads: int = 0,
-                      seek_threshold: int = DEFAULT_SEEK_THRESHOLD,
-                      expect_size: tuple[int, int] | None = None) -> Iterator[DecodedFrame]:
-    """Decode ``path`` sequentially and yield the selected frames in increasing order.
+@dataclass
+class DecodeCounts:
+    """What decoding a selection took: packets read from the file (the numbering pass not
+    counted), packets sent to the decoder, and pictures it decoded and handed over (the
+    selected ones and those they predict from; pictures dropped as unreferenced are not)."""
 
-    path: an H.264 (or any FFmpeg-readable) video; frame k = k-th decoded picture.
-    frames: frame numbers to yield (any order, duplicates ignored); None yields every frame.
-    threads: decoder threads (0 = FFmpeg's choice, one per core), with thread_type 'AUTO'.
-    seek_threshold: when the first selected frame is at least this far in, seek to the key
-        frame before it and number frames from their pts (exact for constant frame rate).
-    expect_size: (width, height) px the stream must have (e.g. the calibration's), checked
-        on opening, so a caller needs no separate ``probe_video`` (one open per video).
+    packets_read: int = 0
+    packets_sent: int = 0
+    pictures: int = 0
 
-    Each yielded ``DecodedFrame`` stays valid after the iterator moves on (own buffers).
-    Raises ``VideoError`` (MISSING_VIDEO / UNREADABLE_VIDEO / VIDEO_SIZE_MISMATCH on opening, CORRUPT_VIDEO on a
-    decoding error or a picture the decoder flags as corrupt) after yielding every good
-    frame before the problem. Frames past the end of the video are not yielded: compare with
-    ``missing_frames``.
+
+@dataclass(frozen=True)
+class _PacketIndex:
+    """The video stream's packets in decode order, read without decoding.
+
+    ranks: (n,) frame number of each packet; starts: (n,) bool, where decoding may start
+    (annotate.media.frame_plan.clean_starts); frame_of_pts: pts -> frame number;
+    cut_short: why the packets end before the file says they should (None if they do not).
+    """
+
+    ranks: np.ndarray
+    starts: np.ndarray
+    frame_of_pts: dict
+    cut_short: str | None
+
+
+def _index_packets(container, stream) -> _PacketIndex | None:
+    """One demuxing pass (nothing decoded) over ``stream``'s packets; None when frame numbers
+    cannot come from the pts (a packet without pts, a repeated pts, or one the container
+    says to discard), so frames must be counted as they are decoded.
+
+    If demuxing fails or ends before the count the container lists, only the packets
+    before the last clean start are kept: a picture after it may be shown after one that
+    was never read, so its frame number is not certain.
     """
     import av
 
+    pts, key, cut_short = [], [], None
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:                      # the demuxer's closing empty packet
+                continue
+            if packet.pts is None or packet.is_discard:
+                return None
+            pts.append(packet.pts)
+            key.append(packet.is_keyframe)
+    except av.FFmpegError as err:
+        cut_short = f"demuxing failed after {len(pts)} packets: {err}"
+    if cut_short is None and stream.frames and len(pts) < stream.frames:
+        cut_short = f"the file holds {len(pts)} of the {stream.frames} packets its index lists"
+    pts = np.asarray(pts, dtype=np.int64)
+    ranks = presentation_ranks(pts)
+    if ranks is None:
+        return None
+    starts = clean_starts(ranks, np.asarray(key, dtype=bool))
+    if cut_short is not None:
+        keep = complete_prefix(ranks, starts)
+        pts, ranks, starts = pts[:keep], ranks[:keep], starts[:keep]
+    return _PacketIndex(ranks, starts, dict(zip(pts.tolist(), ranks.tolist())), cut_short)
+
+
+def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, threads: int = 0,
+                      skip: bool = True, expect_size: tuple[int, int] | None = None,
+                      counts: DecodeCounts | None = None) -> Iterator[DecodedFrame]:
+    """Decode the selected frames of ``path`` and yield them in increasing order.
+
+    path: an H.264 (or any FFmpeg-readable) video; frame k = k-th picture in presentation
+        order (the k-th picture a sequential decoder hands over).
+    frames: frame numbers to yield (any order, duplicates ignored); None yields every frame.
+    threads: decoder threads (0 = FFmpeg's choice, one per core), with thread_type 'AUTO'.
+    skip: decode only what the selected frames need (annotate.media.frame_plan): pictures
+        that are neither selected nor referred to are dropped undecoded, and decoding jumps
+        over stretches before a key frame that no selected frame predicts from. False
+        decodes every picture up to the last selected one (to compare against).
+    expect_size: (width, height) px the stream must have (e.g. the calibration's), checked
+        on opening, so a caller needs no separate ``probe_video`` (one open per video).
+    counts: a ``DecodeCounts`` to add this call's packets and pictures to.
+
+    The stream's packets are read once without decoding first (their pts number the
+    frames); a stream whose packets lack pts is decoded sequentially and its pictures
+    counted. Each yielded ``DecodedFrame`` stays valid after the iterator moves on (own
+    buffers). Raises ``VideoError`` (MISSING_VIDEO / UNREADABLE_VIDEO / VIDEO_SIZE_MISMATCH
+    on opening, CORRUPT_VIDEO on a decoding error, a picture the decoder flags as corrupt
+    or a file cut short before a selected frame) after yielding every good frame before
+    the problem. Frames past the end of a complete video are not yielded: compare with
+    ``missing_frames``.
+    """
     path = Path(path)
     wanted = _wanted(frames)
     if wanted is not None and len(wanted) == 0:
         return
     container = _open(path)
-    read = 0
     try:
         stream = container.streams.video[0]
         _check_size(stream, expect_size, path)
-        stream.thread_type = "AUTO"
-        stream.codec_context.thread_count = int(threads)
-        index = 0
-        numbered_by_pts = False
-        if wanted is not None and wanted[0] >= seek_threshold and stream.average_rate:
-            target = wanted[0] / stream.average_rate / stream.time_base + (stream.start_time or 0)
-            container.seek(int(target), stream=stream, backward=True, any_frame=False)
-            numbered_by_pts = True
-        pos = 0                                   # wanted[pos] = next frame to yield
-        last = None if wanted is None else int(wanted[-1])
-        for av_frame in container.decode(stream):
-            if numbered_by_pts:
-                # After a seek the decoder starts at a key frame <= the target: its pts says
-                # which frame it is; from there on frames are counted.
-                found = _pts_index(av_frame, stream)
-                if found is None:
-                    raise VideoError(UNREADABLE_VIDEO, path, "frame without pts after a seek", read)
-                index, numbered_by_pts = found, False
+        index = _index_packets(container, stream)
+    finally:
+        container.close()
+    counts = DecodeCounts() if counts is None else counts
+    if index is None:
+        yield from _counted_frames(path, wanted, threads, counts)
+        return
+    n = len(index.ranks)
+    selected = np.arange(n) if wanted is None else wanted[wanted < n]
+    beyond = None if wanted is None else wanted[wanted >= n]
+    if skip:
+        segments = decode_segments(index.ranks, index.starts, selected)
+    else:
+        segments = [(0, int(np.flatnonzero(np.isin(index.ranks, selected)).max()))] if len(selected) else []
+    read = yield from _decoded_segments(path, index, selected, segments, threads, counts, drop_unreferenced=skip)
+    if index.cut_short is not None and (wanted is None or len(beyond)):
+        raise VideoError(CORRUPT_VIDEO, path, f"{index.cut_short}; frames from {n} on cannot be read", read)
+
+
+def _decoder(path: Path, threads: int):
+    """An opened container and its first video stream, set up for threaded decoding."""
+    container = _open(path)
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    stream.codec_context.thread_count = int(threads)
+    return container, stream
+
+
+def _decoded_segments(path: Path, index: _PacketIndex, selected: np.ndarray, segments: list[tuple[int, int]],
+                      threads: int, counts: DecodeCounts, drop_unreferenced: bool = True):
+    """Decode the packet runs ``segments`` (decode order, inclusive) and yield the selected
+    frames; returns how many were yielded.
+
+    Packets of selected frames are decoded in full; with ``drop_unreferenced`` the others
+    in a run with ``skip_frame = NONREF``, so the decoder drops those no picture refers to. Between runs
+    the decoder hands over what it holds and is reset, and the packets in between are read
+    and dropped undecoded.
+    """
+    import av
+
+    if not segments:
+        return 0
+    wanted_packet = np.isin(index.ranks, selected)
+    wanted_frame = set(selected.tolist())
+    container, stream = _decoder(path, threads)
+    cc = stream.codec_context
+    read, expected = 0, set()
+
+    def emit(av_frames):
+        nonlocal read
+        for av_frame in av_frames:
+            counts.pictures += 1
+            k = index.frame_of_pts.get(av_frame.pts)
+            if k is None:
+                raise VideoError(UNREADABLE_VIDEO, path, f"decoder gave a picture with pts {av_frame.pts}, "
+                                                         f"which no packet has", read)
+            if av_frame.is_corrupt:
+                raise VideoError(CORRUPT_VIDEO, path, f"decoder flagged frame {k} as corrupt", read)
+            if k in wanted_frame:
+                expected.discard(k)
+                read += 1
+                yield DecodedFrame(k, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame)
+
+    try:
+        packets = (p for p in container.demux(stream) if p.size)
+        position = -1                                       # packets read so far - 1
+        for first, last in segments:
+            if position >= 0 and first > position + 1:
+                yield from emit(cc.decode(None))            # drain what the decoder holds,
+                cc.flush_buffers()                          # then start afresh at a key frame
+                _check_all_came(expected, path, read)
+            while position < last:
+                packet = next(packets, None)
+                if packet is None:
+                    raise VideoError(CORRUPT_VIDEO, path, f"the file ended at packet {position + 1}, "
+                                                          f"before frame {int(index.ranks[last])}", read)
+                position += 1
+                counts.packets_read += 1
+                if position < first:
+                    continue                                # jumped over: read, never decoded
+                counts.packets_sent += 1
+                if wanted_packet[position]:
+                    expected.add(int(index.ranks[position]))
+                # Set per packet: frame threads copy it when the packet is handed to them.
+                cc.skip_frame = "NONREF" if drop_unreferenced and not wanted_packet[position] else "DEFAULT"
+                yield from emit(cc.decode(packet))
+        yield from emit(cc.decode(None))
+        _check_all_came(expected, path, read)
+    except av.FFmpegError as err:
+        raise VideoError(CORRUPT_VIDEO, path, f"decoding failed after {read} selected frames: {err}", read) from err
+    finally:
+        container.close()
+    return read
+
+
+def _check_all_came(expected: set, path: Path, read: int) -> None:
+    """Every selected frame sent to the decoder came out: a decoder that swallows one
+    (a key frame that does not start a clean chain) is a broken file, not a short one."""
+    if expected:
+        raise VideoError(CORRUPT_VIDEO, path, f"decoder gave no picture for frame {min(expected)}", read)
+
+
+def _counted_frames(path: Path, wanted: np.ndarray | None, threads: int, counts: DecodeCounts
+                    ) -> Iterator[DecodedFrame]:
+    """Every picture decoded in order and counted (streams whose packets do not number the
+    frames); yields the wanted ones and stops after the last."""
+    import av
+
+    container, stream = _decoder(path, threads)
+    read = 0
+    last = None if wanted is None else int(wanted[-1])
+    keep = None if wanted is None else set(wanted.tolist())
+    try:
+        for index, av_frame in enumerate(container.decode(stream)):
+            counts.pictures += 1
             if av_frame.is_corrupt:
                 raise VideoError(CORRUPT_VIDEO, path, f"decoder flagged frame {index} as corrupt", read)
-            if wanted is not None:
-                # Normally wanted[pos] >= index; a seek that lands past selected frames makes
-                # them missing (the caller records them), never yields a wrong frame.
-                pos = int(np.searchsorted(wanted, index))
-                if pos == len(wanted):
-                    return
-            if wanted is None or wanted[pos] == index:
+            if keep is None or index in keep:
                 read += 1
                 yield DecodedFrame(index, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame)
-            index += 1
-            if last is not None and index > last:
+            if last is not None and index >= last:
                 return
     except av.FFmpegError as err:
         raise VideoError(CORRUPT_VIDEO, path, f"decoding failed after {read} selected frames: {err}", read) from err

@@ -15,7 +15,7 @@ from typing import Iterator
 
 import numpy as np
 
-from annotate.atomic import clear_leftovers, temporary_sibling
+from annotate.core.atomic import clear_leftovers, temporary_sibling
 
 
 def video_path(seq_dir: str | os.PathLike, camera_name: str) -> Path:
@@ -32,14 +32,16 @@ def video_rate(fps: float) -> Fraction:
 
 class VideoWriter:
     """H.264 (libx264, yuv420p, BT.601 limited range) mp4 written to a temporary name and
-    renamed into place by ``close()``; ``abort()`` removes the temporary file.
+    renamed into place by ``close()``; ``abort()`` removes the temporary file. ``keyint``:
+    the longest run of frames between key frames (None: libx264's default, 250).
 
     The YUV buffer and the AVFrame are allocated once and reused: libx264 copies each
     picture into its own frame pool during ``encode``, and fresh 1080p buffers per frame
     cost page faults that rival the encoding itself.
     """
 
-    def __init__(self, path: Path, width: int, height: int, rate: Fraction, crf: int, preset: str):
+    def __init__(self, path: Path, width: int, height: int, rate: Fraction, crf: int, preset: str,
+                 keyint: int | None = None):
         import av
         if width % 2 or height % 2:
             raise ValueError(f"yuv420p needs even image sizes, got {width}x{height}")
@@ -49,8 +51,10 @@ class VideoWriter:
         self.width, self.height = width, height
         self._container = av.open(str(self.tmp_path), mode="w", format="mp4")
         try:
-            stream = self._container.add_stream("libx264", rate=rate,
-                                                options={"crf": str(crf), "preset": preset})
+            options = {"crf": str(crf), "preset": preset}
+            if keyint is not None:
+                options["g"] = str(int(keyint))          # key frame at least every keyint frames
+            stream = self._container.add_stream("libx264", rate=rate, options=options)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             # One thread per encoder: the parallelism is many encoders at once.
             stream.codec_context.thread_count = 1

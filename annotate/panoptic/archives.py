@@ -91,6 +91,8 @@ def check_members(path: str | Path, top: str, source: str | None = None) -> list
         raise ArchiveError(f"{archive}: the archive is empty")
     checked, seen, files = [], set(), set()
     for member in members:
+        if member.isdir() and member.name in (".", "./"):
+            continue                                   # the folder the archive is unpacked in
         relative = _below_top(member.name, top, archive)
         if relative in seen and not member.isdir():
             raise ArchiveError(f"{archive}: member {member.name!r} appears twice")

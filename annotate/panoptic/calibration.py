@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from annotate.geometry.cameras import CameraRig
-from annotate.names import check_name
+from annotate.core.names import check_name
 from annotate.panoptic.errors import (BAD_CALIBRATION, MISSING_CAMERA, MISSING_KEY,
                                       PanopticFormatError)
 from annotate.panoptic.layout import read_json, write_json_atomic

@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from annotate.datasets.tables import (StreamingTableWriter, fixed_list_to_numpy, iter_batches,
+from annotate.core.tables import (StreamingTableWriter, fixed_list_to_numpy, iter_batches,
                                       read_table, write_table)
 from annotate.geometry.cameras import CameraRig
 from annotate.panoptic import bodies as _bodies

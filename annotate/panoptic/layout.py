@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from annotate.atomic import write_text_atomic
+from annotate.core.atomic import write_text_atomic
 from annotate.panoptic.errors import INVALID_JSON, UNREADABLE_FILE, PanopticFormatError
 
 FACE_DIR = "hdFace3d"

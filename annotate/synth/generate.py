@@ -28,11 +28,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from annotate.atomic import replace_folder
+from annotate.core.atomic import replace_folder
 from annotate.geometry.cameras import CameraRig
-from annotate.labels.head_mesh import IRIS, HeadMesh, build_head_mesh
-from annotate.labels.raycast import HeadFrameCaster
-from annotate.labels.visibility import VISIBLE, HeadPoses, landmark_visibility
+from annotate.head.head_mesh import IRIS, HeadMesh, build_head_mesh
+from annotate.head.raycast import HeadFrameCaster
+from annotate.head.visibility import VISIBLE, HeadPoses, landmark_visibility
 from annotate.panoptic.bodies import write_body_frame
 from annotate.panoptic.calibration import write_calibration
 from annotate.panoptic.faces import FacePerson, write_face_frame
@@ -63,7 +63,7 @@ GROUND_TRUTH_KEYS = {
                     "annotate.synth.expressions.expression_offsets(shapes_head, expressions), "
                     "the skull pose (R_world_head, t_world_head) does not"),
     "base_face": ("(70, 3)", "the mean face, canonical head frame, cm "
-                  "(annotate.synth.face_model.base_face_landmarks)"),
+                  "(annotate.head.face_model.base_face_landmarks)"),
     "person_ids": ("(P,)", "Panoptic person ids (face and body files)"),
     "frames": ("(F,)", "HD frame numbers of the files"),
     "present": ("(F, P)", "bool: the face was published in that frame's hdFace3d file"),
@@ -432,7 +432,7 @@ EXPRESSIVE_FRAMES_PER_CAST = 8
 def landmark_views(state: SceneState, source: SceneFrames, frames_per_cast: int = 40) -> np.ndarray:
     """(F, C, P, 70) bool: camera c sees landmark l of person p in frame f (heads occlude).
 
-    ``annotate.labels.visibility`` (code VISIBLE) on the noise-free landmarks, with each
+    ``annotate.head.visibility`` (code VISIBLE) on the noise-free landmarks, with each
     person's rendered mesh (``source.mesh``: the frame's expression) and true pose.
     Neutral meshes: each BVH is built once, in its head frame, and ``frames_per_cast``
     frames go to open3d together (bounded memory, few calls). Moving faces: one BVH per
@@ -519,7 +519,7 @@ def ground_truth_document(state: SceneState, sequence: str) -> dict:
                 "benchmarks and tests compare against it.",
         "units": {"world": "cm", "angles": "radians in arrays", "images": "px"},
         "world_frame": "Panoptic world: y axis points down, floor at y = 0",
-        "head_frame": "canonical head frame of annotate.geometry.head_frame: origin at the head "
+        "head_frame": "canonical head frame of annotate.head.head_frame: origin at the head "
                       "centre, x toward the subject's left ear, y up, z out of the face",
         "pose": "clean world landmarks = R_world_head @ (shapes_head + expression_offsets("
                 "shapes_head, expressions)) + t_world_head: R_world_head, t_world_head are the "

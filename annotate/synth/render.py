@@ -1,7 +1,7 @@
 """CPU ray-casting renderer of the synthetic Panoptic-format sequence, and its videos.
 
 One open3d ``RaycastingScene`` per frame holds every person's posed head mesh (geometry i is
-``people[i]``; the casting core is ``annotate.labels.raycast.WorldScene``). Rays are cast
+``people[i]``; the casting core is ``annotate.head.raycast.WorldScene``). Rays are cast
 only for the pixels inside each head's projected bound (the box of the projected
 ``HeadMesh.bounding_polytope``, with distortion); every other pixel is background. Each
 ray honours the lens model exactly: the pixel centre is undistorted with the project's
@@ -12,7 +12,7 @@ with ``R_cam_world^T`` and started at the camera centre, so a rendered pixel and
 Shading: region colour x (ambient + Lambert) with a light near each camera, interpolated from
 the vertices (Gouraud), which costs a few gathers per pixel. Videos are encoded with
 ``annotate.media.video_writer.VideoWriter``; landmark visibility is
-``annotate.labels.visibility`` (``landmark_visibility`` here adapts it to ``RenderPerson``).
+``annotate.head.visibility`` (``landmark_visibility`` here adapts it to ``RenderPerson``).
 
 Pixel convention: OpenCV's, pixel (col, row) has its centre at (u, v) = (col, row).
 Units: world in cm; the head frame as in docs/conventions.md.
@@ -32,13 +32,13 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from annotate.cpus import capped_workers
+from annotate.core.cpus import capped_workers
 from annotate.geometry.cameras import (CameraRig, max_monotonic_radius2, project_camera_points,
                                        undistort_pixels)
-from annotate.labels import visibility
-from annotate.labels.head_mesh import (BROW, EYE_WHITE, HAIR, IRIS, LIPS, NOSE, SKIN,
+from annotate.head import visibility
+from annotate.head.head_mesh import (BROW, EYE_WHITE, HAIR, IRIS, LIPS, NOSE, SKIN,
                                        HeadMesh)
-from annotate.labels.raycast import HeadFrameCaster, RayHits, WorldScene
+from annotate.head.raycast import HeadFrameCaster, RayHits, WorldScene
 from annotate.media.video_writer import VideoWriter, video_path, video_rate
 
 NUM_REGIONS = 7
@@ -446,7 +446,7 @@ def landmark_visibility(rig: CameraRig, people: Sequence[RenderPerson], landmark
                         tolerance_cm: float = visibility.TOLERANCE_CM, nthreads: int = 0) -> np.ndarray:
     """(C, P, L) bool: landmark l of person p is seen by camera c.
 
-    ``annotate.labels.visibility`` with each person's own mesh and pose, all heads in one
+    ``annotate.head.visibility`` with each person's own mesh and pose, all heads in one
     frame: seen = in front of the camera, inside the lens model, projecting inside the
     image, and hidden neither by the person's own head nor by another (code VISIBLE).
     landmarks_world: (P, L, 3) cm, on the surface of people[p]'s posed mesh. NaN

@@ -27,7 +27,7 @@ import numpy as np
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import FLIP_YZ, euler_from_matrix, matrix_from_euler, rot_y, rot_z
 from annotate.synth.expressions import NUM_EXPRESSIONS, expression_offsets, simulate_expressions
-from annotate.synth.face_model import (LEFT_PUPIL, RIGHT_PUPIL, base_face_landmarks, person_shape,
+from annotate.head.face_model import (LEFT_PUPIL, RIGHT_PUPIL, base_face_landmarks, person_shape,
                                        shape_scale)
 
 # Independent random streams, children of SeedSequence(seed) (order fixed forever; new

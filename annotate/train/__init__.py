@@ -5,7 +5,11 @@
   6D and multi-task networks and their losses;
 - ``augment``, ``data``: label-preserving augmentation and the input pipeline on top of
   ``annotate.datasets.readers.ShardRecords``;
-- ``engine``, ``checkpoint``: the training loop (AMP, DDP, resume, NaN stop);
+- ``setup``: a run's set-up (data, model, optimizer, schedule, resume of the same run);
+- ``engine``: the loop (``train`` = ``train_one_epoch`` and ``evaluate`` in turn, NaN stop);
+- ``distributed``: device choice, autocast and GradScaler, DDP, collectives;
+- ``checkpoint``, ``runlog``: checkpoints (safe to load, with the run's identity), log.txt
+  and metrics.csv;
 - ``metrics``, ``evaluate``, ``plots``, ``external``: scoring, reports, AFLW2000-3D and BIWI;
 - ``commands``: ``annotate train`` and ``annotate evaluate``.
 """

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from annotate.geometry.face70 import FLIP_PERMUTATION_70, flip_permutation_70  # noqa: F401 (re-exported)
+from annotate.head.face70 import FLIP_PERMUTATION_70, flip_permutation_70  # noqa: F401 (re-exported)
 
 MIRROR_X = np.diag([-1.0, 1.0, 1.0])
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from annotate.atomic import atomic_file
+from annotate.core.atomic import atomic_file
 
 CHECKPOINT_FORMAT = "annotate.train.checkpoint/1"
 

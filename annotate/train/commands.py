@@ -73,7 +73,8 @@ def add_commands(sub) -> None:
     sp.set_defaults(func=cmd_train)
 
     sp = sub.add_parser("evaluate", help="evaluate a checkpoint on shards, AFLW2000-3D or BIWI",
-                        description="MAE (yaw wrapped), geodesic and vector errors, frontal/back and per-sequence "
+                        description="MAE (yaw wrapped), geodesic and vector errors: full and narrow (|yaw| <= 90) range, "
+                                    "back, |yaw| bands 0-60/60-120/120-180 and per-sequence "
                                     "breakdowns and plots, beside the constant-prediction baseline")
     sp.add_argument("--checkpoint", required=True, help="checkpoints/last.pt of a training run")
     sp.add_argument("--out", required=True, help="folder for metrics.json, report.txt, per_sample.csv, plots")

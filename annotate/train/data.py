@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from annotate.labels.visibility import NO_POSE, NOT_TESTED, VISIBLE
+from annotate.head.visibility import NO_POSE, NOT_TESTED, VISIBLE
 from annotate.train.augment import AugmentConfig, eval_transform, train_transform
 
 NUM_LANDMARKS = 70
@@ -50,7 +50,7 @@ class RecordSource(Protocol):
 
 
 def visible_from_codes(codes: np.ndarray | None) -> np.ndarray:
-    """(70,) visibility codes (annotate.labels.visibility) -> (70,) float32: 1 visible,
+    """(70,) visibility codes (annotate.head.visibility) -> (70,) float32: 1 visible,
     0 hidden (outside the image, self-occluded, occluded by another head), NaN unknown."""
     if codes is None:
         return np.full(NUM_LANDMARKS, np.nan, np.float32)

@@ -1,23 +1,24 @@
 """Evaluation: run a model over a ``RecordSource``, score it, compare with the constant baseline.
 
 ``predict`` returns per-sample predictions; ``score`` turns them into the metrics of
-``annotate.train.metrics`` (overall, frontal/back, per sequence) for the model and for the
-constant-prediction baseline side by side; ``write_report`` saves ``metrics.json``,
-``per_sample.csv`` and the plots; ``format_report`` is the printed table.
+``annotate.train.metrics`` (full and narrow range, back, |yaw| bands, per sequence) for the
+model and for the constant-prediction baseline side by side; ``write_report`` saves
+``metrics.json``, ``report.txt``, ``per_sample.csv`` and the plots; ``format_report`` is
+the printed report: the subsets' table, then the per-|yaw|-band table.
 """
 from __future__ import annotations
 
-import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from annotate.core.atomic import atomic_file, write_json_atomic, write_text_atomic
 from annotate.geometry.rotations import euler_from_matrix, matrix_from_euler
 from annotate.train import metrics as M
 from annotate.train.data import PoseDataset, RecordSource, make_loader, normalize_images
+from annotate.train.distributed import autocast_for, resolve_amp, resolve_device
 
 
 @dataclass
@@ -44,13 +45,6 @@ def complete_pose(decoded: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
     euler = decoded["euler_deg"].astype(np.float64)
     euler[:, 0] = np.mod(euler[:, 0] + 180.0, 360.0) - 180.0
     return euler, matrix_from_euler(*np.deg2rad(euler).T)
-
-
-def autocast_for(device: torch.device, amp: str):
-    """An autocast context for ``amp`` in {"bf16", "fp16", "off"}."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
 @torch.no_grad()
@@ -117,17 +111,38 @@ def score(pred: Predictions, baseline_deg: np.ndarray | None) -> dict:
 _COLUMNS = ("n", "yaw", "pitch", "roll", "mae", "geodesic", "maev")
 
 
+def _cell(value: float) -> str:
+    return f"{'-':>10}" if np.isnan(value) else f"{value:>10.2f}"
+
+
+def format_band_table(report: dict) -> list[str]:
+    """The per-|yaw|-band lines: n, then MAE and geodesic error of the model and the constant."""
+    who = [("model", report["model"])] + ([("constant", report["baseline"])] if report["baseline"] else [])
+    lines = [f"per |yaw| band (degrees): MAE and geodesic error",
+             f"{'band':<22}{'n':>10}" + "".join(f"{w[:5] + ' ' + m:>16}" for m in ("MAE", "geodesic") for w, _ in who)]
+    for lo, hi in M.YAW_BANDS_DEG:
+        band = M.band_name(lo, hi)
+        cells = "".join(f"{_cell(src[band][m]):>16}" for m in ("mae", "geodesic") for _, src in who)
+        lines.append(f"{band:<22}{report['model'][band]['n']:>10d}{cells}")
+    return lines
+
+
 def format_report(report: dict, title: str = "evaluation") -> str:
-    """A fixed-width table: one line per subset, model and baseline side by side (degrees)."""
+    """Fixed-width tables, model and baseline side by side (degrees): one line per subset
+    (full range ``all``, ``narrow`` |yaw| <= 90, ``back``, sequences), then the |yaw| bands."""
+    bands = {M.band_name(lo, hi) for lo, hi in M.YAW_BANDS_DEG}
     lines = [f"{title} (errors in degrees; yaw wrapped; MAE = mean of yaw, pitch, roll)",
              f"{'subset':<22}{'who':<10}" + "".join(f"{c:>10}" for c in _COLUMNS)]
-    for subset, row in report["model"].items():
+    for subset in report["model"]:
+        if subset in bands:
+            continue
         for who, src in (("model", report["model"]), ("constant", report["baseline"])):
             if src is None:
                 continue
             r = src[subset]
-            cells = "".join(f"{r[c]:>10d}" if c == "n" else f"{r[c]:>10.2f}" for c in _COLUMNS)
+            cells = "".join(f"{r[c]:>10d}" if c == "n" else _cell(r[c]) for c in _COLUMNS)
             lines.append(f"{subset:<22}{who:<10}{cells}")
+    lines += format_band_table(report)
     if report.get("baseline_deg"):
         y, p, r = report["baseline_deg"]
         lines.append(f"constant prediction = training-set MAE minimiser: yaw {y:.1f}, pitch {p:.1f}, roll {r:.1f}")
@@ -145,21 +160,24 @@ def write_report(report: dict, pred: Predictions, out_dir: str | Path, title: st
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=1))
-    (out / "report.txt").write_text(format_report(report, title) + "\n")
+    write_json_atomic(out / "metrics.json", report)
+    write_text_atomic(out / "report.txt", format_report(report, title) + "\n")
     errs = M.per_sample_errors(pred.euler_deg, pred.true_euler_deg, pred.R, pred.true_R)
     table = {"sample_id": pred.sample_id, "sequence": pred.sequence}
     for i, a in enumerate(("yaw", "pitch", "roll")):
         table[f"true_{a}"] = pred.true_euler_deg[:, i]
         table[f"pred_{a}"] = pred.euler_deg[:, i]
     table.update({f"err_{k}": v for k, v in errs.items()})
-    pd.DataFrame(table).to_csv(out / "per_sample.csv", index=False, float_format="%.4f")
+    with atomic_file(out / "per_sample.csv", suffix=".csv") as tmp:
+        pd.DataFrame(table).to_csv(tmp, index=False, float_format="%.4f")
     baseline = None
     if report.get("baseline_deg"):
         b_euler, b_R = M.constant_predictions(np.asarray(report["baseline_deg"]), len(pred.euler_deg))
         baseline = M.per_sample_errors(b_euler, pred.true_euler_deg, b_R, pred.true_R)
-    plot_error_by_yaw(errs, pred.true_euler_deg[:, 0], out / "error_by_yaw.png", baseline=baseline, title=title)
-    plot_pred_vs_true(pred.euler_deg, pred.true_euler_deg, out / "pred_vs_true.png", title=title)
+    with atomic_file(out / "error_by_yaw.png", suffix=".png") as tmp:
+        plot_error_by_yaw(errs, pred.true_euler_deg[:, 0], tmp, baseline=baseline, title=title)
+    with atomic_file(out / "pred_vs_true.png", suffix=".png") as tmp:
+        plot_pred_vs_true(pred.euler_deg, pred.true_euler_deg, tmp, title=title)
     return out
 
 
@@ -177,7 +195,6 @@ def evaluate_checkpoint(checkpoint: str | Path, source: RecordSource, out_dir: s
     The baseline is the constant stored in the checkpoint (from the training labels).
     """
     from annotate.train.checkpoint import load_checkpoint
-    from annotate.train.engine import resolve_amp, resolve_device
     from annotate.train.models import build_model
 
     state = load_checkpoint(checkpoint)

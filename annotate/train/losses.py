@@ -18,6 +18,7 @@ from torch import nn
 from annotate.train.bins import BinSpec
 from annotate.train.models import ANGLES, BinPoseHead
 from annotate.train.rotations_torch import geodesic_distance, matrix_from_sixd, wrapped_difference
+from annotate.train.ssr import SSRHead
 
 
 def wrapped_squared_error(pred_deg: torch.Tensor, target_deg: torch.Tensor) -> torch.Tensor:
@@ -59,6 +60,23 @@ class BinnedPoseLoss(nn.Module):
             parts[f"ce_{a}"] = ce.detach()
             parts[f"reg_{a}"] = reg.detach()
         return total, parts
+
+
+class SoftRegressionLoss(nn.Module):
+    """FSA-Net's L1 loss on the SSR head's angles: the mean over the angles of the batch mean
+    absolute error in degrees, yaw's difference wrapped into [-180, 180) (so a prediction of
+    179 for a label of -179 costs 2 deg, never 358)."""
+
+    def __init__(self, head: SSRHead):
+        super().__init__()
+        self.head = head
+
+    def forward(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]):
+        pred, target = self.head.angles_deg(out), batch["euler_deg"].float()
+        diff = pred - target
+        diff = torch.cat([wrapped_difference(pred[:, :1], target[:, :1], 360.0), diff[:, 1:]], dim=1)
+        per_angle = diff.abs().mean(0)                                    # (3,)
+        return per_angle.mean(), {f"l1_{a}": per_angle[i].detach() for i, a in enumerate(ANGLES)}
 
 
 class GeodesicLoss(nn.Module):
@@ -110,11 +128,29 @@ class PoseCriterion(nn.Module):
         return total, parts
 
 
+def criterion_part_names(model_cfg: dict) -> list[str]:
+    """The names of the parts ``build_criterion(model_cfg, ...)`` reports besides ``loss``
+    (the metrics.csv columns), without building it."""
+    if model_cfg["pose_head"] == "bins":
+        names = [f"{k}_{a}" for a in ANGLES for k in ("ce", "reg")]
+    elif model_cfg["pose_head"] == "ssr":
+        names = [f"l1_{a}" for a in ANGLES]
+    else:
+        names = ["geodesic"]
+    if model_cfg["landmarks"]:
+        names.append("landmarks")
+        if model_cfg["visibility"]:
+            names.append("visibility")
+    return names
+
+
 def build_criterion(model_cfg: dict, model) -> PoseCriterion:
     """The criterion matching ``build_model(model_cfg)``'s heads."""
     if model_cfg["pose_head"] == "bins":
         pose = BinnedPoseLoss(model.heads["pose"], model_cfg["ce_weights"], model_cfg["alpha"],
                               wrapped_yaw=model_cfg["yaw_loss"] == "wrapped")
+    elif model_cfg["pose_head"] == "ssr":
+        pose = SoftRegressionLoss(model.heads["pose"])
     else:
         pose = GeodesicLoss()
     lm_w = model_cfg["landmark_weight"] if model_cfg["landmarks"] else 0.0

@@ -5,7 +5,9 @@
 - geodesic error: the angle of ``R_pred^T R_true``;
 - vector MAE (MAEV, as TriNet / TokenHPE): the angle between matching columns of the two
   matrices, i.e. the head's left (x), up (y) and forward (z) axes, and their mean;
-- breakdowns by |yaw| (frontal: |yaw| <= 90, back: > 90) and by sequence;
+- breakdowns (``breakdown``): DirectMHP's protocols, full range (``all``) and narrow range
+  (``narrow``: |yaw| <= 90), the back of the head (``back``: |yaw| > 90), the |yaw| bands
+  0-60, 60-120 and 120-180 (``YAW_BANDS_DEG``) and each sequence;
 - the constant-prediction baseline: per angle the constant that minimises the training
   labels' MAE (median of pitch and of roll, the wrapped-MAE minimiser of yaw).
 """
@@ -59,11 +61,31 @@ def summarise(errors: dict[str, np.ndarray], mask: np.ndarray | None = None) -> 
     return out
 
 
+# |yaw| bands of the per-band table: [0, 60), [60, 120), [120, 180], degrees.
+YAW_BANDS_DEG = ((0.0, 60.0), (60.0, 120.0), (120.0, 180.0))
+NARROW_MAX_ABS_YAW_DEG = 90.0       # DirectMHP's narrow range: |yaw| <= 90
+
+
+def band_name(lo: float, hi: float) -> str:
+    return f"yaw {lo:g}-{hi:g}"
+
+
+def yaw_band_masks(true_deg: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, 3) labels -> ``{"yaw 0-60": (N,) bool, ...}``; the last band includes |yaw| = 180."""
+    yaw = np.abs(np.asarray(true_deg, np.float64)[:, 0])
+    last = len(YAW_BANDS_DEG) - 1
+    return {band_name(lo, hi): (yaw >= lo) & ((yaw <= hi) if i == last else (yaw < hi))
+            for i, (lo, hi) in enumerate(YAW_BANDS_DEG)}
+
+
 def breakdown(errors: dict[str, np.ndarray], true_deg: np.ndarray, sequences: np.ndarray | None = None
               ) -> dict[str, dict[str, float]]:
-    """Summaries: ``all``, ``frontal`` (|yaw| <= 90), ``back`` (|yaw| > 90), and ``seq:<name>``."""
+    """Summaries: ``all`` (full range), ``narrow`` (|yaw| <= 90), ``back`` (|yaw| > 90), one per
+    |yaw| band (``yaw 0-60``, ...), and ``seq:<name>``."""
     yaw = np.abs(np.asarray(true_deg)[:, 0])
-    out = {"all": summarise(errors), "frontal": summarise(errors, yaw <= 90.0), "back": summarise(errors, yaw > 90.0)}
+    out = {"all": summarise(errors), "narrow": summarise(errors, yaw <= NARROW_MAX_ABS_YAW_DEG),
+           "back": summarise(errors, yaw > NARROW_MAX_ABS_YAW_DEG)}
+    out.update({name: summarise(errors, mask) for name, mask in yaw_band_masks(true_deg).items()})
     if sequences is not None:
         seqs = np.asarray(sequences).astype(str)
         for s in sorted(set(seqs)):

@@ -12,11 +12,15 @@ Architectures (``model.arch``; ``annotate.train.config.ARCH_PRESETS`` holds thei
   (Hempel et al. 2022, 6DRepNet); no wrap-around anywhere.
 - ``multitask``: a pose head (6D by default) plus 70 landmarks and 70 visibility logits
   (Valle et al. 2021).
+- ``ssrnet`` / ``fsanet``: the two-stream CNN on 64 x 64 crops with stagewise soft
+  regression (Yang et al. 2018, 2019; ``annotate.train.fsanet``, ``annotate.train.ssr``);
+  FSA-Net adds the fine-grained structure aggregation and capsules.
 
 Every forward returns a flat ``dict[str, Tensor]`` (DDP and torch.compile handle it as is):
 ``"yaw/0"``, ``"yaw/1"``, ... logits per angle and bin spec (finest first), ``"sixd"``
 (B, 6), ``"landmarks"`` (B, 70, 2) in input-image fractions (x / W, y / H), ``"visibility"``
-(B, 70) logits. ``PoseNet.decode`` turns them into predictions.
+(B, 70) logits, ``"ssr/p0"``, ``"ssr/eta0"``, ``"ssr/delta0"``, ... per SSR stage
+(``annotate.train.ssr``). ``PoseNet.decode`` turns them into predictions.
 """
 from __future__ import annotations
 
@@ -27,11 +31,14 @@ import torchvision
 from torch import nn
 
 from annotate.train.bins import BinSpec, expectation_deg
+from annotate.train.fsanet import SSRFeatures
+from annotate.train.ssr import SSRHead
 from annotate.train.rotations_torch import matrix_from_sixd
 
 ANGLES = ("yaw", "pitch", "roll")
 NUM_LANDMARKS = 70
 BACKBONES = ("efficientnet_b0", "resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
+TWO_STREAM = "two_stream"       # SSR-Net / FSA-Net's own CNN (annotate.train.fsanet), with the SSR head only
 
 
 def _last_linear(model: nn.Module) -> tuple[nn.Module, str]:
@@ -185,11 +192,19 @@ def bin_specs_from_config(bins_cfg: dict) -> dict[str, list[BinSpec]]:
 
 def build_model(model_cfg: dict) -> PoseNet:
     """The network a resolved ``model`` config section describes (see the train config schema)."""
-    backbone, features = build_backbone(model_cfg["backbone"], model_cfg["width_mult"], model_cfg["pretrained"])
+    if model_cfg["backbone"] == TWO_STREAM:
+        backbone = SSRFeatures(model_cfg["ssr"])
+        features = backbone.stage_dim * len(model_cfg["ssr"]["stages"])
+    else:
+        backbone, features = build_backbone(model_cfg["backbone"], model_cfg["width_mult"], model_cfg["pretrained"])
     heads: dict[str, nn.Module] = {}
     if model_cfg["dropout"] > 0:
         backbone = nn.Sequential(backbone, nn.Dropout(model_cfg["dropout"]))
-    if model_cfg["pose_head"] == "bins":
+    if model_cfg["pose_head"] == "ssr":
+        ssr = model_cfg["ssr"]
+        heads["pose"] = SSRHead(ssr["stage_dim"], ssr["stages"], ssr["lambda_d"], ssr["span_deg"],
+                                circular_yaw=ssr["yaw"] == "circular")
+    elif model_cfg["pose_head"] == "bins":
         heads["pose"] = BinPoseHead(features, bin_specs_from_config(model_cfg["bins"]),
                                     circular_yaw=model_cfg["expectation"] == "circular")
     else:

@@ -1,7 +1,8 @@
 from pathlib import Path
 
-from annotate.pipeline import logged, run_crosscheck
+from annotate.core.logs import logged
+from annotate.stages import triangulate
 
 with logged(snakemake.log[0]):
-    print(run_crosscheck(snakemake.input.published, snakemake.input.triangulated,
-                         Path(snakemake.output.crosscheck).parent))
+    print(triangulate.crosscheck(snakemake.input.published, snakemake.input.triangulated,
+                                 Path(snakemake.output.crosscheck).parent))

@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 from annotate.config import resolve_config
-from annotate.datasets.stage import run_card
-from annotate.pipeline import logged
+from annotate.stages.dataset import run_card
+from annotate.core.logs import logged
 
 with logged(snakemake.log[0]):
     card = run_card(resolve_config(snakemake.config), Path(snakemake.output.card).parent, snakemake.input.summary,

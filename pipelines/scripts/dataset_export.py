@@ -2,8 +2,8 @@ import json
 from pathlib import Path
 
 from annotate.config import resolve_config
-from annotate.datasets.stage import export_of_folder, run_export
-from annotate.pipeline import logged
+from annotate.stages.dataset import export_of_folder, run_export
+from annotate.core.logs import logged
 
 with logged(snakemake.log[0]):
     out = Path(snakemake.output[0])

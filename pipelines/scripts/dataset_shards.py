@@ -1,8 +1,8 @@
 from pathlib import Path
 
 from annotate.config import resolve_config, sequence_root
-from annotate.datasets.stage import run_build
-from annotate.pipeline import logged
+from annotate.stages.dataset import run_build
+from annotate.core.logs import logged
 
 with logged(snakemake.log[0]):
     config = resolve_config(snakemake.config)

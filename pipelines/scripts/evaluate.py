@@ -4,7 +4,7 @@
 import sys
 
 from annotate.datasets.readers import ShardRecords, shard_paths
-from annotate.pipeline import logged
+from annotate.core.logs import logged
 from annotate.train.evaluate import evaluate_checkpoint, format_report
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 from annotate.config import resolve_config
-from annotate.pipeline import logged, run_ingest
+from annotate.core.logs import logged
+from annotate.stages import ingest
 
 with logged(snakemake.log[0]):
-    print(run_ingest(resolve_config(snakemake.config), snakemake.params.root, snakemake.wildcards.sequence,
+    print(ingest.run(resolve_config(snakemake.config), snakemake.params.root, snakemake.wildcards.sequence,
                      Path(snakemake.output.faces3d).parent))

@@ -3,7 +3,8 @@
 # fails or is killed, and the rerun resumes from it (engine.resume: auto).
 # The __main__ guard matters: loader workers start from a fork server, which imports the
 # parent's main module, and must not run the training again.
-from annotate.pipeline import logged, write_json
+from annotate.core.atomic import write_json_atomic
+from annotate.core.logs import logged
 from annotate.train.config import resolve_train_config
 from annotate.train.engine import train
 
@@ -14,4 +15,4 @@ if __name__ == "__main__":
         cfg["data"]["dataset"] = snakemake.params.dataset
         cfg["engine"]["threads"] = cfg["engine"]["threads"] or snakemake.threads
         summary = train(cfg)
-        write_json(snakemake.output.summary, summary)
+        write_json_atomic(snakemake.output.summary, summary)

@@ -7,7 +7,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 
 from annotate.datasets.readers import iter_records, shard_paths
-from annotate.names import check_name
+from annotate.core.names import check_name
 
 
 def dataset_splits(dataset_dir: str | Path) -> list[str]:
@@ -38,7 +38,7 @@ def split_records(dataset_dir: str | Path, split: str, columns: list[str], desc:
 def sample_stem(record: dict) -> str:
     """``<sequence>/<camera>/<frame:08d>_<person>``: a sample's file name without extension.
 
-    The names come from shard files and are checked (``annotate.names``) before they make a
+    The names come from shard files and are checked (``annotate.core.names``) before they make a
     path, so a shard cannot send an export outside its folder."""
     where = f"shard record {record.get('sample_id', '')!s}".strip()
     return (f"{check_name(record['sequence'], 'sequence', where)}/{check_name(record['camera'], 'camera', where)}/"

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from annotate.atomic import staged_folder
+from annotate.core.atomic import staged_folder
 from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, write_bytes
 from annotate.geometry.cameras import project_camera_points
 from annotate.media.crops import apply_transform

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotate.atomic import staged_folder
+from annotate.core.atomic import staged_folder
 from annotate.datasets.exports.common import dataset_splits, sample_stem, split_records, write_bytes
 
 COLUMNS = ["sequence", "camera", "frame", "person", "image", "yaw", "pitch", "roll"]

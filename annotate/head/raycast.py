@@ -1,6 +1,6 @@
 """Ray casting against posed head meshes with open3d's RaycastingScene: the project's one
 casting core, shared by the renderer (``annotate.synth.render``) and landmark visibility
-(``annotate.labels.visibility``).
+(``annotate.head.visibility``).
 
 Two ways to put heads into a scene:
 
@@ -23,8 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from annotate.labels.head_mesh import HeadMesh
-from annotate.open3d_loader import open3d_module
+from annotate.head.head_mesh import HeadMesh
+from annotate.core.open3d_loader import open3d_module
 
 
 @dataclass(eq=False)

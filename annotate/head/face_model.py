@@ -1,7 +1,7 @@
 """A plausible adult face as 70 Panoptic landmarks, and per-person variations of it.
 
 ``base_face_landmarks()`` is the synthetic generator's mean face: iBUG-68 + two pupils in
-the canonical head frame of ``annotate.geometry.head_frame`` (x toward the subject's left
+the canonical head frame of ``annotate.head.head_frame`` (x toward the subject's left
 ear, y up, z out of the face, origin at the head centre), in centimetres.
 
 The coordinates below are laid out by hand from published adult anthropometry (Farkas,
@@ -40,10 +40,10 @@ import functools
 
 import numpy as np
 
-from annotate.geometry.head_frame import (LEFT_EYE, NUM_LANDMARKS, RIGHT_EYE, HeadFrameSpec,
+from annotate.head.head_frame import (LEFT_EYE, NUM_LANDMARKS, RIGHT_EYE, HeadFrameSpec,
                                           canonicalize_landmarks)
 from annotate.geometry.procrustes import umeyama
-from annotate.geometry.whenet_reference import WHENET_FACE70, reference_points_cm
+from annotate.head.whenet_reference import WHENET_FACE70, reference_points_cm
 
 RIGHT_PUPIL = 68
 LEFT_PUPIL = 69

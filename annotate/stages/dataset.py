@@ -1,4 +1,4 @@
-"""The dataset stage: entry points for the Snakemake rules (pipelines/dataset.smk) and the CLI.
+"""Stage ``dataset``: entry points for the Snakemake rules (pipelines/dataset.smk).
 
 Each takes a resolved config (``annotate.config.resolve_config``; section ``dataset``) and
 explicit paths. Layout of ``results/dataset/`` (``<out>``)::
@@ -16,7 +16,6 @@ explicit paths. Layout of ``results/dataset/`` (``<out>``)::
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
@@ -63,10 +62,10 @@ def enabled_exports(config: dict) -> list[str]:
 def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
              summary_path: str | Path) -> PlanSummary:
     """Write plan.parquet and plan_summary.json from the sequences' labels tables."""
-    from annotate.pipeline import write_json
+    from annotate.core.atomic import write_json_atomic
 
     summary = write_plan(labels_paths, plan_path, plan_config(config))
-    write_json(summary_path, summary.to_dict())
+    write_json_atomic(summary_path, summary.to_dict())
     return summary
 
 
@@ -103,25 +102,6 @@ def run_export(config: dict, name: str, dataset_dir: str | Path, out_dir: str | 
 
         return export_coco(dataset_dir, out_dir)
     raise ValueError(f"unknown export {name!r} (one of {EXPORTS})")
-
-
-def run_dataset(config: dict, labels: dict[str, tuple[str | Path, str | Path]], sequence_root: str | Path,
-                out_dir: str | Path) -> dict:
-    """Everything without Snakemake: plan, build every sequence, card, enabled exports.
-
-    labels: sequence -> (labels.parquet, cameras.parquet). Returns the card.
-    """
-    out_dir = Path(out_dir)
-    run_plan(config, [v[0] for v in labels.values()], out_dir / "plan.parquet", out_dir / "plan_summary.json")
-    for seq, (labels_path, cameras_path) in labels.items():
-        print(run_build(config, seq, out_dir / "plan.parquet", labels_path, cameras_path, Path(sequence_root) / seq,
-                        out_dir))
-    card = run_card(config, out_dir, out_dir / "plan_summary.json",
-                    [out_dir / "parts" / f"{s}.json" for s in labels],
-                    [out_dir / "parts" / f"{s}-rejections.parquet" for s in labels])
-    for name in enabled_exports(config):
-        print(name, json.dumps(run_export(config, name, out_dir, out_dir / "exports" / export_folder(name))))
-    return card
 
 
 def export_folder(name: str) -> str:

@@ -5,7 +5,7 @@ half-written one. Every writer of the package goes through here:
 
 - ``atomic_file(path)``: a context giving a temporary sibling path to write; on success it
   replaces ``path``, on failure it is removed.
-- ``write_text_atomic`` / ``write_bytes_atomic``: the one-call forms.
+- ``write_text_atomic`` / ``write_bytes_atomic`` / ``write_json_atomic``: the one-call forms.
 - ``staged_folder(path)``: the same for a whole folder (``replace_folder``).
 
 A run killed with ``kill -9`` cannot remove its temporaries, so each writer first removes
@@ -16,6 +16,8 @@ write the same target at once (Snakemake's lock), so a leftover is never a live 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import re
 import shutil
@@ -72,6 +74,14 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def write_json_atomic(path: str | Path, doc, sort_keys: bool = False) -> Path:
+    """Write ``doc`` (a dataclass or JSON-able value; other values as ``str``) as indented JSON
+    atomically. ``sort_keys`` makes the bytes independent of insertion order (manifests)."""
+    if dataclasses.is_dataclass(doc) and not isinstance(doc, type):
+        doc = dataclasses.asdict(doc)
+    return write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=sort_keys, default=str))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

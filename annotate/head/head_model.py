@@ -2,7 +2,7 @@
 
 Built by generalised Procrustes analysis over the sequence's own published (or
 triangulated) faces, then expressed in the canonical head frame of
-``annotate.geometry.head_frame``; or loaded from a saved artefact so that several
+``annotate.head.head_frame``; or loaded from a saved artefact so that several
 sequences share one model.
 
 Format 2 (``head_model.json`` version 2.x) uses WHENet's zero pose and stores, for the
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.atomic import write_text_atomic
-from annotate.geometry.head_frame import (
+from annotate.core.atomic import write_text_atomic
+from annotate.head.head_frame import (
     NUM_LANDMARKS,
     ORIENTATION_EYE_MOUTH,
     HeadFrameSpec,
@@ -156,7 +156,7 @@ def fill_from_reference(mean: np.ndarray, missing: np.ndarray) -> np.ndarray:
     ones, so the model stays a full 70-point head; the fits never use those points anyway,
     since the data has no observation of them.
     """
-    from annotate.synth.face_model import base_face_landmarks
+    from annotate.head.face_model import base_face_landmarks
 
     reference = base_face_landmarks()
     T = umeyama(reference[~missing], mean[~missing])

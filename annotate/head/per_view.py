@@ -31,7 +31,7 @@ class ViewConfig:
     min_box_px: the head box's side (before clipping) must be at least this many pixels.
     silhouette_points: points sampled on the sphere's outline; with the parabolic peak
     refinement 12 points put the box within 0.2% of the exact outline's extent.
-    visibility: ray-cast per-landmark occlusion (``annotate.labels.visibility``); when
+    visibility: ray-cast per-landmark occlusion (``annotate.head.visibility``); when
     false only "outside the image" is decided and the rest is marked not tested.
     """
 

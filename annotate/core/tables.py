@@ -16,8 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from annotate.atomic import atomic_file, clear_leftovers, temporary_sibling
-from annotate.datasets.schema import SchemaError, TableSchema, load_schema
+from annotate.core.atomic import atomic_file, clear_leftovers, temporary_sibling
+from annotate.core.schema import SchemaError, TableSchema, load_schema
 
 
 def _column_to_arrow(values, field: pa.Field, table: str) -> pa.Array:

@@ -4,7 +4,7 @@ Definition (fixed; tests lock it in). For a landmark set in any frame:
 
 - Axes: x toward the subject's left ear, y up, z out of the face (forward).
 - Orientation ``"whenet"`` (the default): the axes are those of WHENet's published reference
-  head (``annotate.geometry.whenet_reference``) after its similarity fit (Horn/Umeyama,
+  head (``annotate.head.whenet_reference``) after its similarity fit (Horn/Umeyama,
   unweighted) onto the face's 14 corresponding landmarks (brow ends, eye corners, nostril
   wings, mouth corners, lower-lip centre, chin). Any face shape thus gets WHENet's zero pose:
   the same physical head pose gives the same angles whatever the person's face looks like,
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotate.geometry.procrustes import umeyama
-from annotate.geometry.whenet_reference import WHENET_FACE70, reference_points_cm
+from annotate.head.whenet_reference import WHENET_FACE70, reference_points_cm
 
 RIGHT_EYE = tuple(range(36, 42))
 LEFT_EYE = tuple(range(42, 48))

@@ -27,7 +27,7 @@ import numpy as np
 
 from annotate.geometry.procrustes import umeyama
 from annotate.geometry.rotations import FLIP_YZ
-from annotate.geometry.whenet_reference import (WHENET_FACE70, WHENET_MIN_POINTS, WHENET_SCORE_GATE,
+from annotate.head.whenet_reference import (WHENET_FACE70, WHENET_MIN_POINTS, WHENET_SCORE_GATE,
                                                 reference_points_cm)
 
 _FACE70 = np.asarray(WHENET_FACE70)

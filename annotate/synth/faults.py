@@ -11,7 +11,7 @@ The faults (one function each; every one modifies the copy in place and never th
   own x (tilt), y (pan) or z (roll) axis, the camera centre kept (a bumped camera).
   Faulty: every label of that camera.
 - ``mirror_landmarks``: left and right landmark labels swapped (the face70 mirror
-  permutation, ``annotate.geometry.face70``) in chosen faces. Faulty: those faces, all cameras.
+  permutation, ``annotate.head.face70``) in chosen faces. Faulty: those faces, all cameras.
 - ``swap_person_ids``: two people's face ids exchanged from a frame on (hdFace3d only; the
   body skeletons keep their ids, so faces and bodies disagree from then on).
   Faulty: both people's faces from that frame on, all cameras.
@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from annotate.atomic import staged_folder
-from annotate.geometry.face70 import FLIP_PERMUTATION_70
+from annotate.core.atomic import staged_folder
+from annotate.head.face70 import FLIP_PERMUTATION_70
 from annotate.geometry.rotations import rot_x, rot_y, rot_z
 from annotate.panoptic.calibration import read_calibration_info
 from annotate.panoptic.faces import N_LANDMARKS, FacePerson, parse_face_document

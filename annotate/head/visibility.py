@@ -10,7 +10,7 @@ Codes of ``LandmarkVisibility.code`` (uint8; schemas/labels.schema.yaml document
     4 NO_POSE            not computable: the face has no usable pose (its fit failed)
     5 NOT_TESTED         inside the image, occlusion not ray-cast (``views.visibility`` off)
 
-Method. Every head is a closed mesh (``annotate.labels.head_mesh``: a surface through the
+Method. Every head is a closed mesh (``annotate.head.head_mesh``: a surface through the
 landmarks completed by a skull) posed by its fit. For each landmark inside the image the
 segment from the camera centre to the landmark is cast against the landmark's own head,
 and, if nothing of it is in the way, against each other head of the same frame whose
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from annotate.geometry.cameras import CameraRig
-from annotate.labels.per_view import LandmarkViews, project_landmarks
-from annotate.labels.raycast import HeadFrameCaster, rays_from
+from annotate.head.per_view import LandmarkViews, project_landmarks
+from annotate.head.raycast import HeadFrameCaster, rays_from
 
 VISIBLE, OUTSIDE_IMAGE, SELF_OCCLUDED, OCCLUDED_BY_OTHER, NO_POSE, NOT_TESTED = range(6)
 CODE_NAMES = {VISIBLE: "visible", OUTSIDE_IMAGE: "outside_image", SELF_OCCLUDED: "self_occluded",

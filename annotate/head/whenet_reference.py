@@ -3,7 +3,7 @@
 WHENet (Zhou and Gregson, 2020) labels CMU Panoptic by fitting one fixed 58-point reference
 head to each published face on 14 landmark pairs. The frame of that reference head is what
 its labels call the zero pose, and this project's head frame takes its orientation from the
-same head (``annotate.geometry.head_frame``), so labels mix with WHENet's.
+same head (``annotate.head.head_frame``), so labels mix with WHENet's.
 
 The numbers are the published facts: the reference head's coordinates (cm; x toward the
 subject's left ear, y up, z out of the face, the same axes as this project's head frame)

@@ -1,0 +1,38 @@
+"""Stage ``triangulate``: 2D landmarks in every view -> triangulated faces3d; and the
+cross-check of published against triangulated faces (annotate.labels.triangulate_stage)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from annotate.config import triangulate_stage_config
+from annotate.core.atomic import write_json_atomic
+from annotate.core.results import INGEST_FILES, TRIANGULATE_FILES
+
+
+def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path):
+    """Detect and triangulate ``root/sequence``: ``TRIANGULATE_FILES`` faces3d (source
+    triangulated), detections2d, rejections and summary in ``out_dir``."""
+    from annotate.labels.triangulate_stage import make_backend, selected_frames, triangulate_sequence
+    from annotate.panoptic.ingest import load_cameras
+
+    ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
+    cameras, bodies = ingest_dir / INGEST_FILES["cameras"], ingest_dir / INGEST_FILES["bodies"]
+    seq_dir = Path(root) / sequence
+    backend = make_backend(config, seq_dir, load_cameras(cameras))
+    frames = selected_frames(bodies, ingest_dir / INGEST_FILES["faces3d"])
+    summary = triangulate_sequence(seq_dir, cameras, bodies, frames, backend, out_dir,
+                                   triangulate_stage_config(config), frame_source=config["detect"]["frames_from"])
+    write_json_atomic(out_dir / TRIANGULATE_FILES["summary"], {"backend": backend.name, **summary.as_dict()})
+    return summary
+
+
+def crosscheck(published: str | Path, triangulated: str | Path, out_dir: str | Path) -> dict:
+    """Published vs triangulated faces: the crosscheck table, the combined faces3d (published
+    with triangulated gap fill) and the crosscheck summary in ``out_dir``."""
+    from annotate.labels.triangulate_stage import crosscheck_faces3d
+
+    out_dir = Path(out_dir)
+    figures = crosscheck_faces3d(published, triangulated, out_dir / TRIANGULATE_FILES["crosscheck"],
+                                 out_dir / TRIANGULATE_FILES["combined"])
+    write_json_atomic(out_dir / TRIANGULATE_FILES["crosscheck_summary"], figures)
+    return figures
