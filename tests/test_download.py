@@ -390,7 +390,8 @@ def test_a_hostile_archive_on_the_server_is_refused(server, tmp_path):
 
 def test_links_inside_the_folder_and_a_dot_prefix_are_unpacked(tmp_path):
     archive = tmp_path / "hdFace3d.tar"
-    archive.write_bytes(_tar([(".", "dir", None), ("./hdFace3d", "dir", None), ("./hdFace3d/sub/a.json", "file", b"[1]"),
+    archive.write_bytes(_tar([(".", "dir", None), ("./hdFace3d", "dir", None),
+                              ("./hdFace3d/sub/a.json", "file", b"[1]"),
                               ("./hdFace3d/b.json", "sym", "sub/a.json"),
                               ("./hdFace3d/c.json", "hard", "./hdFace3d/sub/a.json")]))
     assert archives.extract_archive(archive, "hdFace3d", tmp_path / "out") == 3

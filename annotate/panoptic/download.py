@@ -183,9 +183,9 @@ class _Session:
             if whole_again:
                 raise DownloadError(f"{remote.url}: {problem}; fetched twice, removed")
             print(f"{remote.relative}: {problem}; fetching the whole file again")
-        self.manifest.files[remote.relative] = {
-            "url": remote.url, "size": got.size, "sha256": got.sha256,
-            "checksum": "server" if got.server_sha256 else (entry.get("checksum", "first_download") if entry else "first_download")}
+        first = (entry or {}).get("checksum", "first_download")
+        self.manifest.files[remote.relative] = {"url": remote.url, "size": got.size, "sha256": got.sha256,
+                                                "checksum": "server" if got.server_sha256 else first}
         self.manifest.save()                     # recorded before the rename: a kill leaves a .part that verifies
         os.replace(part, final)
         self.report[remote.relative] = ("resumed" if got.resumed_from else "fetched") if got.received else "verified"

@@ -189,7 +189,8 @@ class _Transfer:
             if resp.status_code == 416 and offset:
                 _, total = _content_range(resp.headers.get("Content-Range"))
                 if total == offset and self.expected_size in (None, total):
-                    return offset, sha256_of(self.part, self.policy.chunk_bytes).hexdigest(), server_sha256(resp.headers)
+                    sha = sha256_of(self.part, self.policy.chunk_bytes).hexdigest()
+                    return offset, sha, server_sha256(resp.headers)
                 self._restart()                    # the held bytes do not fit this file
                 return self.attempt()
             if resp.status_code in _RETRIED_STATUS:
