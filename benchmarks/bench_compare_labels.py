@@ -1,6 +1,6 @@
 """Benchmark of ``annotate compare-labels``: does it find wrong labels in other people's files?
 
-    python benchmarks/bench_compare_labels.py [--frames 60] [--cameras 31] [--people 4] [--each 60] [--seed 0]
+    python benchmarks/bench_compare_labels.py [--frames 60] [--cameras 31] [--people 4] [--each 40] [--seed 0]
 
 A synthetic sequence is generated (no video) and labelled and audited as the workflow does
 (ingest, head model, labels, audit). Its ``hdFace3d`` files are first made less tidy than
@@ -9,8 +9,8 @@ seventh frame's first face has WHENet's 14 landmarks scored 0.05 (WHENet skips i
 WHENet's face index k is not the person id. Another labeller is then simulated: WHENet's
 own labelling maths on the same files (``tests/other_labels.py``), with boxes 1.3x ours,
 written as a WHENet list, a DirectMHP COCO JSON and an opal23 list. Errors are injected
-into disjoint labels (``--each`` of each kind): yaw + 180 deg, two people of one view
-swapping angles, pitch + 10 deg. Per file and error kind:
+(``--each`` labels of each kind, at most one per face): yaw + 180 deg, two people of one
+view swapping angles, pitch + 10 deg. Per file and error kind:
 
 - recall = injected labels the comparison calls disagreeing / injected labels;
 - false positives = clean labels it calls ``other_view_error`` (a mistake in that view) /
@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--cameras", type=int, default=31)
     ap.add_argument("--people", type=int, default=4)
-    ap.add_argument("--each", type=int, default=60, help="labels per injected error kind")
+    ap.add_argument("--each", type=int, default=40, help="labels per injected error kind (one error per face at most)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -72,9 +72,10 @@ def _with_boxes(rows: pd.DataFrame, labels_path, rng) -> pd.DataFrame:
 
 
 def inject_errors(rows: pd.DataFrame, n_each: int, seed: int = 0, min_swap_deg: float = 0.0) -> pd.DataFrame:
-    """A copy with errors in disjoint rows and an ``injected`` column (''/flip_yaw/swap/pitch10):
-    ``flip_yaw`` yaw + 180; ``swap`` two people of the same view exchange angles (pairs whose
-    rotations differ by at least ``min_swap_deg``); ``pitch10`` pitch + 10 deg."""
+    """A copy with errors and an ``injected`` column (''/flip_yaw/swap/pitch10): ``flip_yaw``
+    yaw + 180; ``swap`` two people of the same view exchange angles (pairs whose rotations
+    differ by at least ``min_swap_deg``); ``pitch10`` pitch + 10 deg. At most one error per
+    face (sequence, frame, person): isolated mistakes, the face's other views right."""
     from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
 
     rng = np.random.default_rng(seed)
@@ -88,17 +89,26 @@ def inject_errors(rows: pd.DataFrame, n_each: int, seed: int = 0, min_swap_deg: 
             for b in range(a + 1, len(idx)):
                 if np.degrees(geodesic_distance(R[idx[a]], R[idx[b]])) >= min_swap_deg:
                     pairs.append((idx[a], idx[b]))
+    face = list(zip(out["sequence"], out["frame"], out["person"]))
+    hit_faces: set[tuple] = set()
     used: set[int] = set()
     for i in rng.permutation(len(pairs)):
         a, b = pairs[i]
         if len(used) >= 2 * n_each:
             break
-        if a in used or b in used:
+        if face[a] in hit_faces or face[b] in hit_faces:
             continue
         used |= {a, b}
+        hit_faces |= {face[a], face[b]}
         out.loc[[a, b], ["yaw", "pitch", "roll"]] = out.loc[[b, a], ["yaw", "pitch", "roll"]].to_numpy()
         out.loc[[a, b], "injected"] = "swap"
-    free = rng.permutation(np.setdiff1d(out.index.to_numpy(), list(used)))
+    free = []
+    for i in rng.permutation(len(out)):
+        if len(free) == 2 * n_each:
+            break
+        if face[i] not in hit_faces:
+            free.append(i)
+            hit_faces.add(face[i])
     flip, pitch = free[:n_each], free[n_each:2 * n_each]
     out.loc[flip, "yaw"] = np.mod(out.loc[flip, "yaw"] + 360.0, 360.0) - 180.0
     out.loc[flip, "injected"] = "flip_yaw"
