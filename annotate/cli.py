@@ -12,7 +12,6 @@
     annotate convert-calibration --from aniposelib|opencv FILE [FILE ...] --out calibration_<seq>.json --units mm|cm|m
     annotate audit   [--results DIR] [--sequences S ...] [--out DIR] [--model M] [--root ROOT] [--strict]
     annotate compare-labels [--whenet F] [--directmhp F] [--opal F] [--results DIR] [--audit DIR] [--out DIR]
-    annotate compare-labels [--whenet F] [--directmhp F] [--opal F] [--results DIR] [--audit DIR] [--out DIR]
 
 Stages are chained only by the workflow (``Snakefile``): ``annotate run`` runs it.
 """
@@ -219,10 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--strict", action="store_true", help="exit with status 1 when a check fails (a gate)")
 
     from annotate.stages.compare_labels import add_commands as add_compare_commands   # compare-labels
-    from annotate.stages.compare_labels import add_commands as add_compare_commands   # compare-labels
     from annotate.train.commands import add_commands as add_train_commands   # train, evaluate
-
-    add_compare_commands(sub)
 
     add_compare_commands(sub)
 
