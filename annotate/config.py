@@ -129,11 +129,21 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 
 
 def stage_config(config: dict, stage: str) -> dict:
-    """The part of a resolved config that ``stage`` reads (a rule's ``params``)."""
+    """The part of a resolved config that ``stage`` reads (a rule's ``params``), with every
+    mapping's keys sorted: Snakemake compares the params' text, so the same settings written
+    in another order must not rerun a stage."""
     try:
-        return {section: config[section] for section in STAGE_SECTIONS[stage]}
+        return _sorted_keys({section: config[section] for section in STAGE_SECTIONS[stage]})
     except KeyError as err:
         raise ConfigError(f"stage_config: unknown stage or section {err}") from None
+
+
+def _sorted_keys(value):
+    if isinstance(value, dict):
+        return {k: _sorted_keys(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def detect_backend(config: dict, seq_dir: str | Path) -> str:
@@ -207,11 +217,15 @@ def view_config(config: dict) -> ViewConfig:
 def triangulate_stage_config(config: dict):
     """The triangulation stage's settings from ``detect`` and ``triangulate``
     (an ``annotate.labels.triangulate_stage.StageConfig``)."""
+    from annotate.detect.cross_view import CrossViewConfig
+    from annotate.detect.tracking import TrackingConfig
     from annotate.geometry.triangulation import TriangulationConfig
     from annotate.labels.triangulate_stage import StageConfig
 
-    t = config["triangulate"]
+    t, d = config["triangulate"], config["detect"]
     solver = TriangulationConfig(**{k: t[k] for k in ("inlier_threshold_px", "max_repro_error_px", "min_views",
                                                       "hypotheses", "first_round", "refine", "seed")})
-    return StageConfig(association_max_cost=config["detect"]["association_max_cost"], min_landmarks=t["min_landmarks"],
-                       full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver)
+    cross = CrossViewConfig(**{**d["cross_view"], "face_size_cm": tuple(d["cross_view"]["face_size_cm"])})
+    return StageConfig(association_max_cost=d["association_max_cost"], min_landmarks=t["min_landmarks"],
+                       full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver,
+                       association=d["association"], cross_view=cross, tracking=TrackingConfig(**d["tracking"]))

@@ -4,7 +4,7 @@
 
 One synthetic sequence (3 people, rendered videos) is generated; each fault is injected into
 a copy of it (annotate.synth.faults), and the copy goes through the same stages as
-``snakemake`` (annotate.pipeline.run_label_and_audit: ingest, head model, fit + labels,
+``snakemake`` (tests/workflow_runs.label_and_audit: ingest, head model, fit + labels,
 2D detection + triangulation for the detections, audit). Per fault, over every label row of the copy:
 
 - recall = faulty labels the audit flags / faulty labels,
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +29,10 @@ import pandas as pd
 
 from annotate.synth import faults
 from annotate.config import resolve_config
-from workflow_runs import label_and_audit
 from annotate.stages.synth import run as run_synth
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from workflow_runs import label_and_audit  # noqa: E402  (the stages in the workflow's order)
 
 SEQUENCE = "synth_000"
 TARGET_RECALL, TARGET_FP = 0.95, 0.01
@@ -133,7 +136,7 @@ def main() -> None:
         shutil.rmtree(work / name, ignore_errors=True)        # a rerun with --keep starts the fault afresh
         faults.copy_sequence(source_root / SEQUENCE, root, SEQUENCE)
         manifest = inject(name, root / SEQUENCE, targets, rng)
-        result = run_label_and_audit(config, root, SEQUENCE, work / name / "results")
+        result = label_and_audit(config, root, SEQUENCE, work / name / "results")
         row = {"fault": name, **score(result.samples, manifest), "seconds": time.perf_counter() - start}
         rows.append(row)
         if name == "clean":

@@ -1,4 +1,5 @@
-"""The whole ``annotate label`` process against a plain per-sample WHENet loop process.
+"""The label stages' processes (``annotate ingest``, ``head-model``, ``label``) against a plain
+per-sample WHENet loop process.
 
     python benchmarks/bench_label_process.py [--frames 3000] [--work DIR] [--repeats 1] [--no-before]
 
@@ -8,9 +9,9 @@ outside, interpreter start-up and imports included: wall seconds, and CPU second
 system of the child) which a shared, busy machine disturbs less. With ``--repeats N`` the
 runs are interleaved and the least of each is kept.
 
-(a) ``python -m annotate.cli label --root ROOT --sequence NAME --out OUT``: ingest (calibration,
-    every face and body file), the head model, fits, per-camera labels, landmark visibility
-    and the Parquet tables.
+(a) the three stage commands the workflow runs, one process each, times added up:
+    ``annotate ingest`` (calibration, every face and body file), ``annotate head-model``,
+    ``annotate label`` (fits, per-camera labels, landmark visibility and the Parquet tables).
 (b) the per-sample loop of WHENet's published preparation recipe, as a small script
     (``whenet_loop`` below, run in its own process): read the calibration and every
     ``hdFace3d`` file with the standard ``json`` module; per face fit WHENet's reference head
@@ -21,7 +22,7 @@ runs are interleaved and the least of each is kept.
 
 The sequence is synthetic (``annotate.synth``; default 3,000 frames x 3 people x 31 HD
 cameras, no video), generated once into ``--work`` (a temporary folder by default) and
-reused. Also printed, each from its own one-core process: the same ``annotate label`` with
+reused. Also printed, each from its own one-core process: the same three commands with
 every frame file through the standard-``json`` readers and the audit module imported at
 start-up (what ingest and the CLI did before the orjson fast path), the seconds of each part
 of the process (imports, ingest, head model, labels), the start-up cost of
@@ -159,6 +160,13 @@ def _timed(cmd: list[str]) -> tuple[float, float, str]:
     return seconds, _cpu_children() - cpu, done.stdout
 
 
+def _timed_chain(cmds: list[list[str]]) -> tuple[float, float, str]:
+    """``_timed`` of processes run one after the other: wall and CPU seconds added up, the
+    last stdout."""
+    runs = [_timed(cmd) for cmd in cmds]
+    return sum(r[0] for r in runs), sum(r[1] for r in runs), runs[-1][2]
+
+
 def _best(cmd: list[str], repeats: int) -> tuple[float, float, str]:
     """The fastest of ``repeats`` runs: least wall and least CPU seconds, last stdout."""
     runs = [_timed(cmd) for _ in range(repeats)]
@@ -190,22 +198,22 @@ from annotate.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
-# Seconds of each part of run_label_sequence, in one process like the CLI's.
+# Seconds of each stage, in one process.
 _PHASES = r"""
 import sys, time
 t0 = time.perf_counter()
-from annotate import pipeline
 from annotate.config import resolve_config
+from annotate.stages import head_model, ingest, label
 t1 = time.perf_counter()
 from pathlib import Path
 root, name, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 cfg = resolve_config(None)
-pipeline.run_ingest(cfg, root, name, out / "ingest")
+ingest.run(cfg, root, name, out / "ingest")
 t2 = time.perf_counter()
-pipeline.run_head_model(cfg, [out / "ingest" / "faces3d.parquet"], out / "head_model.json")
+head_model.run(cfg, [out / "ingest" / "faces3d.parquet"], out / "head_model.json")
 t3 = time.perf_counter()
-s = pipeline.run_label(cfg, out / "ingest" / "faces3d.parquet", out / "ingest" / "cameras.parquet",
-                       out / "head_model.json", out / "labels")
+s = label.run(cfg, out / "ingest" / "faces3d.parquet", out / "ingest" / "cameras.parquet",
+              out / "head_model.json", out / "labels")
 t4 = time.perf_counter()
 print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
 """
@@ -259,11 +267,14 @@ def main(argv: list[str] | None = None) -> int:
         root = work / "root"
         make_sequence(root, name, args.frames)
         out = work / "out"
-        label_args = ["label", "--root", str(root), "--sequence", name, "--out", str(out)]
-
-        runs = {"ours": [sys.executable, "-m", "annotate.cli", *label_args],
-                "before": [sys.executable, "-c", _LABEL_BEFORE, *label_args],
-                "loop": [sys.executable, str(Path(__file__).resolve()), "--whenet-loop", str(root), name]}
+        faces3d, cameras, model = out / "ingest" / "faces3d.parquet", out / "ingest" / "cameras.parquet", out / "model.json"
+        stage_args = [["ingest", "--root", str(root), "--sequence", name, "--out", str(out / "ingest")],
+                      ["head-model", "--faces3d", str(faces3d), "--out", str(model)],
+                      ["label", "--faces3d", str(faces3d), "--cameras", str(cameras), "--model", str(model),
+                       "--out", str(out / "labels")]]
+        runs = {"ours": [[sys.executable, "-m", "annotate.cli", *a] for a in stage_args],
+                "before": [[sys.executable, "-c", _LABEL_BEFORE, *a] for a in stage_args],
+                "loop": [[sys.executable, str(Path(__file__).resolve()), "--whenet-loop", str(root), name]]}
         if args.no_before:
             del runs["before"]
         timings: dict[str, list] = {k: [] for k in runs}
@@ -271,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
             for key, cmd in runs.items():
                 if key != "loop":
                     shutil.rmtree(out, ignore_errors=True)
-                timings[key].append(_timed(cmd))
+                timings[key].append(_timed_chain(cmd))
         best = {k: (min(r[0] for r in v), min(r[1] for r in v), v[-1][2]) for k, v in timings.items()}
         import pyarrow.parquet as pq
 
@@ -290,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sequence {name}: {args.frames} frames, {labels} camera labels; one core ({pinned}BLAS threads 1); "
               f"best of {args.repeats}, interleaved")
         print(f"{'whole process':47s}{'wall s':>8s}{'labels/s':>10s}{'CPU s':>8s}")
-        names = {"ours": "annotate label", "before": "annotate label, standard-json readers (before)",
+        names = {"ours": "ingest + head-model + label", "before": "the same, standard-json readers (before)",
                  "loop": "WHENet per-sample loop"}
         for key, (wall, cpu, _) in best.items():
             count = loop_rows if key == "loop" else labels
@@ -298,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"   ({loop_rows} rows)" if key == "loop" else ""))
         ratio = {k: (best["loop"][0] / v[0], best["loop"][1] / v[1]) for k, v in best.items() if k != "loop"}
         print("speed-up over the WHENet loop: " + "; ".join(
-            f"{dict(ours='annotate label', before='before')[k]} {w:.1f}x wall, {c:.1f}x CPU" for k, (w, c) in ratio.items()))
-        print(f"inside annotate label: imports {imports:.2f} s, ingest {ingest:.2f} s, head model {head:.2f} s, "
+            f"{dict(ours='the stages', before='before')[k]} {w:.1f}x wall, {c:.1f}x CPU" for k, (w, c) in ratio.items()))
+        print(f"the stages in one process: imports {imports:.2f} s, ingest {ingest:.2f} s, head model {head:.2f} s, "
               f"labels {label:.2f} s (fits, per-camera labels, visibility, tables)")
         print(f"start-up, import annotate.cli beyond a bare interpreter ({bare:.2f} s): {imp:.2f} s "
               f"(with the audit module as before: {imp_before:.2f} s)")

@@ -41,6 +41,7 @@ from annotate.synth.scene import SceneConfig
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))        # sibling benchmarks
+sys.path.insert(0, str(REPO / "tests"))                          # workflow_runs
 
 
 def make_sequence(root: Path, name: str, frames: int, seed: int = 0, **scene) -> Path:
@@ -213,14 +214,14 @@ def audit_talking(frames: int) -> None:
     print(f"\n== 5. Audit on clean talking faces ({frames} frames, 31 cameras, expressions on, no video)")
     from bench_audit_faults import uncertainty_calibration
 
-    from annotate.pipeline import run_label_and_audit
+    from workflow_runs import label_and_audit
 
     with tempfile.TemporaryDirectory() as tmp:
         root, results = Path(tmp) / "seq", Path(tmp) / "results"
         name = "synth_000"                                  # the name uncertainty_calibration reads
         make_sequence(root, name, frames, seed=2)
         config = resolve_config({"results": str(results), "audit": {"contact_sheet_size": 0, "video_sync": False}})
-        result = run_label_and_audit(config, root, name, results)
+        result = label_and_audit(config, root, name, results)
         checks = result.metrics["checks"]
         flagged = int(result.samples["flagged"].sum())
         print(f"labels flagged: {flagged} of {len(result.samples)}; audit "

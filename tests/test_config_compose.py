@@ -43,3 +43,15 @@ def test_a_synthetic_config_overrides_the_extras_key_by_key(tmp_path):
 def test_a_bad_extra_is_named():
     with pytest.raises(ConfigError, match="num_frames"):
         resolve_config({"when_synthetic": {"synthetic": {"num_frames": "many"}}})
+
+
+def test_stage_config_text_does_not_depend_on_key_order():
+    """Snakemake compares a rule's params as text: the same settings in another order must
+    give the same text, so they rerun nothing."""
+    from annotate.config import resolve_config, stage_config
+
+    a = resolve_config({"fit": {"max_rms_cm": 1.0, "min_landmarks": 30}, "views": {"min_box_px": 20}})
+    b = resolve_config({"views": {"min_box_px": 20}, "fit": {"min_landmarks": 30, "max_rms_cm": 1.0}})
+    b["fit"] = dict(reversed(list(b["fit"].items())))
+    assert list(a["fit"]) != list(b["fit"])
+    assert str(stage_config(a, "label")) == str(stage_config(b, "label"))

@@ -66,7 +66,7 @@ def test_workflow_builds_the_dataset_card_and_exports(workflow_run):
     coco = json.loads((ds / "exports" / "coco" / f"{splits[0]}.json").read_text())
     assert coco["annotations"] and all((ds / "exports" / "coco" / "images" / splits[0] / i["file_name"]).is_file()
                                        for i in coco["images"])
-    assert (workflow_run / "results" / "logs" / "dataset" / "shards_synth_000.log").read_text().strip()
+    assert (workflow_run / "results" / "logs" / "dataset_shards" / "synth_000.log").read_text().strip()
 
 
 def test_workflow_writes_the_audit(workflow_run):

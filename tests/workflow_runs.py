@@ -17,10 +17,11 @@ from annotate.stages.workflow import run_workflow
 
 
 def panoptic_config(root: str | Path, sequences: list[str], results: str | Path, config: dict | None = None) -> dict:
-    """``config`` (user-level, unresolved) reading ``sequences`` under ``root`` into ``results``."""
+    """``config`` reading ``sequences`` under ``root`` into ``results`` (these win over
+    what ``config`` says of them)."""
     base = {"source": "panoptic", "results": str(results),
             "panoptic": {"root": str(root), "sequences": list(sequences)}}
-    return deep_merge(base, config or {})
+    return deep_merge(config or {}, base)
 
 
 def label_sequence(root: str | Path, sequence: str, results: str | Path, config: dict | None = None,
