@@ -1,7 +1,8 @@
 """Synthetic sample rows (schemas/samples.schema.yaml) for tests that need shards but no video."""
 import numpy as np
 
-from annotate.geometry.rotations import matrix_from_euler, quaternion_from_matrix, sixd_from_matrix
+from annotate.geometry.rotations import (matrix_from_euler, quaternion_from_matrix, sixd_6drepnet_from_matrix,
+                                         sixd_from_matrix)
 from annotate.media.crops import CropSpec, apply_transform, crop_transforms
 from annotate.media.jpeg import encode_jpeg_rgb
 
@@ -37,6 +38,7 @@ def sample_columns(n: int, seed: int = 0, split: str = "train", sequence: str = 
         "K": np.tile(K.reshape(9), (n, 1)), "dist": np.zeros((n, 5)),
         "yaw": yaw, "pitch": pitch, "roll": roll, "R_cam_head": R.reshape(n, 9),
         "rot6d": sixd_from_matrix(R).astype(np.float32), "quat_cam_head": quaternion_from_matrix(R),
+        "rot6d_6drepnet": sixd_6drepnet_from_matrix(R).astype(np.float32),
         "head_centre_cam": np.column_stack([rng.uniform(-30, 30, (n, 2)), rng.uniform(250, 400, n)]),
         "head_scale": np.ones(n, np.float32), "helmet_radius_cm": np.full(n, 12.5, np.float32),
         "box": boxes.astype(np.float32), "box_unclipped": boxes.astype(np.float32),

@@ -98,6 +98,16 @@ def test_every_valid_label_is_a_sample_and_the_card_counts_the_rest(tiny):
         assert pq.read_schema(path).metadata[b"schema_name"] == b"samples"
 
 
+def test_rot6d_6drepnet_is_6drepnets_target(tiny):
+    """The built shards' rot6d_6drepnet: the first two columns of 6DRepNet's
+    get_R(pitch, yaw, roll) = Rz(roll) Ry(yaw) Rx(pitch) of the row's own angles."""
+    from scipy.spatial.transform import Rotation
+
+    t = read_columns(tiny.ds, ["yaw", "pitch", "roll", "rot6d_6drepnet"]).to_pandas()
+    R = Rotation.from_euler("ZYX", np.column_stack([t.roll, t.yaw, t.pitch]), degrees=True).as_matrix()
+    np.testing.assert_allclose(np.stack(t.rot6d_6drepnet), np.concatenate([R[:, :, 0], R[:, :, 1]], axis=1), atol=1e-5)
+
+
 def test_landmarks_land_on_the_rendered_nose_and_irises(tiny):
     """For every sample: project the true 3D nose tip and pupils, map them through the
     stored crop transform and read the crop's colour there (3 x 3 crop pixels). Checked
@@ -244,5 +254,5 @@ print(json.dumps({{"rows": len(df), "schema": meta[b"schema_name"].decode(), "ve
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert run.returncode == 0, run.stderr
     doc = json.loads(run.stdout)
-    assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "2.0.0"
+    assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "2.1.0"
     assert not doc["annotate"]

@@ -70,7 +70,7 @@ def write_shards(directory, records: list[dict], per_shard: int = 64, row_group:
     images, angles, rotations, landmarks and visibility are the records'. Returns the paths.
     """
     from annotate.datasets.shards import ShardLimits, ShardWriter
-    from annotate.geometry.rotations import quaternion_from_matrix, sixd_from_matrix
+    from annotate.geometry.rotations import quaternion_from_matrix, sixd_6drepnet_from_matrix, sixd_from_matrix
     from annotate.media.jpeg import encode_jpeg_rgb
     from sample_rows import sample_columns
 
@@ -82,6 +82,7 @@ def write_shards(directory, records: list[dict], per_shard: int = 64, row_group:
         "yaw": np.array([r["yaw"] for r in records]), "pitch": np.array([r["pitch"] for r in records]),
         "roll": np.array([r["roll"] for r in records]), "R_cam_head": R.reshape(n, 9),
         "rot6d": sixd_from_matrix(R).astype(np.float32), "quat_cam_head": quaternion_from_matrix(R),
+        "rot6d_6drepnet": sixd_6drepnet_from_matrix(R).astype(np.float32),
         "facing_camera": np.array([abs(r["yaw"]) < 90 for r in records]),
         "landmarks_crop": np.stack([r["landmarks_crop"] for r in records]).astype(np.float32),
         "landmark_visibility": np.stack([r["landmark_visibility"] for r in records]).astype(np.uint8),

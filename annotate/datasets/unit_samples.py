@@ -20,6 +20,7 @@ from annotate.core.schema import load_schema
 from annotate.core.tables import fixed_list_to_numpy, read_table, to_arrow
 from annotate.media.crops import CropSpec, apply_transform, crop_fraction_inside, transform_boxes
 from annotate.core.rowkeys import frame_person_keys, match_keys
+from annotate.geometry.rotations import sixd_6drepnet_from_matrix
 
 # Label columns copied into every sample (the rest of the samples schema is built here).
 LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
@@ -145,6 +146,7 @@ class UnitSamples:
         }
         for c in LABEL_COLUMNS:
             cols[c] = a[c]
+        cols["rot6d_6drepnet"] = sixd_6drepnet_from_matrix(a["R_cam_head"].reshape(n, 3, 3)).astype(np.float32)
         schema = load_schema("samples").arrow
         for c, shape in OPTIONAL_COLUMNS.items():
             if c not in a:
