@@ -8,7 +8,8 @@ import pytest
 
 from annotate.media.video import iter_video_frames
 from annotate.media.video_writer import VideoWriter
-from annotate.synth.footage import add_luma_noise, camera_like_copy, reencode_camera_like
+from annotate.synth.footage import (TexturedScene, add_luma_noise, camera_like_copy, reencode_camera_like,
+                                    textured_plane, write_textured_video)
 from tests.test_video import NUM_FRAMES, encode, read_index
 
 RATE = Fraction(30000, 1001)
@@ -84,3 +85,37 @@ def test_camera_like_copy_needs_videos(tmp_path):
     (src / "calibration_seq_b.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match="no hdVideos"):
         camera_like_copy(src, tmp_path / "dst", n_jobs=1)
+
+
+def test_textured_plane_spans_its_range_with_detail_at_fine_scales():
+    t = textured_plane(np.random.default_rng(0), 96, 128, 40, 200)
+    assert t.shape == (96, 128) and t.dtype == np.uint8 and t.min() == 40 and t.max() >= 199
+    assert np.abs(np.diff(t.astype(int), axis=1)).mean() > 1.0          # not one smooth ramp
+
+
+def test_textured_scene_draws_heads_at_their_boxes_over_a_static_room():
+    scene = TexturedScene(160, 96, seed=1, noise_sigma=2.0, people=2)
+    box = np.array([[40.0, 20.0, 72.0, 52.0]])
+    y0, u0, _ = scene.planes(np.array([0]), box)
+    y1, _, _ = scene.planes(np.array([0]), box + [60, 0, 60, 0])
+    empty, _, _ = scene.planes(np.array([], int), np.zeros((0, 4)))
+    room = scene.room[0].astype(int)
+    assert y0.shape == (96, 160) and u0.shape == (48, 80)
+    # The head's centre is the head texture, not the room; moved with the box; the corner
+    # far from any person stays the room plus noise that changes every picture.
+    assert np.abs(y0[30:42, 50:62].astype(int) - room[30:42, 50:62]).mean() > 5
+    assert np.abs(y1[30:42, 50:62].astype(int) - room[30:42, 50:62]).mean() < 3
+    corner = (slice(0, 12), slice(140, 160))
+    noise0, noise1 = y0[corner].astype(int) - room[corner], empty[corner].astype(int) - room[corner]
+    assert 1.0 < noise0.std() < 3.0 and np.abs(noise0 - noise1).mean() > 0.5
+
+
+def test_textured_video_has_its_frames_and_key_frames(tmp_path):
+    path = tmp_path / "hd_00_02.mp4"
+    pictures = [(np.array([0]), np.array([[20.0 + k, 10.0, 52.0 + k, 42.0]])) for k in range(20)]
+    assert write_textured_video(path, pictures, 128, 64, seed=0, preset="ultrafast", keyint=8) == 20
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        keys = [round(p.pts * s.time_base * RATE) for p in c.demux(s) if p.size and p.is_keyframe]
+    assert keys[:3] == [0, 8, 16]
+    assert [f.index for f in iter_video_frames(path)] == list(range(20))
