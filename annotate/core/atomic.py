@@ -76,12 +76,15 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def write_json_atomic(path: str | Path, doc, sort_keys: bool = False) -> Path:
-    """Write ``doc`` (a dataclass or JSON-able value; other values as ``str``) as indented JSON
-    atomically. ``sort_keys`` makes the bytes independent of insertion order (manifests)."""
+def write_json_atomic(path: str | Path, doc, sort_keys: bool = False, indent: int | None = 1,
+                      allow_nan: bool = True) -> Path:
+    """Write ``doc`` (a dataclass or JSON-able value; other values as ``str``) as JSON
+    atomically. ``sort_keys`` makes the bytes independent of insertion order (manifests);
+    ``allow_nan=False`` refuses NaN/inf (they are not JSON)."""
     if dataclasses.is_dataclass(doc) and not isinstance(doc, type):
         doc = dataclasses.asdict(doc)
-    return write_text_atomic(path, json.dumps(doc, indent=1, sort_keys=sort_keys, default=str))
+    return write_text_atomic(path, json.dumps(doc, indent=indent, sort_keys=sort_keys, default=str,
+                                              allow_nan=allow_nan))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

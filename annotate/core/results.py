@@ -4,7 +4,7 @@ One object, shared by the Snakemake rules (``pipelines/common.smk``), the stage 
 (``annotate.stages``) and the CLI, so that no output path is spelled in two places::
 
     <results>/<sequence>/download/     summary.json (what the download rule fetched or verified)
-    <results>/<sequence>/ingest/       cameras, faces3d, bodies, rejections (.parquet)
+    <results>/<sequence>/ingest/       cameras, frames, faces3d, bodies, rejections (.parquet)
     <results>/<sequence>/triangulate/  faces3d, detections2d, rejections, crosscheck,
                                        faces3d_combined (.parquet), summary.json, crosscheck.json
     <results>/head_model.json          the mean head model of all sequences
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # File names inside each stage's folder: the writers of each stage use these.
-INGEST_FILES = {"cameras": "cameras.parquet", "faces3d": "faces3d.parquet", "bodies": "bodies.parquet",
-                "rejections": "rejections.parquet"}
+INGEST_FILES = {"cameras": "cameras.parquet", "frames": "frames.parquet", "faces3d": "faces3d.parquet",
+                "bodies": "bodies.parquet", "rejections": "rejections.parquet"}
 TRIANGULATE_FILES = {"faces3d": "faces3d.parquet", "detections2d": "detections2d.parquet",
                      "rejections": "rejections.parquet", "summary": "summary.json",
                      "crosscheck": "crosscheck.parquet", "combined": "faces3d_combined.parquet",

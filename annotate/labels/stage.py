@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from annotate.core.atomic import write_text_atomic
+from annotate.core.results import LABEL_FILES
 from annotate.core.tables import StreamingTableWriter, fixed_list_to_numpy, iter_batches, read_table
 from annotate.geometry.cameras import CameraRig
 from annotate.head.head_frame import HeadFrameSpec
@@ -404,8 +405,8 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
     caster = model_caster(model, nthreads) if view_config.visibility else None
     total = pq.ParquetFile(faces3d_path).metadata.num_rows
     summary = LabelSummary(visibility=view_config.visibility)
-    with StreamingTableWriter(out_dir / "head_fits.parquet", "head_fits") as fits_out, \
-            StreamingTableWriter(out_dir / "labels.parquet", "labels") as labels_out, \
+    with StreamingTableWriter(out_dir / LABEL_FILES["head_fits"], "head_fits") as fits_out, \
+            StreamingTableWriter(out_dir / LABEL_FILES["labels"], "labels") as labels_out, \
             tqdm(total=total, unit="face", desc="label", disable=None if progress is None else not progress) as bar:
         done = 0
         for batch in iter_frame_chunks(faces3d_path, chunk_faces, FACE_COLUMNS):
@@ -423,7 +424,7 @@ def label_sequence(faces3d_path: str | Path, cameras_path: str | Path, model: He
             _count(summary, fits, cols, np.swapaxes(marks.visibility.code, 0, 1),
                    listed_cameras(batch.column("visibility"), camera_index))
             bar.update(batch.num_rows)
-    write_text_atomic(out_dir / "subjects.json",
+    write_text_atomic(out_dir / LABEL_FILES["subjects"],
                       json.dumps(subjects.to_json() if subjects is not None else {"subjects": []}, indent=1))
     summary.seconds = time.perf_counter() - start
     return summary

@@ -34,7 +34,7 @@ from annotate.panoptic.errors import (parse_person_records, plain_person_records
                                       UNSUPPORTED_LAYOUT, WRONG_TYPE,
                                       PanopticFormatError, RecordProblem, Rejection,
                                       numeric_vector)
-from annotate.panoptic.layout import BODY_FILE, read_json, read_frame_file, write_json_atomic
+from annotate.panoptic.layout import BODY_FILE, read_json, read_frame_file, write_panoptic_json
 
 N_JOINTS = 19
 ABSURD_CM = 1e4
@@ -247,4 +247,4 @@ def write_body_frame(path: str | Path, bodies: Sequence[tuple[int, np.ndarray]],
     bodies: ``(id, joints)`` pairs, joints (19, 4) ``(x, y, z, confidence)`` in cm, world;
     a missing joint is NaN coordinates with confidence -1 (or NaN). univ_time: ms.
     """
-    return write_json_atomic(path, body_frame_document(bodies, univ_time, version, fps_type))
+    return write_panoptic_json(path, body_frame_document(bodies, univ_time, version, fps_type))

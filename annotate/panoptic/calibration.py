@@ -29,7 +29,7 @@ from annotate.geometry.cameras import CameraRig
 from annotate.core.names import check_name
 from annotate.panoptic.errors import (BAD_CALIBRATION, MISSING_CAMERA, MISSING_KEY,
                                       PanopticFormatError)
-from annotate.panoptic.layout import read_json, write_json_atomic
+from annotate.panoptic.layout import read_json, write_panoptic_json
 
 CAMERA_KEYS = ("name", "type", "resolution", "panel", "node", "K", "distCoef", "R", "t")
 ROTATION_TOLERANCE = 1e-4   # real files print R with ~10 significant digits
@@ -258,4 +258,4 @@ def write_calibration(path: str | Path, rig: CameraRig, camera_type: str = "hd",
     ``calibDataSource``. Numbers are written at full double precision, so reading the file
     back gives ``rig`` exactly.
     """
-    return write_json_atomic(path, calibration_document(rig, camera_type, panels, nodes, source))
+    return write_panoptic_json(path, calibration_document(rig, camera_type, panels, nodes, source))

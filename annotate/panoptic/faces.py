@@ -35,7 +35,7 @@ import numpy as np
 from annotate.panoptic.errors import (parse_person_records, plain_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
                                       WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
                                       RecordProblem, Rejection, numeric_vector, require_key)
-from annotate.panoptic.layout import FACE_FILE, read_json, read_frame_file, write_json_atomic
+from annotate.panoptic.layout import FACE_FILE, read_json, read_frame_file, write_panoptic_json
 
 N_LANDMARKS = 70
 ABSURD_CM = 1e4          # |coordinate| beyond 100 m is not a person in a 5.5 m dome
@@ -302,4 +302,4 @@ def face_frame_document(people: Sequence[FacePerson]) -> dict:
 
 def write_face_frame(path: str | Path, people: Sequence[FacePerson]) -> Path:
     """Write one ``faceRecon3D_hd%08d.json`` in the real format, atomically, full precision."""
-    return write_json_atomic(path, face_frame_document(people))
+    return write_panoptic_json(path, face_frame_document(people))

@@ -52,12 +52,12 @@ from annotate.panoptic import faces as _faces
 from annotate.panoptic.calibration import Calibration, read_calibration_info
 from annotate.panoptic.errors import (BAD_VISIBILITY, MISSING_FRAME, UNEXPECTED_FILE, Rejection,
                                       raise_on_errors, rejection_columns)
+from annotate.core.results import INGEST_FILES
 from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
 from annotate.panoptic.media_frames import (MediaListing, NoFramesError, list_media, media_rejections,
                                             no_frames_message, select_present)
 
-TABLE_FILES = {"cameras": "cameras.parquet", "frames": "frames.parquet", "faces3d": "faces3d.parquet",
-               "bodies": "bodies.parquet", "rejections": "rejections.parquet"}
+TABLE_FILES = INGEST_FILES            # the results layout's names (annotate.core.results)
 FRAMES_FROM_FILES = "3d files"
 FRAMES_FROM_MEDIA = "media"
 SOURCE_PUBLISHED = "published"

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from annotate.core.atomic import write_text_atomic
+from annotate.core.atomic import write_json_atomic
 from annotate.panoptic.errors import INVALID_JSON, UNREADABLE_FILE, PanopticFormatError
 
 FACE_DIR = "hdFace3d"
@@ -256,9 +256,9 @@ def read_frame_file(file: str, fast_reader, exact_reader):
     return exact_reader()
 
 
-def write_json_atomic(path: str | Path, document, allow_nan: bool = False) -> Path:
-    """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``.
+def write_panoptic_json(path: str | Path, document, allow_nan: bool = False) -> Path:
+    """Write a Panoptic-format JSON file (compact, as the dataset's own) atomically.
 
     ``allow_nan=False`` refuses NaN/inf (real Panoptic files never hold them as JSON).
     """
-    return write_text_atomic(path, json.dumps(document, allow_nan=allow_nan))
+    return write_json_atomic(path, document, indent=None, allow_nan=allow_nan)

@@ -50,7 +50,7 @@ from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import is_rotation, matrix_from_rotvec
 from annotate.panoptic.calibration import calibration_document, parse_calibration
 from annotate.panoptic.errors import BAD_CALIBRATION, MISSING_KEY, PanopticFormatError
-from annotate.panoptic.layout import check_camera_name, write_json_atomic
+from annotate.panoptic.layout import check_camera_name, write_panoptic_json
 
 # Length unit of the source's translations -> centimetres.
 CM_PER_UNIT = {"mm": 0.1, "cm": 1.0, "m": 100.0}
@@ -353,6 +353,6 @@ def convert_calibration(fmt: str, inputs: Sequence[str | Path], out: str | Path,
     out = Path(out)
     source = read_source(fmt, inputs, units, names, image_size)
     doc = panoptic_document(source, inputs[0], source=f"{fmt}:{Path(inputs[0]).name} ({units})")
-    write_json_atomic(out, doc)
+    write_panoptic_json(out, doc)
     rig = parse_calibration(doc, out).rig
     return Conversion(rig=rig, source_names={c["name"]: c["source_name"] for c in doc["cameras"]}, out=out)

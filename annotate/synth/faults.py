@@ -52,7 +52,7 @@ from annotate.panoptic.layout import (
     SequenceLayout,
     list_frames,
     read_json,
-    write_json_atomic,
+    write_panoptic_json,
 )
 
 SAMPLE_COLUMNS = ("frame", "person", "camera")
@@ -175,7 +175,7 @@ def copy_sequence(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, sequen
             doc = read_json(truth)
             if isinstance(doc, dict) and "sequence" in doc:
                 doc["sequence"] = sequence_name
-                write_json_atomic(truth, doc)
+                write_panoptic_json(truth, doc)
     return dst.directory
 
 
@@ -203,7 +203,7 @@ def rotate_camera(seq_dir: str | os.PathLike, camera: str, degrees: float,
     t = np.asarray(entry["t"], dtype=np.float64)
     entry["R"] = (D @ R).tolist()
     entry["t"] = (D @ t.reshape(3)).reshape(t.shape).tolist()
-    write_json_atomic(layout.calibration, doc)
+    write_panoptic_json(layout.calibration, doc)
     return FaultManifest("rotate_camera",
                          {"sequence": layout.sequence, "camera": camera, "degrees": float(degrees),
                           "axis": axis},
@@ -248,7 +248,7 @@ def _edit_faces(layout: SequenceLayout, frames: Iterable[int],
                 if new_id is not None:
                     hits.append((frame, int(new_id)))
         if hits:
-            write_json_atomic(path, doc)
+            write_panoptic_json(path, doc)
             changed.extend(hits)
     return changed
 

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from annotate.core.atomic import replace_folder
+from annotate.core.atomic import atomic_file, replace_folder
 from annotate.geometry.cameras import CameraRig
 from annotate.head.head_mesh import IRIS, HeadMesh, build_head_mesh
 from annotate.head.raycast import HeadFrameCaster
@@ -36,7 +36,7 @@ from annotate.head.visibility import VISIBLE, HeadPoses, landmark_visibility
 from annotate.panoptic.bodies import write_body_frame
 from annotate.panoptic.calibration import write_calibration
 from annotate.panoptic.faces import FacePerson, write_face_frame
-from annotate.panoptic.layout import SequenceLayout, write_json_atomic
+from annotate.panoptic.layout import SequenceLayout, write_panoptic_json
 from annotate.synth.expressions import (BLINK, BROW, EXPRESSION_NAMES, JAW, JAW_MAX_DEG, NUM_EXPRESSIONS,
                                         SMILE, expression_offsets)
 from annotate.synth.render import RenderPerson, random_palette, render_videos
@@ -552,10 +552,9 @@ def ground_truth_document(state: SceneState, sequence: str) -> dict:
 
 
 def _write_ground_truth(directory: Path, state: SceneState, sequence: str, arrays: dict) -> None:
-    tmp = directory / f".{GROUND_TRUTH_NPZ}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, directory / GROUND_TRUTH_NPZ)
-    write_json_atomic(directory / GROUND_TRUTH_JSON, ground_truth_document(state, sequence))
+    with atomic_file(directory / GROUND_TRUTH_NPZ, suffix=".npz") as tmp:   # savez keeps a .npz name
+        np.savez_compressed(tmp, **arrays)
+    write_panoptic_json(directory / GROUND_TRUTH_JSON, ground_truth_document(state, sequence))
 
 
 # --------------------------------------------------------------------------- the sequence
