@@ -10,26 +10,24 @@ from annotate.config import resolve_config
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
 from annotate.panoptic.ingest import load_cameras
 from annotate.stages.label import run as run_label
+from conftest import TINY_SEQUENCE
 from workflow_runs import label_sequence
-from annotate.synth.generate import generate_sequence, load_ground_truth
-from annotate.synth.scene import SceneConfig
+from annotate.synth.generate import load_ground_truth
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
-SEQ = "synth_t"
+SEQ = TINY_SEQUENCE
 
 
 @pytest.fixture(scope="module")
-def sequence(tmp_path_factory):
-    root = tmp_path_factory.mktemp("panoptic")
-    generate_sequence(root, SEQ, SceneConfig(seed=3, num_frames=24, num_cameras=12), render_video=False)
-    return root
+def sequence(tiny_sequence):
+    return tiny_sequence
 
 
 @pytest.fixture(scope="module")
-def labelled(sequence, tmp_path_factory):
-    """The sequence labelled by the workflow: its output folder (``results/<sequence>``)."""
-    return label_sequence(sequence, SEQ, tmp_path_factory.mktemp("results")).base
+def labelled(tiny_labelled):
+    """The shared tiny sequence labelled by the workflow: ``results/<sequence>``."""
+    return tiny_labelled.base
 
 
 def labels_frame(out):

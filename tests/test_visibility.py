@@ -20,9 +20,8 @@ from annotate.head.raycast import HeadFrameCaster
 from annotate.labels.stage import iter_frame_chunks, listed_cameras
 from annotate.panoptic.ingest import load_cameras
 from annotate.stages.label import run as run_label
-from workflow_runs import label_sequence
 from annotate.synth import render as rd
-from annotate.synth.generate import generate_sequence, scene_frames
+from annotate.synth.generate import scene_frames
 from annotate.synth.scene import SceneConfig, simulate_scene
 
 from tests.scenes import facing, make_rig
@@ -247,14 +246,12 @@ def test_listed_cameras_maps_camera_indices_to_rig_positions():
 
 # ----------------------------------------------------------------------- the label stage
 
-SEQ = "synth_v"
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
-    root = tmp_path_factory.mktemp("panoptic")
-    generate_sequence(root, SEQ, SceneConfig(seed=3, num_frames=24, num_cameras=12), render_video=False)
-    return label_sequence(root, SEQ, tmp_path_factory.mktemp("results")).base
+def labelled(tiny_labelled):
+    """The shared tiny sequence labelled by the workflow: ``results/<sequence>``."""
+    return tiny_labelled.base
 
 
 def read_labels(directory):
