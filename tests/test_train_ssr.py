@@ -147,3 +147,24 @@ def test_ssr_config_checks():
                                    "data": {"image_size": 64}})["model"]
     assert narrow["ssr"]["aggregation"] == "none" and not build_model(narrow).heads["pose"].circular_yaw
     assert resolve_train_config({"model": {"arch": "sixd"}})["model"]["ssr"] is None
+
+
+@pytest.mark.slow
+def test_fsanet_runs_through_the_trainer(tmp_path):
+    import csv
+
+    from annotate.train.engine import train
+    from train_synthetic import make_source
+
+    cfg = {"run_dir": str(tmp_path / "run"), "seed": 0, "deterministic": True, "model": {"arch": "fsanet"},
+           "data": {"image_size": 64, "batch_size": 4, "num_workers": 0, "order": "random"},
+           "optim": {"epochs": 1, "lr": 0.003},
+           "engine": {"threads": 1, "checkpoint_every_steps": 2, "log_every_steps": 1, "progress": False}}
+    summary = train(cfg, make_source(12, 64, seed=0), make_source(5, 64, seed=1, sequence="held"))
+    assert summary["step"] == 3 and summary["last_eval"]["model"]["n"] == 5
+    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert [r["kind"] for r in rows] == ["train"] * 3 + ["val"]
+    for r in rows[:3]:
+        parts = [float(r[f"loss_l1_{a}"]) for a in ("yaw", "pitch", "roll")]
+        assert float(r["loss"]) == pytest.approx(sum(parts) / 3, rel=1e-4)
+    assert "yaw 120-180" in (tmp_path / "run" / "eval" / "report.txt").read_text()
