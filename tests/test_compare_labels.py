@@ -199,3 +199,13 @@ def test_compare_labels_command_finds_injected_errors(tmp_path):
         assert not (t["verdict"].to_numpy()[injected == ""] == "other_view_error").any()
         assert (t["verdict"].to_numpy()[injected == "flip_yaw"] == "other_view_error").all()
         assert summary["sources"][source]["entries"] == len(rows)
+    # The audit runs the same comparison when the config names the files; its report shows it.
+    from annotate.stages import audit as audit_stage
+
+    cfg = resolve_config({"results": str(tmp_path / "results"), "audit": {
+        "detections": False, "video_sync": False, "contact_sheet_size": 0,
+        "compare_labels": {"files": [{"path": str(tmp_path / "annotation.txt"), "format": "whenet"}]}}})
+    audit_stage.run(cfg, tmp_path / "results", [seq], audit)
+    report = (audit / "report.html").read_text()
+    assert 'id="other_labels"' in report and "annotation.txt" in report and "other_view_error" in report
+    assert set(pd.read_parquet(audit / "label_comparison.parquet")["format"]) == {"whenet"}

@@ -9,7 +9,8 @@ not run) becomes a "not measured" line, never an empty figure.
 
 Sections: summary of the checks; coverage; fit quality and rejections; per-camera
 consistency and video sync; temporal consistency; published vs triangulated agreement;
-uncertainty; flagged samples; contact sheets.
+uncertainty; flagged samples; contact sheets; other people's labels against ours, when
+compared (``annotate.audit.compare_report``).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ img{max-width:100%;height:auto;display:block;margin:6px 0}nav a{margin-right:12p
 SECTIONS = [("summary", "Summary"), ("coverage", "Coverage"), ("fit", "Fit quality"),
             ("cameras", "Per-camera consistency"), ("temporal", "Temporal consistency"),
             ("crosscheck", "Published vs triangulated"), ("uncertainty", "Uncertainty"),
-            ("flagged", "Flagged samples"), ("sheets", "Contact sheets")]
+            ("flagged", "Flagged samples"), ("sheets", "Contact sheets"), ("other_labels", "Other labels")]
 
 
 # ----------------------------------------------------------------------------- HTML pieces
@@ -420,8 +421,11 @@ def sheet(crops: CropSource, keys: list, captions: dict | None) -> str:
 
 def render_report(samples: pd.DataFrame, flags: pd.DataFrame, cameras: pd.DataFrame, metrics: dict,
                   rejections: pd.DataFrame | None = None, crops: CropSource | None = None,
-                  contact_sheet_size: int = 24, seed: int = 0, title: str = "Label audit") -> str:
+                  contact_sheet_size: int = 24, seed: int = 0, title: str = "Label audit",
+                  comparison: tuple[pd.DataFrame, dict] | None = None) -> str:
     """The report's HTML text (see ``write_report``)."""
+    from annotate.audit.compare_report import comparison_section   # it builds on this module
+
     bodies = {
         "summary": summary_section(samples, metrics),
         "coverage": coverage_section(samples),
@@ -435,6 +439,7 @@ def render_report(samples: pd.DataFrame, flags: pd.DataFrame, cameras: pd.DataFr
                                             "1-sigma rotation uncertainty (deg)", "not measured"),
         "flagged": flagged_section(flags),
         "sheets": sheets_section(samples, flags, crops, contact_sheet_size, seed),
+        "other_labels": comparison_section(*(comparison or (None, None))),
     }
     nav = "".join(f'<a href="#{k}">{esc(t)}</a>' for k, t in SECTIONS)
     sections = "".join(f'<section id="{k}"><h2>{esc(t)}</h2>{bodies[k]}</section>' for k, t in SECTIONS)
@@ -444,7 +449,8 @@ def render_report(samples: pd.DataFrame, flags: pd.DataFrame, cameras: pd.DataFr
 
 def write_report(path: str | Path, samples: pd.DataFrame, flags: pd.DataFrame, cameras: pd.DataFrame,
                  metrics: dict, rejections: pd.DataFrame | None = None, crops: CropSource | None = None,
-                 *, contact_sheet_size: int = 24, seed: int = 0, title: str = "Label audit") -> Path:
+                 *, contact_sheet_size: int = 24, seed: int = 0, title: str = "Label audit",
+                 comparison: tuple[pd.DataFrame, dict] | None = None) -> Path:
     """Write the self-contained HTML report atomically (temporary file, then rename).
 
     samples, flags, cameras: the audit tables (schemas audit_samples, audit_flags,
@@ -453,7 +459,9 @@ def write_report(path: str | Path, samples: pd.DataFrame, flags: pd.DataFrame, c
     p99; optional ``passed`` and ``counts``); rejections: the rejections table (sequence,
     stage, frame, person, camera, file, reason, detail) or None; crops: where the contact
     sheets' crops come from, or None for no contact sheets. contact_sheet_size crops per
-    sheet, drawn at random with ``seed``. Returns the path.
+    sheet, drawn at random with ``seed``. comparison: (label_comparison rows, summary) of
+    other people's labels (``annotate.audit.compare``) or None. Returns the path.
     """
-    text = render_report(samples, flags, cameras, metrics, rejections, crops, contact_sheet_size, seed, title)
+    text = render_report(samples, flags, cameras, metrics, rejections, crops, contact_sheet_size, seed, title,
+                         comparison)
     return write_text_atomic(path, text)

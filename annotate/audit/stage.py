@@ -239,8 +239,12 @@ def read_rejections(paths: list[Path]) -> pd.DataFrame:
 
 
 def run_audit(inputs: list[SequenceInputs], model_path: str | Path, config: dict, out_dir: str | Path,
-              shards_dir: str | Path | None = None) -> AuditResult:
-    """Audit every sequence and write the outputs (module docstring) into ``out_dir``."""
+              shards_dir: str | Path | None = None, compare=None) -> AuditResult:
+    """Audit every sequence and write the outputs (module docstring) into ``out_dir``.
+
+    compare: None, or ``compare(flags, out_dir) -> (label_comparison rows, summary)``, which
+    compares other people's labels with ours once the flags are known (it writes its own
+    files); the report then has its "Other labels" section."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -260,7 +264,7 @@ def run_audit(inputs: list[SequenceInputs], model_path: str | Path, config: dict
     rejections = read_rejections([p for seq in inputs for p in seq.rejections])
     metrics = _metrics_doc(samples, cameras, checks, rejections, audit, time.perf_counter() - start)
     result = AuditResult(samples, flags, cameras, metrics, rejections)
-    write_audit(result, out_dir, shards_dir, audit)
+    write_audit(result, out_dir, shards_dir, audit, compare)
     return result
 
 
@@ -297,8 +301,10 @@ def _metrics_doc(samples, cameras, checks, rejections, audit, seconds) -> dict:
     }
 
 
-def write_audit(result: AuditResult, out_dir: str | Path, shards_dir: str | Path | None, audit: dict) -> None:
-    """samples/flags/cameras Parquet, metrics JSON and the HTML report, atomically."""
+def write_audit(result: AuditResult, out_dir: str | Path, shards_dir: str | Path | None, audit: dict,
+                compare=None) -> None:
+    """samples/flags/cameras Parquet, metrics JSON, the comparison (``run_audit``) and the
+    HTML report, atomically."""
     from annotate.core.atomic import write_json_atomic
 
     out_dir = Path(out_dir)
@@ -306,17 +312,19 @@ def write_audit(result: AuditResult, out_dir: str | Path, shards_dir: str | Path
     write_table(result.flags, out_dir / "flags.parquet", "audit_flags")
     write_table(result.cameras[_schema_columns("audit_cameras")], out_dir / "cameras.parquet", "audit_cameras")
     write_json_atomic(out_dir / "metrics.json", result.metrics)
-    _write_report(result, out_dir, shards_dir, audit)
+    comparison = compare(result.flags, out_dir) if compare is not None else None
+    _write_report(result, out_dir, shards_dir, audit, comparison)
 
 
-def _write_report(result: AuditResult, out_dir: Path, shards_dir, audit: dict) -> None:
+def _write_report(result: AuditResult, out_dir: Path, shards_dir, audit: dict, comparison=None) -> None:
     from annotate.audit import report
 
     crops = None
     if shards_dir is not None and Path(shards_dir).exists() and audit["contact_sheet_size"] > 0:
         crops = report.CropSource(shards_dir)
     report.write_report(out_dir / "report.html", result.samples, result.flags, result.cameras, result.metrics,
-                        result.rejections, crops, contact_sheet_size=audit["contact_sheet_size"], seed=audit["seed"])
+                        result.rejections, crops, contact_sheet_size=audit["contact_sheet_size"], seed=audit["seed"],
+                        comparison=comparison)
 
 
 def _schema_columns(name: str) -> list[str]:

@@ -41,4 +41,7 @@ def run(config: dict, results: str | Path, sequences: list[str], out_dir: str | 
     model_path = model_path or layout.head_model
     if shards_dir is None and (layout.dataset / "index.json").is_file():
         shards_dir = layout.dataset
-    return run_audit(inputs(config, results, sequences, root), model_path, config, out_dir, shards_dir)
+    from annotate.stages.compare_labels import audit_hook
+
+    return run_audit(inputs(config, results, sequences, root), model_path, config, out_dir, shards_dir,
+                     audit_hook(results, config["audit"]["compare_labels"]))
