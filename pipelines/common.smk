@@ -83,8 +83,9 @@ def audit_inputs(wildcards):
 
 def audit_detections_wanted():
     """The audit compares with 2D detections when audit.detections is on and a detector can
-    run: always on synthetic sequences; on real data only with a real backend (fan, dlib)."""
-    return CFG["audit"]["detections"] and (SYNTHETIC or CFG["detect"]["backend"] != "synthetic")
+    run: always on synthetic sequences; on real data only when a real backend is named (fan,
+    dlib): the default auto does not run a detector over a real sequence for the audit alone."""
+    return CFG["audit"]["detections"] and (SYNTHETIC or CFG["detect"]["backend"] in ("fan", "dlib"))
 
 
 def audit_outputs():

@@ -6,6 +6,7 @@ rule ingest:
         unpack(sequence_inputs),
     output:
         cameras=str(SEQ.ingest("cameras")),
+        frames=str(SEQ.ingest("frames")),
         faces3d=str(SEQ.ingest("faces3d")),
         bodies=str(SEQ.ingest("bodies")),
         rejections=str(SEQ.ingest("rejections")),

@@ -7,6 +7,7 @@ rule triangulate:
     input:
         unpack(sequence_inputs),
         cameras=str(SEQ.ingest("cameras")),
+        frames=str(SEQ.ingest("frames")),
         bodies=str(SEQ.ingest("bodies")),
         faces3d=str(SEQ.ingest("faces3d")),
     output:

@@ -188,3 +188,23 @@ def test_capture_from_videos_alone(synthetic, tmp_path):
     assert frames(out) == [(0, False, False, 3), (2, False, False, 3)]
     assert [r[:4] for r in rejections(out)] == [(E.MISSING_MEDIA, "ingest.media", None, "00_03")]
 
+
+
+def test_a_sequence_without_synthetic_ground_truth_gets_a_real_detector(synthetic):
+    from annotate.config import ConfigError, detect_backend, resolve_config, with_detect_backend
+    from annotate.labels.triangulate_stage import make_backend
+
+    configs = Path(__file__).resolve().parents[1] / "pipelines" / "config"
+    for config in (None, configs / "panoptic.yaml", configs / "default.yaml"):
+        cfg = resolve_config(config)
+        assert cfg["detect"]["backend"] == "auto"
+        assert detect_backend(cfg, DATA / HAGGLING) == "dlib"
+        assert detect_backend(cfg, synthetic) == "synthetic"
+    rig = read_calibration(DATA / HAGGLING / f"calibration_{HAGGLING}.json")
+    assert make_backend(with_detect_backend(cfg, DATA / HAGGLING), DATA / HAGGLING, rig).name == "dlib"
+    assert cfg["detect"]["backend"] == "auto"                      # the config itself is not changed
+    explicit = resolve_config({"detect": {"backend": "synthetic"}})
+    with pytest.raises(ConfigError, match="has no ground_truth.npz.*real detector"):
+        detect_backend(explicit, DATA / HAGGLING)
+    assert detect_backend(explicit, synthetic) == "synthetic"
+    assert detect_backend(resolve_config({"detect": {"backend": "fan"}}), synthetic) == "fan"

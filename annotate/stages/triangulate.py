@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotate.config import triangulate_stage_config
+from annotate.config import triangulate_stage_config, with_detect_backend
 from annotate.core.atomic import write_json_atomic
 from annotate.core.results import INGEST_FILES, TRIANGULATE_FILES
 
@@ -12,18 +12,33 @@ from annotate.core.results import INGEST_FILES, TRIANGULATE_FILES
 def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path):
     """Detect and triangulate ``root/sequence``: ``TRIANGULATE_FILES`` faces3d (source
     triangulated), detections2d, rejections and summary in ``out_dir``."""
-    from annotate.labels.triangulate_stage import make_backend, selected_frames, triangulate_sequence
+    from annotate.labels.triangulate_stage import make_backend, triangulate_sequence
     from annotate.panoptic.ingest import load_cameras
 
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
     cameras, bodies = ingest_dir / INGEST_FILES["cameras"], ingest_dir / INGEST_FILES["bodies"]
     seq_dir = Path(root) / sequence
+    config = with_detect_backend(config, seq_dir)          # detect.backend auto: per sequence
     backend = make_backend(config, seq_dir, load_cameras(cameras))
-    frames = selected_frames(bodies, ingest_dir / INGEST_FILES["faces3d"])
+    frames = _frames(ingest_dir, bodies)
     summary = triangulate_sequence(seq_dir, cameras, bodies, frames, backend, out_dir,
                                    triangulate_stage_config(config), frame_source=config["detect"]["frames_from"])
     write_json_atomic(out_dir / TRIANGULATE_FILES["summary"], {"backend": backend.name, **summary.as_dict()})
     return summary
+
+
+def _frames(ingest_dir: Path, bodies: Path):
+    """(F,) frames to triangulate: those of the bodies and published faces, or, for a capture
+    without 3D files, the frames of its media (the ingest's frames table; an ingest folder
+    without that table has its frames only in the bodies and faces)."""
+    from annotate.labels.triangulate_stage import selected_frames
+    from annotate.panoptic.ingest import load_frames
+
+    path = ingest_dir / INGEST_FILES["frames"]
+    listed = load_frames(path) if path.is_file() else None
+    if listed is not None and listed.from_media:
+        return listed.frame
+    return selected_frames(bodies, ingest_dir / INGEST_FILES["faces3d"])
 
 
 def crosscheck(published: str | Path, triangulated: str | Path, out_dir: str | Path) -> dict:
