@@ -130,7 +130,7 @@ class ImageProbe:
 
 
 def test_image_backends_get_frame_k_of_each_video_and_missing_videos_are_recorded(tmp_path):
-    from annotate.labels.triangulate_stage import triangulate_sequence
+    from annotate.labels.triangulate_stage import NothingTriangulatedError, triangulate_sequence
     from annotate.media.video import iter_camera_frames
 
     cfg = resolve_config({"synthetic": {"num_frames": 3, "num_cameras": 3, "num_people": 2,
@@ -139,8 +139,11 @@ def test_image_backends_get_frame_k_of_each_video_and_missing_videos_are_recorde
     run_ingest(cfg, tmp_path / "seq", "synth_000", tmp_path / "ingest")
     (seq / "hdVideos" / "hd_00_02.mp4").unlink()                        # camera 00_02 has no video
     probe = ImageProbe()
-    summary = triangulate_sequence(seq, tmp_path / "ingest" / "cameras.parquet", tmp_path / "ingest" / "bodies.parquet",
-                                   np.array([0, 2]), probe, tmp_path / "out")
+    with pytest.raises(NothingTriangulatedError) as err:          # the probe finds no face
+        triangulate_sequence(seq, tmp_path / "ingest" / "cameras.parquet", tmp_path / "ingest" / "bodies.parquet",
+                             np.array([0, 2]), probe, tmp_path / "out")
+    summary = err.value.summary
+    assert "found no face in any of the 4 views read" in str(err.value)
     assert sorted(probe.seen) == [(0, 0), (0, 1), (2, 0), (2, 1)]
     for camera in (0, 1):
         decoded = {f.index: f.rgb() for f in iter_camera_frames(seq, f"00_0{camera}", [0, 2])}
@@ -150,6 +153,7 @@ def test_image_backends_get_frame_k_of_each_video_and_missing_videos_are_recorde
     missing = rejections[rejections.reason == "missing_video"]
     assert sorted(missing.frame) == [0, 2] and set(missing.camera) == {"00_02"}
     assert summary.faces_written == 0 and summary.rejections["too_few_landmarks"] == 2 * 2
+    assert summary.views_read == 4 and summary.views_no_image == 2
 
 
 def test_triangulate_command_writes_the_stage_outputs(triangulated, tmp_path):

@@ -61,7 +61,12 @@ def predictor_boxes(faces: FaceBoxes) -> np.ndarray:
     if not len(boxes):
         return boxes.reshape(0, 4)
     kp = faces.keypoints_px
-    eyes, mouth = kp[:, :2].mean(axis=1), kp[:, 3:].mean(axis=1)                 # (N, 2)
+    return boxes_from_eyes_and_mouth(kp[:, :2].mean(axis=1), kp[:, 3:].mean(axis=1), boxes)
+
+
+def boxes_from_eyes_and_mouth(eyes: np.ndarray, mouth: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) HOG-convention boxes from the eye and mouth midpoints (N, 2) (module
+    docstring); ``boxes`` (N, 4) where those are NaN, and the side range's reference."""
     own_side = np.sqrt(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1))
     side = np.clip(BOX_SIDE_PER_EYE_MOUTH * np.linalg.norm(mouth - eyes, axis=1),
                    BOX_SIDE_RANGE[0] * own_side, BOX_SIDE_RANGE[1] * own_side)

@@ -33,7 +33,7 @@ class MtcnnConfig:
     CPU threads while detecting (None: leave torch's setting)."""
 
     min_face_px: float = 20.0
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    thresholds: tuple[float, float, float] = (0.5, 0.5, 0.5)
     threads: int | None = None
 
 

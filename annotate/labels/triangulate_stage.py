@@ -1,12 +1,23 @@
 """The triangulation stage: 2D face landmarks in every view -> 3D faces (faces3d, triangulated).
 
-For each selected frame, in order:
+Two ways to find the people, chosen per sequence (``detect.association``; ``auto`` takes
+the first when the ingest's ``bodies`` table has rows, else the second):
 
-1. Head priors per person: from the body skeleton (``bodies`` table) or, for a person
-   whose body is missing, from their triangulated face of the previous frame.
-2. In every camera view: the landmark backend (synthetic, FAN or dlib) detects faces,
-   looking at the projected head boxes; ``annotate.detect.association`` assigns the faces
-   to people (detections nobody claims become ``unassociated_face`` rejections).
+- **body priors** (``priors``): for each selected frame, head priors per person from the
+  body skeleton or, for a person whose body is missing, from their triangulated face of
+  the previous frame; in every camera view the landmark backend (synthetic, FAN or dlib)
+  detects faces, looking at the projected head boxes, and ``annotate.detect.association``
+  assigns the faces to people (detections nobody claims become ``unassociated_face``
+  rejections).
+- **cross-view** (``cross_view``, no body skeletons): in every view the backend finds the
+  faces in the whole image (``detect.face_detector`` for image backends) and places their
+  landmarks; ``annotate.detect.cross_view`` groups the faces of the views into people by
+  epipolar and triangulation consistency, and ``annotate.detect.tracking`` gives them ids
+  over frames from their 3D positions (faces in no group become ``unassociated_face``
+  rejections).
+
+Then, for both:
+
 3. Robust triangulation (``annotate.geometry.triangulation``) of every person's 70
    landmarks, batched over ``chunk_frames`` frames.
 4. One ``faces3d`` row per (frame, person) with at least ``min_landmarks`` landmarks
@@ -16,6 +27,10 @@ For each selected frame, in order:
    outlier, so few-view points weigh less in the head fit), ``repro_error`` = mean
    reprojection error in px over the views used, ``visibility`` = those views' camera
    indices. Landmarks not triangulated: NaN, score 0, repro_error 1e5 (Panoptic's marker).
+
+When the run writes no face at all, ``NothingTriangulatedError`` says which step found
+nothing (no image read, no face detected, no face seen by two views consistently, no
+landmark triangulated) and which settings to change; the outputs are written first.
 
 ``crosscheck_faces3d`` compares published and triangulated faces (``landmarks3d: both``)
 and writes the combined table the labels then use.
@@ -39,10 +54,12 @@ import pyarrow.compute as pc
 
 from annotate.core.tables import StreamingTableWriter, read_table, write_table
 from annotate.detect.association import associate_view
-from annotate.detect.base import LandmarkBackend, ViewInput
+from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
+from annotate.detect.cross_view import CrossViewConfig, associate_frame
 from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies, priors_from_landmarks,
                                    project_priors, stack_priors)
 from annotate.geometry.cameras import CameraRig
+from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
 from annotate.core.rowkeys import frame_person_keys
@@ -52,6 +69,7 @@ UNASSOCIATED_FACE = "unassociated_face"
 TOO_FEW_LANDMARKS = "too_few_landmarks"
 NOT_RECONSTRUCTED_REPRO_ERROR_PX = 1e5      # Panoptic's marker, as in published rows
 NUM_LANDMARKS = 70
+ASSOCIATION_MODES = ("auto", "priors", "cross_view")
 
 
 @dataclass(frozen=True)
@@ -59,21 +77,38 @@ class StageConfig:
     """association_max_cost: a face farther than this many head radii (median over nose,
     eyes, ears) from every person stays unassigned. min_landmarks: fewer triangulated
     landmarks -> no faces3d row. full_score_views: views needed for a full score.
-    chunk_frames: frames triangulated together. triangulation: the solver's settings."""
+    chunk_frames: frames triangulated together. triangulation: the solver's settings.
+    association: ``auto``, ``priors`` or ``cross_view`` (module docstring); cross_view and
+    tracking: the settings of the prior-free path."""
 
     association_max_cost: float = 0.6
     min_landmarks: int = 8
     full_score_views: int = 4
     chunk_frames: int = 32
     triangulation: TriangulationConfig = TriangulationConfig()
+    association: str = "auto"
+    cross_view: CrossViewConfig = CrossViewConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def __post_init__(self) -> None:
+        if self.association not in ASSOCIATION_MODES:
+            raise ValueError(f"association must be one of {ASSOCIATION_MODES}, got {self.association!r}")
 
 
 @dataclass
 class StageSummary:
+    """Counts of one run. views_read: views whose image (or, for image-free backends, whose
+    detections) were looked at; views_no_image: views skipped for want of an image;
+    people_found: (frame, person) pairs the association produced; association: the mode used."""
+
     frames: int = 0
     faces_written: int = 0
     detections: int = 0
     associated: int = 0
+    views_read: int = 0
+    views_no_image: int = 0
+    people_found: int = 0
+    association: str = ""
     landmarks_triangulated: int = 0
     median_views: float = float("nan")
     median_repro_error_px: float = float("nan")
@@ -83,6 +118,8 @@ class StageSummary:
     def as_dict(self) -> dict:
         return {"frames": self.frames, "faces_written": self.faces_written, "detections": self.detections,
                 "associated": self.associated, "landmarks_triangulated": self.landmarks_triangulated,
+                "association": self.association, "views_read": self.views_read,
+                "views_no_image": self.views_no_image, "people_found": self.people_found,
                 # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
                 "median_views": None if np.isnan(self.median_views) else self.median_views,
                 "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
@@ -165,13 +202,14 @@ class FrameViews:
     """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
     confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
     the view, points (70, 2), confidence (70,)) of faces nobody claimed; no_image: cameras
-    skipped for want of an image."""
+    skipped for want of an image; views_read: views looked at."""
 
     points_px: np.ndarray
     confidence: np.ndarray
     detections: int
     unassociated: list
     no_image: list
+    views_read: int = 0
 
 
 def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
@@ -200,7 +238,37 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
         mine = owner >= 0
         points[c, owner[mine]] = faces.points_px[mine]
         conf[c, owner[mine]] = faces.confidence[mine]
-    return FrameViews(points, conf, detections, unassociated, no_image)
+    return FrameViews(points, conf, detections, unassociated, no_image, C - len(no_image))
+
+
+def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tracker: Tracker,
+                       config: CrossViewConfig = CrossViewConfig(), image_of=None) -> tuple[FrameViews, np.ndarray]:
+    """The prior-free path for one frame: faces in every whole view, grouped into people
+    across views (``annotate.detect.cross_view``), ids from the tracker. Returns the
+    frame's views and the (G,) person ids of its people (frames in increasing order)."""
+    C = len(rig)
+    faces, no_image = [], []
+    for c in range(C):
+        image = image_of(c, frame) if image_of is not None else None
+        if backend.needs_images and image is None:
+            no_image.append(c)
+            faces.append(FaceDetections.empty())
+            continue
+        faces.append(backend.detect(ViewInput(frame, c, image, np.zeros((0, 4)))).to_face70())
+    groups = associate_frame(rig, faces, config)
+    person = tracker.update(frame, groups.head_world) if len(groups) else np.zeros(0, np.int64)
+    G = len(groups)
+    points = np.full((C, G, NUM_LANDMARKS, 2), np.nan)
+    conf = np.zeros((C, G, NUM_LANDMARKS))
+    claimed = [set() for _ in range(C)]
+    for g, c in zip(*np.nonzero(groups.members >= 0)):
+        d = groups.members[g, c]
+        points[c, g], conf[c, g] = faces[c].points_px[d], faces[c].confidence[d]
+        claimed[c].add(int(d))
+    unassociated = [(c, d, len(faces[c]), faces[c].points_px[d], faces[c].confidence[d])
+                    for c in range(C) for d in range(len(faces[c])) if d not in claimed[c]]
+    views = FrameViews(points, conf, sum(len(f) for f in faces), unassociated, no_image, C - len(no_image))
+    return views, person
 
 
 @dataclass
@@ -226,6 +294,8 @@ class _Run:
         self.pending = _Pending()
         self.previous: tuple[np.ndarray, np.ndarray] | None = None   # person ids, (P, 70, 3)
         self.summary = StageSummary()
+        self.mode = "priors"
+        self.tracker = Tracker(config.tracking)
         self._views: list[np.ndarray] = []
         self._errors: list[np.ndarray] = []
 
@@ -245,31 +315,43 @@ class _Run:
 
     def needs_previous(self, frame: int, bodies: _FramePriors) -> bool:
         """Whether some person tracked so far has no body this frame (then the previous
-        frame must be triangulated before this one is detected)."""
-        if not len(self.pending) and self.previous is None:
+        frame must be triangulated before this one is detected). Never without priors."""
+        if self.mode != "priors" or not len(self.pending) and self.previous is None:
             return False
         tracked = self.pending.frames[-1][1] if len(self.pending) else self.previous[0]
         body_people = bodies.person[bodies.rows.get(frame, np.zeros(0, np.int64))]
         return bool(np.isin(tracked, body_people, invert=True).any())
 
-    def detect_frame(self, frame: int, priors: HeadPriors) -> None:
+    def detect_frame(self, frame: int, bodies: _FramePriors) -> None:
         """Detect and associate in every view; queue the frame's observations."""
-        views = detect_views(self.rig, self.backend, frame, priors, self.config.association_max_cost,
-                             self.images.image if self.images is not None else None)
+        image_of = self.images.image if self.images is not None else None
+        if self.mode == "priors":
+            priors = self.priors(frame, bodies)
+            views = detect_views(self.rig, self.backend, frame, priors, self.config.association_max_cost, image_of)
+            person, why = priors.person, (f"is farther than {self.config.association_max_cost} head radii "
+                                          f"from every person's head prior")
+        else:
+            views, person = detect_views_cross(self.rig, self.backend, frame, self.tracker, self.config.cross_view,
+                                               image_of)
+            why = (f"matches no face of another view (median keypoint epipolar distance <= "
+                   f"{self.config.cross_view.max_epipolar} face sizes, plausible depth, reprojection <= "
+                   f"{self.config.cross_view.max_reprojection} face sizes): seen in one view only, or not "
+                   f"consistent with the calibration")
         self.summary.detections += views.detections
         self.summary.associated += views.detections - len(views.unassociated)
+        self.summary.views_read += views.views_read
+        self.summary.views_no_image += len(views.no_image)
+        self.summary.people_found += len(person)
         for camera, d, n, _, _ in views.unassociated:
-            self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE,
-                         f"face {d} of {n} is farther than {self.config.association_max_cost} "
-                         f"head radii from every person's head prior")
+            self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE, f"face {d} of {n} {why}")
         for camera in views.no_image:
             self._reject(frame, None, self.rig.names[camera], self.images.reason.get(camera, "missing_image"),
                          f"no {self.images.source} frame {frame} for camera {self.rig.names[camera]}: view skipped")
-        self.pending.frames.append((frame, priors.person))
+        self.pending.frames.append((frame, person))
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
         self.summary.frames += 1
-        self._write_detections(frame, priors.person, views)
+        self._write_detections(frame, person, views)
 
     def _write_detections(self, frame: int, person: np.ndarray, views: FrameViews) -> None:
         """detections2d rows of one frame: every associated view with a point, and every
@@ -387,21 +469,81 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
     images = _CameraImages(Path(seq_dir), rig.names, frames, frame_source) if backend.needs_images else None
     bodies = _body_index(bodies_path)
     out_dir = Path(out_dir)
+    if not len(frames):
+        raise NothingTriangulatedError(
+            f"no frame to triangulate: the ingest selected none (bodies table {bodies_path}, frames table "
+            f"beside it); check the ingest's frame range (ingest.frame_start/frame_end) and that the sequence "
+            f"has hdFace3d/hdPose3d files or images/videos (detect.frames_from)", StageSummary())
     with StreamingTableWriter(out_dir / "faces3d.parquet", "faces3d") as faces_out, \
             StreamingTableWriter(out_dir / "rejections.parquet", "rejections") as rejections_out, \
             StreamingTableWriter(out_dir / "detections2d.parquet", "detections2d") as detections_out:
         run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, images, faces_out,
                    rejections_out, detections_out)
+        run.mode = association_mode(config.association, bodies)
+        run.summary.association = run.mode
         for frame in tqdm(frames.tolist(), unit="frame", desc="detect+triangulate",
                           disable=None if progress is None else not progress):
             if run.needs_previous(frame, bodies):
                 run.flush()
-            run.detect_frame(frame, run.priors(frame, bodies))
+            run.detect_frame(frame, bodies)
             if len(run.pending) >= config.chunk_frames:
                 run.flush()
         summary = run.finish()
     summary.seconds = time.perf_counter() - start
+    if summary.faces_written == 0:
+        raise NothingTriangulatedError(nothing_triangulated_message(summary, backend, config, out_dir), summary)
     return summary
+
+
+def association_mode(setting: str, bodies: _FramePriors) -> str:
+    """``priors`` or ``cross_view`` for the ``detect.association`` setting (module docstring)."""
+    if setting == "auto":
+        return "priors" if len(bodies.person) else "cross_view"
+    if setting == "priors" and not len(bodies.person):
+        raise ValueError("detect.association is 'priors' but the ingest's bodies table has no row (no "
+                         "hdPose3d_stage1_coco19 files were read): set detect.association to 'auto' or "
+                         "'cross_view' to find the people without body skeletons")
+    return setting
+
+
+class NothingTriangulatedError(RuntimeError):
+    """The stage wrote no face; the message says which step found nothing. ``summary``:
+    the run's counts (its outputs, empty of faces, are written)."""
+
+    def __init__(self, message: str, summary: StageSummary):
+        super().__init__(message)
+        self.summary = summary
+
+
+def nothing_triangulated_message(summary: StageSummary, backend: LandmarkBackend, config: StageConfig,
+                                 out_dir: Path) -> str:
+    """Which step of a run that wrote no face found nothing, and what to change."""
+    head = (f"no face triangulated in {summary.frames} frames (backend {backend.name}, association "
+            f"{summary.association}); see {out_dir / 'rejections.parquet'}. ")
+    detector = getattr(getattr(backend, "face_detector", None), "name", None)
+    if summary.views_read == 0:
+        return head + (f"No view could be read ({summary.views_no_image} views without an image: "
+                       f"{dict(summary.rejections)}): check detect.frames_from (video = hdVideos/hd_<camera>.mp4, "
+                       f"images = hdImgs/<camera>/<camera>_%08d.jpg) and that the files exist.")
+    if summary.detections == 0:
+        what = f"the face detector {detector}" if detector else f"the {backend.name} backend"
+        return head + (f"{what} found no face in any of the {summary.views_read} views read. Check that the "
+                       f"frames show faces; for small or turned faces try detect.face_detector: mtcnn with "
+                       f"a smaller detect.mtcnn.min_face_px or lower detect.mtcnn.thresholds.")
+    if summary.people_found == 0:
+        if summary.association == "priors":
+            return head + (f"{summary.detections} faces were detected but none lies within "
+                           f"detect.association_max_cost = {config.association_max_cost} head radii of a "
+                           f"person's head prior: check the calibration and the body skeletons.")
+        return head + (f"{summary.detections} faces were detected in {summary.views_read} views but no face "
+                       f"was matched between two views (detect.cross_view.max_epipolar = "
+                       f"{config.cross_view.max_epipolar}, max_reprojection = {config.cross_view.max_reprojection} "
+                       f"face sizes): a person must be detected in at least two views; check that the "
+                       f"calibration belongs to these images (camera names, image size) and is in cm.")
+    return head + (f"{summary.people_found} (frame, person) pairs were associated, but fewer than "
+                   f"triangulate.min_landmarks = {config.min_landmarks} landmarks of each triangulated within "
+                   f"triangulate.max_repro_error_px = {config.triangulation.max_repro_error_px} px in at least "
+                   f"{config.triangulation.min_views} views ({dict(summary.rejections)}).")
 
 
 # ---------------------------------------------------------------------------- cross-check
@@ -453,18 +595,22 @@ def crosscheck_faces3d(published_path: str | Path, triangulated_path: str | Path
 # ---------------------------------------------------------------------------- backends
 
 def make_backend(config: dict, seq_dir: str | Path, rig: CameraRig) -> LandmarkBackend:
-    """The landmark backend a resolved config names (``detect.backend``)."""
+    """The landmark backend a resolved config names (``detect.backend``), image backends with
+    the face detector ``detect.face_detector``."""
     d = config["detect"]
     if d["backend"] == "synthetic":
         from annotate.detect.synthetic import SyntheticDetector, SyntheticDetectorConfig
 
         return SyntheticDetector(seq_dir, rig, SyntheticDetectorConfig(**d["synthetic"]))
+    from annotate.detect.faces import make_face_detector
+
+    faces = make_face_detector(d["face_detector"], d.get(d["face_detector"], {}))
     if d["backend"] == "fan":
         from annotate.detect.fan import FanConfig, FanDetector
 
-        return FanDetector(FanConfig(**d["fan"]))
+        return FanDetector(FanConfig(**d["fan"]), faces)
     if d["backend"] == "dlib":
         from annotate.detect.dlib68 import DlibConfig, DlibDetector
 
-        return DlibDetector(DlibConfig(**d["dlib"]))
+        return DlibDetector(DlibConfig(**d["dlib"]), faces)
     raise ValueError(f"unknown detect.backend {d['backend']!r} (synthetic, fan, dlib)")

@@ -1,0 +1,222 @@
+"""Which faces seen in different views are one person, with no prior (no body skeletons).
+
+Each detected face is reduced to five keypoints of its 2D landmarks (eye centres, nose
+tip, mouth corners) and a size (the square root of its box area, px). Then, per frame:
+
+1. **Pairs.** Every two faces of two different views are compared by the symmetric
+   epipolar distance of their common keypoints (``annotate.geometry.epipolar``; median
+   over the keypoints, px), in units of their mean face size. Pairs within
+   ``max_epipolar`` are triangulated (linear DLT of the keypoints) and kept when the point
+   lies in front of both cameras and the face box, at that depth, has a physical size in
+   ``face_size_cm``: this rejects faces that share an epipolar line by chance but lie at
+   the wrong depth.
+2. **Groups.** Pairs are merged greedily, best first, into groups with at most one face
+   per view, a face joining a group only when it forms a kept pair with every member
+   (clique growth).
+3. **Check.** Each group's keypoints are triangulated from all its views; while a view
+   reprojects farther than ``max_reprojection`` face sizes (median over keypoints), the
+   worst view leaves the group. Groups left with fewer than two views dissolve.
+
+A face in no group stays unassociated (seen in one view only, or inconsistent with every
+other view). Epipolar constraints cannot tell two people apart who stand on one epipolar
+line of a two-camera pair at the same plausible depth; with three or more views that see
+them the group check does.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from annotate.detect.base import FaceDetections
+from annotate.geometry.cameras import CameraRig
+from annotate.geometry.epipolar import essential_matrices, symmetric_epipolar_distance
+from annotate.geometry.triangulation import dlt_triangulate, normalised_projections, pixel_scale, \
+    undistort_observations
+
+NUM_KEYPOINTS = 5
+
+
+@dataclass(frozen=True)
+class CrossViewConfig:
+    """max_epipolar: largest median keypoint epipolar distance of a pair, in face sizes;
+    max_reprojection: largest median keypoint reprojection error of a view in its group,
+    in face sizes; face_size_cm: (min, max) physical size of a face box at the
+    triangulated depth (MTCNN and dlib boxes of real faces measure 12-25 cm)."""
+
+    max_epipolar: float = 0.35
+    max_reprojection: float = 0.25
+    face_size_cm: tuple[float, float] = (8.0, 40.0)
+
+
+@dataclass(frozen=True)
+class FrameGroups:
+    """People found in one frame.
+
+    members: (G, C) int, the index of the person's face in each view's detections, -1 = none.
+    head_world: (G, 3) cm, the mean of the group's triangulated keypoints (face centre).
+    reprojection_px: (G,) median keypoint reprojection error over the group's views.
+    """
+
+    members: np.ndarray
+    head_world: np.ndarray
+    reprojection_px: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+
+def face_keypoints(points_px: np.ndarray) -> np.ndarray:
+    """(D, 68|70, 2) landmarks -> (D, 5, 2): right eye centre (36-41), left eye centre (42-47),
+    nose tip 30, mouth corners 48 and 54; NaN where the landmarks are."""
+    pts = np.asarray(points_px, dtype=np.float64)
+    if not len(pts):
+        return np.zeros((0, NUM_KEYPOINTS, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)           # eyes not seen
+        eyes = [np.nanmean(pts[:, 36:42], axis=1), np.nanmean(pts[:, 42:48], axis=1)]
+    return np.stack(eyes + [pts[:, 30], pts[:, 48], pts[:, 54]], axis=1)
+
+
+@dataclass(frozen=True)
+class _Faces:
+    """All faces of a frame, flattened over views: camera (N,), index in its view (N,),
+    keypoints px (N, 5, 2) and normalised (N, 5, 2), size px (N,)."""
+
+    camera: np.ndarray
+    index: np.ndarray
+    keypoints_px: np.ndarray
+    keypoints_norm: np.ndarray
+    size_px: np.ndarray
+
+
+def _gather(rig: CameraRig, faces: list[FaceDetections]) -> _Faces:
+    camera = np.concatenate([np.full(len(f), c) for c, f in enumerate(faces)]).astype(np.int64)
+    index = np.concatenate([np.arange(len(f)) for f in faces]).astype(np.int64)
+    kp_px = np.concatenate([face_keypoints(f.points_px) for f in faces]) if len(camera) else np.zeros((0, 5, 2))
+    boxes = np.concatenate([f.boxes_px for f in faces]) if len(camera) else np.zeros((0, 4))
+    size = np.sqrt(np.clip(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1), 0, None))
+    # Undistort per camera: (C, N, 2) with each face's keypoints only in its own camera.
+    dense = np.full((len(rig), len(camera) * NUM_KEYPOINTS, 2), np.nan)
+    rows = np.arange(len(camera) * NUM_KEYPOINTS)
+    dense[np.repeat(camera, NUM_KEYPOINTS), rows] = kp_px.reshape(-1, 2)
+    norm = undistort_observations(rig, dense)[np.repeat(camera, NUM_KEYPOINTS), rows].reshape(-1, NUM_KEYPOINTS, 2)
+    return _Faces(camera, index, kp_px, norm, size)
+
+
+def _triangulate(rig: CameraRig, f: _Faces, members: np.ndarray) -> np.ndarray:
+    """(5, 3) world keypoints of the faces ``members`` (indices into f, distinct cameras)."""
+    points = np.full((NUM_KEYPOINTS, len(rig), 2), np.nan)
+    points[:, f.camera[members]] = np.swapaxes(f.keypoints_norm[members], 0, 1)
+    return dlt_triangulate(normalised_projections(rig), points)
+
+
+def _face_size_cm(rig: CameraRig, f: _Faces, members: np.ndarray, centre_world: np.ndarray) -> np.ndarray:
+    """(M,) physical size of each member's box at the depth of centre_world (NaN behind)."""
+    depth = rig.world_to_camera(centre_world)[f.camera[members], 2]
+    with np.errstate(invalid="ignore"):
+        return np.where(depth > 0, f.size_px[members] * depth / pixel_scale(rig)[f.camera[members]], np.nan)
+
+
+def _pair_costs(rig: CameraRig, f: _Faces, config: CrossViewConfig) -> np.ndarray:
+    """(N, N) cost (median epipolar distance in face sizes) of the kept pairs, inf elsewhere."""
+    E = essential_matrices(rig)[f.camera[:, None], f.camera[None, :]]              # (N, N, 3, 3)
+    scale = pixel_scale(rig)[f.camera]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)           # keypoints not shared
+        d = symmetric_epipolar_distance(E[:, :, None], f.keypoints_norm[:, None], f.keypoints_norm[None, :],
+                                        scale[:, None, None], scale[None, :, None])   # (N, N, 5) px
+        cost = np.nanmedian(d, axis=-1) / (0.5 * (f.size_px[:, None] + f.size_px[None, :]))
+    cost[f.camera[:, None] == f.camera[None, :]] = np.inf
+    cost[~np.isfinite(cost) | (cost > config.max_epipolar)] = np.inf
+    lo, hi = config.face_size_cm
+    for u, v in zip(*np.nonzero(np.triu(np.isfinite(cost)))):
+        members = np.array([u, v])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            centre = np.nanmean(_triangulate(rig, f, members), axis=0)
+        size = _face_size_cm(rig, f, members, centre)
+        if not (np.isfinite(size).all() and (size >= lo).all() and (size <= hi).all()):
+            cost[u, v] = cost[v, u] = np.inf
+    return cost
+
+
+def _grow_groups(f: _Faces, cost: np.ndarray) -> list[list[int]]:
+    """Greedy clique growth over the kept pairs, best first (module docstring, step 2)."""
+    group_of = np.full(len(f.camera), -1)
+    groups: list[list[int]] = []
+    ok = np.isfinite(cost)
+
+    def compatible(a: list[int], b: list[int]) -> bool:
+        cams = f.camera[a + b]
+        return len(set(cams.tolist())) == len(cams) and bool(ok[np.ix_(a, b)].all())
+
+    iu, iv = np.nonzero(np.triu(ok))
+    for k in np.argsort(cost[iu, iv], kind="stable"):
+        u, v = int(iu[k]), int(iv[k])
+        gu, gv = group_of[u], group_of[v]
+        if gu >= 0 and gu == gv:
+            continue
+        a = groups[gu] if gu >= 0 else [u]
+        b = groups[gv] if gv >= 0 else [v]
+        if not compatible(a, b):
+            continue
+        merged = a + b
+        target = gu if gu >= 0 else (gv if gv >= 0 else len(groups))
+        if target == len(groups):
+            groups.append(merged)
+        else:
+            groups[target] = merged
+        if gu >= 0 and gv >= 0 and gv != target:
+            groups[gv] = []
+        group_of[merged] = target
+    return [g for g in groups if len(g) >= 2]
+
+
+def _check_group(rig: CameraRig, f: _Faces, members: list[int], config: CrossViewConfig):
+    """Drop views that reproject badly (module docstring, step 3): (members, keypoints (5, 3),
+    median reprojection px) or None when fewer than two views are left."""
+    members = list(members)
+    while len(members) >= 2:
+        idx = np.array(members)
+        X = _triangulate(rig, f, idx)                                                    # (5, 3)
+        projected = rig.project_world(X)[f.camera[idx]]                                  # (M, 5, 2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            error = np.nanmedian(np.linalg.norm(projected - f.keypoints_px[idx], axis=-1), axis=1)   # (M,)
+        relative = np.where(np.isfinite(error), error / f.size_px[idx], np.inf)
+        worst = int(np.argmax(relative))
+        if relative[worst] <= config.max_reprojection:
+            return members, X, float(np.nanmedian(error))
+        members.pop(worst)
+    return None
+
+
+def associate_frame(rig: CameraRig, faces: list[FaceDetections],
+                    config: CrossViewConfig = CrossViewConfig()) -> FrameGroups:
+    """Group one frame's faces (``faces[c]``: camera c's detections) into people."""
+    C = len(rig)
+    if len(faces) != C:
+        raise ValueError(f"need the detections of all {C} views, got {len(faces)}")
+    f = _gather(rig, faces)
+    if len(f.camera) < 2:
+        return FrameGroups(np.zeros((0, C), np.int64), np.zeros((0, 3)), np.zeros(0))
+    members, heads, errors = [], [], []
+    for group in _grow_groups(f, _pair_costs(rig, f, config)):
+        checked = _check_group(rig, f, group, config)
+        if checked is None:
+            continue
+        idx, X, error = checked
+        row = np.full(C, -1, dtype=np.int64)
+        row[f.camera[idx]] = f.index[idx]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            head = np.nanmean(X, axis=0)
+        if np.isfinite(head).all():
+            members.append(row)
+            heads.append(head)
+            errors.append(error)
+    if not members:
+        return FrameGroups(np.zeros((0, C), np.int64), np.zeros((0, 3)), np.zeros(0))
+    return FrameGroups(np.stack(members), np.stack(heads), np.asarray(errors))
