@@ -158,3 +158,24 @@ def _face_boxes(points_px: np.ndarray, margin: float = 0.2) -> np.ndarray:
     lo, hi = np.nanmin(points_px, axis=1), np.nanmax(points_px, axis=1)
     pad = 0.5 * margin * (hi - lo)
     return np.concatenate([lo - pad, hi + pad], axis=1)
+
+
+def true_people(detector: SyntheticDetector, frame: np.ndarray, camera: np.ndarray, points_px: np.ndarray) -> np.ndarray:
+    """(N,) ground-truth person id of N detections, for measuring an association.
+
+    frame, camera (N,): the detection's frame number and camera index in the detector's
+    rig; points_px (N, 70, 2), NaN = not reported. Each detection belongs to the person
+    whose true landmarks, projected into that camera, lie closest (median over the
+    reported points): with noise of a few pixels and a minority of outliers this is the
+    person the detector drew it from. -1 for frames the sequence lacks.
+    """
+    out = np.full(len(frame), -1, dtype=np.int64)
+    for n, (f, c) in enumerate(zip(np.asarray(frame).tolist(), np.asarray(camera).tolist())):
+        k = detector._frame_index.get(int(f))
+        if k is None:
+            continue
+        projected = detector.rig.subset([int(c)]).project_world(detector._landmarks[k])[0]     # (P, 70, 2)
+        with np.errstate(invalid="ignore"):
+            distance = np.nanmedian(np.linalg.norm(projected - points_px[n][None], axis=-1), axis=1)
+        out[n] = int(detector.truth.person_ids[int(np.nanargmin(distance))])
+    return out
