@@ -19,7 +19,7 @@
 # Needs root (or sudo) and apt-get. Takes about 10 to 30 s on a fresh Debian 12 machine.
 set -euo pipefail
 
-PARTITION="${ANNOTATE_CI_PARTITION:-annotate_ci}"
+PARTITION=annotate_ci
 CONF=/etc/slurm/slurm.conf
 MARK="# written by annotate tools/start_slurm.sh"
 LOGS=/var/log/slurm
