@@ -31,19 +31,18 @@ import shutil
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_labels import stats  # noqa: E402  (same statistics as the label benchmark)
 from bench_triangulation import label_errors_deg, label_stage  # noqa: E402
+from no_bodies_runs import association_figures, with_true_ids, without_bodies  # noqa: E402  (shared with the test)
 
 from annotate.config import resolve_config  # noqa: E402
-from annotate.core.tables import read_table, write_table  # noqa: E402
-from annotate.detect.synthetic import SyntheticDetector, true_people  # noqa: E402
+from annotate.detect.synthetic import SyntheticDetector  # noqa: E402
 from annotate.panoptic.ingest import load_cameras  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.synth import run as run_synth  # noqa: E402
@@ -51,50 +50,6 @@ from annotate.stages.triangulate import run as run_triangulate  # noqa: E402
 from annotate.synth.generate import load_ground_truth  # noqa: E402
 
 SEQUENCE = "synth_000"
-BODIES_DIR = "hdPose3d_stage1_coco19"
-
-
-def without_bodies(seq: Path, out: Path) -> Path:
-    """A copy of the sequence folder ``seq`` under ``out`` with the body files left out
-    (links to the rest), as a capture with only a calibration and media would be."""
-    copy = out / seq.name
-    copy.mkdir(parents=True)
-    for entry in seq.iterdir():
-        if entry.name != BODIES_DIR:
-            (copy / entry.name).symlink_to(entry.resolve())
-    return copy
-
-
-def association_figures(detections: Path, detector: SyntheticDetector) -> tuple[dict, dict]:
-    """(figures, id -> true person) of one run's detections2d table (module docstring)."""
-    d = pq.read_table(detections, columns=["frame", "person", "camera", "landmarks_px"]).to_pandas()
-    camera = np.array([detector.rig.names.index(c) for c in d["camera"]])
-    points = np.stack(d["landmarks_px"].to_numpy()).reshape(-1, 70, 2)
-    truth = true_people(detector, d["frame"].to_numpy(), camera, points)
-    person = d["person"].to_numpy().astype(np.int64)
-    mapping, claimed, switches = {}, set(), 0
-    for pid, _ in Counter(person[person >= 0].tolist()).most_common():
-        true = Counter(truth[person == pid].tolist()).most_common(1)[0][0]
-        switches += true in claimed
-        claimed.add(true)
-        mapping[pid] = true
-    mapped = np.array([mapping.get(p, -2) for p in person.tolist()])
-    assigned = person >= 0
-    return {"detections": len(person), "assigned": float(assigned.mean()),
-            "right": float((mapped == truth).mean()),
-            "right_of_assigned": float((mapped[assigned] == truth[assigned]).mean()) if assigned.any() else 0.0,
-            "ids": len(mapping), "id_switches": switches}, mapping
-
-
-def with_true_ids(faces3d: Path, mapping: dict, out: Path) -> Path:
-    """The faces3d table with the run's ids replaced by the true persons they map to."""
-    import pyarrow as pa
-
-    table = read_table(faces3d, "faces3d")
-    person = pa.array([mapping[int(p)] for p in table.column("person").to_pylist()], type=table.schema.field("person").type)
-    write_table(table.set_column(table.schema.get_field_index("person"), table.schema.field("person"), person),
-                out, "faces3d")
-    return out
 
 
 def main() -> None:
