@@ -18,7 +18,7 @@ Printed, each command in its own process, timed from the outside:
 - the jobs: rule jobs of the DAG, and sbatch submissions of a dry run with
   ``--workflow-profile pipelines/profiles/slurm`` as it is (bundles) and with its ``groups``
   and ``group-components`` removed (one sbatch job per rule job). Needs
-  snakemake-executor-plugin-slurm (the ``test`` extra), no cluster.
+  snakemake-executor-plugin-slurm (the ``test`` extra); nothing is submitted.
 """
 from __future__ import annotations
 
