@@ -3,6 +3,8 @@
 - ``config``: the train config (schemas/train_config.schema.yaml) and the arch presets;
 - ``bins``, ``models``, ``losses``, ``rotations_torch``: the WHENet, HopeNet, coarse-fine,
   6D and multi-task networks and their losses;
+- ``ssr``, ``fsanet``: SSR-Net's stagewise soft regression (full-range yaw through a
+  circular first stage) and the SSR-Net / FSA-Net feature extractors on 64 px crops;
 - ``augment``, ``data``: label-preserving augmentation and the input pipeline on top of
   ``annotate.datasets.readers.ShardRecords``;
 - ``setup``: a run's set-up (data, model, optimizer, schedule, resume of the same run);
