@@ -19,9 +19,9 @@ tip, mouth corners) and a size (the square root of its box area, px). Then, per 
    worst view leaves the group. Groups left with fewer than two views dissolve.
 4. **Merge.** Two groups whose face centres lie within ``merge_cm`` are one person split
    in two (a member that spoilt the other's reprojection); they are merged.
-5. **Chance pairs.** A two-view group either of whose faces lies near (``max_attach``)
-   the projected face centre of a larger group that lacks that view is a chance match of
-   two people's leftover faces (with many cameras such pairs are likely); it dissolves.
+5. **Chance groups.** A group at least half of whose faces lie near (``max_attach``) the
+   projected face centre of a larger group that lacks their view is a chance match of
+   other people's leftover faces (with many cameras such matches are likely); it dissolves.
 6. **Leftovers.** Faces in no group (views showing too little of the face for its
    keypoints: a cheek, a jaw seen from behind) join, per view, the group whose projected
    face centre is nearest their landmarks' centroid, within ``max_attach`` face sizes
@@ -247,27 +247,27 @@ def _merge_close(f: _Faces, members: list[list[int]], heads: list[np.ndarray], e
             merged = True
 
 
-def _drop_explained_pairs(rig: CameraRig, f: _Faces, members: list[list[int]], heads: list[np.ndarray],
-                          errors: list[float], config: CrossViewConfig) -> None:
-    """Step 5 (in place): a two-view group either of whose faces lies within ``max_attach``
-    face sizes of a larger group's projected face centre, in a view that group lacks, is a
-    chance epipolar match of two people's leftover faces (many cameras make such pairs
+def _drop_explained_groups(rig: CameraRig, f: _Faces, members: list[list[int]], heads: list[np.ndarray],
+                           errors: list[float], config: CrossViewConfig) -> None:
+    """Step 5 (in place): a group at least half of whose faces each lie within ``max_attach``
+    face sizes of the projected face centre of a larger group, in a view that group lacks,
+    is a chance match of other people's leftover faces (many cameras make such matches
     likely): it dissolves, and step 6 gives its faces to the groups they belong to."""
-    big = [g for g, m in enumerate(members) if len(m) > 2]
-    if not big:
+    if len(members) < 2:
         return
-    centre_px = rig.project_world(np.asarray(heads)[big])                                # (C, B, 2)
+    size = np.array([len(m) for m in members])
+    centre_px = rig.project_world(np.asarray(heads))                                     # (C, G, 2)
     drop = []
-    for g, m in enumerate(members):
-        if len(m) != 2:
-            continue
-        for i in m:
+    for g in np.argsort(size, kind="stable"):
+        larger = [k for k in range(len(members)) if size[k] > size[g] and k not in drop]
+        explained = 0
+        for i in members[g]:
             c = f.camera[i]
-            open_big = [k for k, b in enumerate(big) if c not in f.camera[members[b]]]
-            d = np.linalg.norm(centre_px[c, open_big] - f.centroid_px[i], axis=-1) / f.size_px[i]
-            if (d <= config.max_attach).any():
-                drop.append(g)
-                break
+            lacking = [k for k in larger if c not in f.camera[members[k]]]
+            d = np.linalg.norm(centre_px[c, lacking] - f.centroid_px[i], axis=-1) / f.size_px[i]
+            explained += bool((d <= config.max_attach).any())
+        if 2 * explained >= len(members[g]):
+            drop.append(int(g))
     for g in sorted(drop, reverse=True):
         for lst in (members, heads, errors):
             del lst[g]
@@ -322,7 +322,7 @@ def associate_frame(rig: CameraRig, faces: list[FaceDetections],
     if not members:
         return FrameGroups(np.zeros((0, C), np.int64), np.zeros((0, 3)), np.zeros(0))
     _merge_close(f, members, heads, errors, config.merge_cm)
-    _drop_explained_pairs(rig, f, members, heads, errors, config)
+    _drop_explained_groups(rig, f, members, heads, errors, config)
     if not members:
         return FrameGroups(np.zeros((0, C), np.int64), np.zeros((0, 3)), np.zeros(0))
     heads = np.stack(heads)
