@@ -64,7 +64,7 @@ class CrossViewConfig:
     max_epipolar: float = 0.35
     max_reprojection: float = 0.25
     face_size_cm: tuple[float, float] = (8.0, 40.0)
-    max_attach: float = 0.75
+    max_attach: float = 1.0
     merge_cm: float = 10.0
 
 
