@@ -3,8 +3,8 @@
 Both ship offline: HOG inside dlib, the CNN's ``mmod_human_face_detector.dat`` in
 face-recognition-models (found through the package's location, as the 68-point predictor,
 ``annotate.detect.dlib68.model_path``). HOG finds frontal and near-frontal faces; the CNN
-also finds turned faces but costs ~40 s per 1080p image on one core at upsample 0 (about
-4x more per upsampling step). Neither gives keypoints. Scores are mapped to (0, 1) by a
+also finds turned faces but costs ~17 s of CPU per 1080p image at upsample 0 (about 4x
+more per upsampling step). Neither gives keypoints. Scores are mapped to (0, 1) by a
 logistic (HOG's SVM margin, the CNN's detection confidence).
 """
 from __future__ import annotations

@@ -6,10 +6,10 @@ detectors, run on the whole image (``detect.face_detector``):
 
 - ``mtcnn`` (the default): MTCNN with the weights shipped in this package
   (``annotate.detect.mtcnn``), boxes and five keypoints; finds faces down to ~20 px, three-
-  quarter views and most profiles, ~0.5 s per 1080p image on one core;
+  quarter views and some profiles, ~0.7 s of CPU per 1080p image;
 - ``dlib_hog``: dlib's HOG frontal face detector (frontal and near-frontal faces only);
-- ``dlib_cnn``: dlib's CNN (MMOD) detector from face-recognition-models (~40 s per 1080p
-  image on one core at upsample 0, minutes at upsample 1).
+- ``dlib_cnn``: dlib's CNN (MMOD) detector from face-recognition-models (~17 s of CPU per
+  1080p image at upsample 0, about 4x that at upsample 1).
 
 docs/triangulation.md has the comparison on real Panoptic frames.
 """
