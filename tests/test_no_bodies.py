@@ -142,3 +142,20 @@ def test_synthetic_sequence_without_bodies_matches_the_run_with_them(tmp_path):
     assert bare["right_of_assigned"] >= 0.99 and bare["assigned"] >= 0.95
     assert bare["ids"] == 3 and bare["id_switches"] == 0
     assert medians["bare"] <= 1.10 * medians["bodies"], medians
+
+
+def test_the_head_model_names_the_step_that_found_no_face(tmp_path):
+    """A capture without hdFace3d labelled from published faces: the error says the ingest
+    read none and what to set; from an empty triangulation: that the triangulation wrote none."""
+    from annotate.labels.stage import sample_faces
+
+    cfg = resolve_config({})
+    run_ingest(cfg, DATA, "haggling_demo", tmp_path / "ingest")
+    with pytest.raises(ValueError, match="the ingest read no published face.*landmarks3d: triangulated"):
+        sample_faces([tmp_path / "ingest" / "faces3d.parquet"], 10)
+    tri = tmp_path / "tri"
+    tri.mkdir()
+    for name in ("faces3d", "detections2d"):
+        (tri / f"{name}.parquet").write_bytes((tmp_path / "ingest" / "faces3d.parquet").read_bytes())
+    with pytest.raises(ValueError, match="the triangulate stage wrote no face"):
+        sample_faces([tri / "faces3d.parquet"], 10)

@@ -108,9 +108,29 @@ def sample_faces(faces3d_paths: Iterable[str | Path], max_faces: int) -> tuple[n
             start += batch.num_rows
         offset += n
     if not marks:
-        raise ValueError(f"no faces to build a head model from in {[str(p) for p in paths]} (when the ingest "
-                         f"rejected them, the rejections.parquet beside each table names the reason and the file)")
+        raise ValueError(f"no faces to build a head model from in {[str(p) for p in paths]}: "
+                         + "; ".join(empty_faces_cause(p) for p in paths))
     return np.concatenate(marks).astype(np.float64), np.concatenate(scores).astype(np.float64)
+
+
+def empty_faces_cause(path: Path) -> str:
+    """Which upstream step left the faces3d table ``path`` empty, from the files beside it:
+    the triangulation (its summary.json counts) or the ingest (published hdFace3d)."""
+    import json
+
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        counts = json.loads(summary.read_text())
+        if "faces_written" in counts:
+            return (f"{path}: the triangulate stage wrote no face ({counts.get('detections')} faces detected in "
+                    f"{counts.get('views_read')} views, {counts.get('people_found')} people associated; rejections "
+                    f"{counts.get('rejections')} in {path.parent / 'rejections.parquet'})")
+    if (path.parent / "detections2d.parquet").is_file():
+        return (f"{path}: the triangulate stage wrote no face (its error, in its log, names the step that found "
+                f"nothing; {path.parent / 'rejections.parquet'} lists what it rejected)")
+    return (f"{path}: the ingest read no published face (no hdFace3d/ folder, or every file rejected: "
+            f"{path.parent / 'rejections.parquet'} names the reason and the file); a capture without hdFace3d "
+            f"needs landmarks3d: triangulated")
 
 
 def build_model_from_tables(faces3d_paths: Iterable[str | Path], max_faces: int = 1000,
