@@ -506,7 +506,7 @@ def association_mode(setting: str, bodies: _FramePriors) -> str:
     return setting
 
 
-class NothingTriangulatedError(RuntimeError):
+class NothingTriangulatedError(ValueError):
     """The stage wrote no face; the message says which step found nothing. ``summary``:
     the run's counts (its outputs, empty of faces, are written)."""
 
