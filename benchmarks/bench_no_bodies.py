@@ -15,6 +15,7 @@ then takes the cross-view path: epipolar grouping and 3D tracking). Printed side
   own (0, 1, ... in order of appearance); each is mapped to the true person most of its
   detections belong to, and an id whose detections mostly belong to a person another id
   already claims counts as a switch;
+- 3D landmarks: the error of every triangulated landmark against the truth (cm);
 - labels: the head model, fit and labels on each run's triangulated faces (ids mapped as
   above), geodesic error of R_cam_head of every label against the truth (deg), as
   benchmarks/bench_labels.py measures it; and the ratio of the two medians.
@@ -38,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_labels import stats  # noqa: E402  (same statistics as the label benchmark)
-from bench_triangulation import label_errors_deg, label_stage  # noqa: E402
+from bench_triangulation import label_errors_deg, label_stage, landmark_errors_cm  # noqa: E402
 from no_bodies_runs import association_figures, with_true_ids, without_bodies  # noqa: E402  (shared with the test)
 
 from annotate.config import resolve_config  # noqa: E402
@@ -67,7 +68,7 @@ def main() -> None:
         runs = {"with body skeletons": work / "seq", "without (cross-view)": work / "bare"}
         without_bodies(Path(seq), runs["without (cross-view)"])
         truth = load_ground_truth(seq)
-        figures, label_errors = {}, {}
+        figures, label_errors, landmark_errors = {}, {}, {}
         for name, root in runs.items():
             out = work / name.split()[0]
             run_ingest(cfg, root, SEQUENCE, out / "ingest")
@@ -77,6 +78,7 @@ def main() -> None:
             detector = SyntheticDetector(seq, load_cameras(out / "ingest" / "cameras.parquet"))
             figures[name], mapping = association_figures(out / "tri" / "detections2d.parquet", detector)
             faces = with_true_ids(out / "tri" / "faces3d.parquet", mapping, out / "faces3d_true_ids.parquet")
+            landmark_errors[name] = landmark_errors_cm(faces, truth)
             labels = label_stage(cfg, faces, out / "ingest", out / "labels")
             label_errors[name] = label_errors_deg(labels, out / "ingest" / "cameras.parquet", truth)
         print(f"\n== {args.frames} frames, {args.cameras} cameras, {args.people} people; synthetic detections")
@@ -84,6 +86,9 @@ def main() -> None:
         for key, fmt in (("detections", "{:22d}"), ("assigned", "{:22.2%}"), ("right", "{:22.2%}"),
                          ("right_of_assigned", "{:22.2%}"), ("ids", "{:22d}"), ("id_switches", "{:22d}")):
             print(f"{key:36s} " + " ".join(fmt.format(figures[n][key]) for n in runs))
+        print(f"\n{'3D landmarks, cm':36s} {'median':>7s} {'p90':>7s} {'p99':>7s} {'max':>7s} {'count':>8s}")
+        for name in runs:
+            print(f"{name:36s} {stats(landmark_errors[name])}")
         print(f"\n{'labels (R_cam_head), deg':36s} {'median':>7s} {'p90':>7s} {'p99':>7s} {'max':>7s} {'labels':>8s}")
         for name in runs:
             print(f"{name:36s} {stats(label_errors[name])}")
