@@ -208,3 +208,71 @@ def test_a_sequence_without_synthetic_ground_truth_gets_a_real_detector(syntheti
         detect_backend(explicit, DATA / HAGGLING)
     assert detect_backend(explicit, synthetic) == "synthetic"
     assert detect_backend(resolve_config({"detect": {"backend": "fan"}}), synthetic) == "fan"
+
+
+@pytest.fixture(scope="module")
+def walking(tmp_path_factory) -> Path:
+    """A 4-camera synthetic sequence of 2 people long enough for their heads to move a little
+    between frames (the tracker follows heads, not jumps), rendered small."""
+    root = tmp_path_factory.mktemp("walking")
+    generate_sequence(root, "walk", SceneConfig(seed=5, num_frames=40, num_cameras=4, num_people=2,
+                                                image_size=(1280, 720)), render_video=True, n_jobs=1)
+    return root / "walk"
+
+
+@pytest.mark.slow
+def test_aniposelib_capture_runs_end_to_end(walking, tmp_path):
+    """A capture described by an aniposelib calibration.toml and hdImgs JPEGs, no 3D files and
+    no body skeletons: the workflow ingests it, detects and associates the faces across views,
+    tracks the people, triangulates them, builds the head model and labels every face in
+    every camera. The 2D detector is the synthetic stand-in (its ground truth copied beside
+    the images: the test checks the geometry, not a face detector on rendered heads); the
+    labels agree with the generator's head rotations."""
+    import sys
+
+    from annotate.core.results import ResultsLayout
+    from annotate.geometry.rotations import geodesic_distance
+    from annotate.synth.generate import GROUND_TRUTH_JSON, GROUND_TRUTH_NPZ, load_ground_truth
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from workflow_runs import label_sequence
+
+    frames_kept = range(8)
+    capture = SequenceLayout(tmp_path / "captures", "rig_capture")
+    capture.directory.mkdir(parents=True)
+    toml = tmp_path / "calibration.toml"
+    toml.write_text(aniposelib_toml(SequenceLayout(walking.parent, "walk").calibration, ["A", "B", "C", "D"]))
+    convert_calibration("aniposelib", [toml], capture.calibration, "mm")
+    for cam in ["00_00", "00_01", "00_02", "00_03"]:
+        capture.image_dir(cam).mkdir(parents=True)
+        for decoded in iter_camera_frames(walking, cam, frames_kept):
+            capture.image_file(cam, decoded.index).write_bytes(encode_jpeg_rgb(decoded.rgb(), quality=95))
+    for name in (GROUND_TRUTH_NPZ, GROUND_TRUTH_JSON):
+        shutil.copy(walking / name, capture.directory / name)
+    assert sorted(p.name for p in capture.directory.iterdir()) == sorted(
+        ["calibration_rig_capture.json", "hdImgs", GROUND_TRUTH_NPZ, GROUND_TRUTH_JSON])
+
+    out = label_sequence(capture.root, capture.sequence, tmp_path / "results",
+                         {"landmarks3d": "triangulated", "detect": {"frames_from": "images"},
+                          "audit": {"enabled": False}})
+    summary = json.loads(out.triangulate("summary").read_text())
+    assert summary["association"] == "cross_view" and summary["frames"] == len(frames_kept), summary
+    faces = read_table(out.triangulate("faces3d"), "faces3d").to_pandas()
+    labels = read_table(out.labels("labels"), "labels").to_pandas()
+    # Both people tracked under two ids over the frames where two views see them.
+    assert len(faces) >= len(frames_kept) and sorted(faces["person"].unique()) == [0, 1], faces[["frame", "person"]]
+    assert len(labels) == len(faces) * 4 and labels["valid"].mean() > 0.8
+    # Match each id to the generator's person by its rotations: one person each, a few degrees.
+    truth = load_ground_truth(walking)
+    rig = load_cameras(out.ingest("cameras"))
+    R_est = np.stack(labels["R_cam_head"].to_numpy()).reshape(-1, 3, 3)
+    fi = np.searchsorted(truth.frames, labels["frame"].to_numpy())
+    best = {}
+    for ours in (0, 1):
+        rows = (labels["person"] == ours).to_numpy() & labels["valid"].to_numpy()
+        errors = [float(np.median(np.degrees(geodesic_distance(
+            R_est[rows], rig.R_cam_world[labels["camera_index"].to_numpy()[rows]] @ truth.R_world_head[fi[rows], t]))))
+            for t in range(len(truth.person_ids))]
+        best[ours] = (int(np.argmin(errors)), min(errors))
+    assert {b[0] for b in best.values()} == {0, 1} and max(b[1] for b in best.values()) < 5.0, best
+    assert ResultsLayout(tmp_path / "results").head_model.is_file()
