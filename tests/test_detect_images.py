@@ -91,3 +91,20 @@ def test_fan_heatmap_decoding_inverts_face_alignments_crop():
     points, peak = decode_heatmaps(np.repeat(heat[None, None], 68, axis=1), centre, scale)
     cell = 200.0 * scale[0] / 64
     assert np.abs(points[0, 0] - dot).max() < cell and peak[0, 0] > 0
+
+
+def test_face_detectors_find_the_astronauts_face(astronaut):
+    """MTCNN (weights shipped) and dlib's HOG, by name; MTCNN's keypoints in anatomical order."""
+    from annotate.detect.faces import make_face_detector
+
+    for name in ("mtcnn", "dlib_hog"):
+        faces = make_face_detector(name).detect(astronaut)
+        best = int(np.argmax(faces.score))
+        centre = 0.5 * (faces.boxes_px[best, :2] + faces.boxes_px[best, 2:])
+        assert 170 < centre[0] < 270 and 60 < centre[1] < 180, name
+        assert 0 < faces.score[best] <= 1
+    kp = make_face_detector("mtcnn").detect(astronaut).keypoints_px[0]
+    assert kp[0, 0] < kp[1, 0] and kp[3, 0] < kp[4, 0]                  # image-left eye and mouth corner first
+    assert kp[:2, 1].max() < kp[2, 1] < kp[3:, 1].min()                 # eyes above the nose above the mouth
+    with pytest.raises(ValueError, match="unknown detect.face_detector"):
+        make_face_detector("yunet")
