@@ -2,7 +2,8 @@
 
 For each camera of a sequence, the planned samples (plan.parquet) are joined with their
 labels (annotate.datasets.unit_samples, which also builds every sample column but the
-JPEG once per camera), the selected frames are decoded once, sequentially (annotate.media.video), each
+JPEG once per camera), the video is decoded once, in order, and only as far as the selected
+frames need (annotate.media.video: unreferenced pictures dropped, jumps to key frames), each
 head is cut out of the decoder's YUV planes (annotate.media.crops) and JPEG-encoded
 (annotate.media.jpeg), and the rows go to size-bounded shards
 ``<out>/shards/<split>/<sequence>/<camera>-NNN.parquet`` (annotate.datasets.shards).

@@ -1,14 +1,19 @@
-"""Sequential, frame-accurate decoding of a Panoptic camera's frames (video or extracted JPEGs).
+"""Frame-accurate decoding of a Panoptic camera's frames (video or extracted JPEGs).
 
-Frame numbering is Panoptic's: frame k of ``hdVideos/hd_00_XX.mp4`` is the k-th decoded
-picture (0-based) and is the same instant as ``hdFace3d/faceRecon3D_hd%08d.json`` with
-number k and ``hdImgs/00_XX/00_XX_%08d.jpg`` with number k.
+Frame numbering is Panoptic's: frame k of ``hdVideos/hd_00_XX.mp4`` is the k-th picture in
+presentation order (0-based, the k-th a sequential decoder hands over) and is the same
+instant as ``hdFace3d/faceRecon3D_hd%08d.json`` with number k and
+``hdImgs/00_XX/00_XX_%08d.jpg`` with number k.
 
 Why PyAV rather than OpenCV's VideoCapture:
 
-- frame-accurate indexing: PyAV hands over every decoded picture with its pts, so the
-  index is counted exactly (and cross-checked against the pts after a seek); VideoCapture's
-  ``CAP_PROP_POS_FRAMES`` seeks are approximate on H.264 in several FFmpeg builds;
+- frame-accurate indexing: every packet's pts is read (one demuxing pass, nothing decoded)
+  and frame k is the packet with the k-th smallest pts, so a frame is found by its pts
+  wherever decoding starts; VideoCapture's ``CAP_PROP_POS_FRAMES`` seeks are approximate on
+  H.264 in several FFmpeg builds;
+- decoding only what is needed: FFmpeg's per-packet ``skip_frame`` drops pictures nothing
+  refers to, undecoded (``annotate.media.frame_plan``); ``VideoCapture.grab()`` still
+  decodes every picture;
 - threads: ``thread_type='AUTO'`` turns on FFmpeg's frame and slice threading, and the
   decoder releases the GIL, so other Python threads (cropping, JPEG encoding) run alongside;
 - zero-copy access to the decoder's YUV 4:2:0 planes: the crop stage warps the planes of the
@@ -16,14 +21,17 @@ Why PyAV rather than OpenCV's VideoCapture:
 - corrupt pictures are flagged (``is_corrupt``) and errors carry FFmpeg's message.
 
 Selection: ``frames`` is any iterable of frame numbers (``select_frames(start, end, step)``
-builds the usual every-N-th / range selection). Decoding stops after the last selected
-frame; everything is decoded up to it (H.264 frames depend on earlier ones), except that a
-selection starting far into the file seeks to the preceding key frame first.
+builds the usual every-N-th / range selection). For each selected frame the decoder gets
+the packets from the closed-GOP key frame before it up to it; packets of frames that are not
+selected are decoded only if a picture refers to them, and stretches before a key frame
+that starts a selected frame's chain are read and dropped. The pictures handed over are
+bit for bit those of decoding every frame.
 
 Failures raise ``VideoError`` with a reason code (``MISSING_VIDEO``, ``UNREADABLE_VIDEO``,
-``VIDEO_SIZE_MISMATCH`` with ``expect_size``, ``CORRUPT_VIDEO``), after the frames decoded so far were yielded, so a caller keeps those
-and records the rest. A video that ends before a selected frame simply stops yielding:
-``missing_frames`` tells the caller which selected frames never came (``VIDEO_TOO_SHORT``).
+``VIDEO_SIZE_MISMATCH`` with ``expect_size``, ``CORRUPT_VIDEO``), after the frames decoded so
+far were yielded, so a caller keeps those and records the rest. A complete video that ends
+before a selected frame simply stops yielding: ``missing_frames`` tells the caller which
+selected frames never came (``VIDEO_TOO_SHORT``).
 """
 from __future__ import annotations
 
