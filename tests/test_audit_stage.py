@@ -88,7 +88,7 @@ def test_rotated_camera_is_flagged_and_strict_cli_fails(source, tmp_path):
     # The CLI on the same results folder: --strict makes the failed check an exit status of 1.
     results = tmp_path / "results"
     args = ["audit", "--results", str(results), "--sequences", SEQ, "--out", str(tmp_path / "again"),
-            "--model", str(results / SEQ / "head_model.json"), "--root", str(tmp_path / "seq")]
+            "--root", str(tmp_path / "seq")]
     assert cli_main(args) == 0
     assert cli_main(args + ["--strict"]) == 1
     metrics = json.loads((tmp_path / "again" / "metrics.json").read_text())
