@@ -372,7 +372,7 @@ def main() -> None:
     if args.only in (None, "audit"):
         audit_talking(90)
     if args.only in (None, "process"):
-        print(f"\n== 6. The whole `annotate label` process against the whole per-sample WHENet loop process "
+        print(f"\n== 6. The label stages (ingest, head-model, label processes) against the whole per-sample WHENet loop process "
               f"({args.process_frames} frames, 3 people, 31 cameras; benchmarks/bench_label_process.py)", flush=True)
         import bench_label_process
 
