@@ -229,17 +229,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _is_audit_failure(err: BaseException) -> bool:
-    """``err`` is an ``annotate.audit.checks.AuditFailed`` (which only a command that imported
-    that module can raise, so it is looked up without importing it)."""
-    checks = sys.modules.get("annotate.audit.checks")
-    return checks is not None and isinstance(err, checks.AuditFailed)
-
-
-def _is_workflow_failure(err: BaseException) -> bool:
-    """``err`` is an ``annotate.stages.workflow.WorkflowError`` (looked up as above)."""
-    workflow = sys.modules.get("annotate.stages.workflow")
-    return workflow is not None and isinstance(err, workflow.WorkflowError)
+def _raised_by(err: BaseException, module: str, name: str) -> bool:
+    """``err`` is ``module.name`` (an ``AuditFailed`` or ``WorkflowError``, which only a command
+    that imported its module can raise, so it is looked up without importing it)."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(err, getattr(loaded, name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -249,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except Exception as err:
-        if _is_audit_failure(err) or _is_workflow_failure(err):
+        if _raised_by(err, "annotate.audit.checks", "AuditFailed") or \
+                _raised_by(err, "annotate.stages.workflow", "WorkflowError"):
             print(f"annotate {args.command}: {err}", file=sys.stderr)
             return 1
         if isinstance(err, (ConfigError, FileNotFoundError, ValueError)):

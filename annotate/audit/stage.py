@@ -25,6 +25,7 @@ import pandas as pd
 
 from annotate.audit import measures, sync
 from annotate.audit.checks import CHECKS, mark_flagged, overall_passed, run_checks
+from annotate.core.atomic import write_json_atomic
 from annotate.core.tables import fixed_list_to_numpy, read_table, write_table
 from annotate.head.head_model import HeadModel, load_head_model
 from annotate.head.per_view import model_landmarks_world
@@ -305,8 +306,6 @@ def write_audit(result: AuditResult, out_dir: str | Path, shards_dir: str | Path
                 compare=None) -> None:
     """samples/flags/cameras Parquet, metrics JSON, the comparison (``run_audit``) and the
     HTML report, atomically."""
-    from annotate.core.atomic import write_json_atomic
-
     out_dir = Path(out_dir)
     write_table(result.samples[_schema_columns("audit_samples")], out_dir / "samples.parquet", "audit_samples")
     write_table(result.flags, out_dir / "flags.parquet", "audit_flags")

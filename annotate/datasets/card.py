@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
-from annotate.core.atomic import write_text_atomic
+from annotate.core.atomic import write_json_atomic, write_text_atomic
 from annotate.datasets.readers import INDEX_FILE, read_columns
 from annotate.core.schema import load_schema
 from annotate.core.tables import StreamingTableWriter, read_table
@@ -160,8 +160,6 @@ def card_markdown(card: dict) -> str:
 def write_card(out_dir: str | Path, plan_summary_path: str | Path, sequence_json_paths: Sequence[str | Path],
                rejection_paths: Sequence[str | Path], config: dict) -> dict:
     """Write ``index.json``, ``rejections.parquet``, ``card.json`` and ``card.md`` in ``out_dir``."""
-    from annotate.core.atomic import write_json_atomic
-
     out_dir = Path(out_dir)
     plan_summary = json.loads(Path(plan_summary_path).read_text())
     docs = [json.loads(Path(p).read_text()) for p in sequence_json_paths]

@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from annotate.core.atomic import write_json_atomic
 from annotate.datasets.build import BuildConfig, SequenceBuild, build_sequence
 from annotate.datasets.plan import PlanConfig, PlanSummary, write_plan
 from annotate.datasets.shards import ShardLimits
@@ -62,8 +63,6 @@ def enabled_exports(config: dict) -> list[str]:
 def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
              summary_path: str | Path) -> PlanSummary:
     """Write plan.parquet and plan_summary.json from the sequences' labels tables."""
-    from annotate.core.atomic import write_json_atomic
-
     summary = write_plan(labels_paths, plan_path, plan_config(config))
     write_json_atomic(summary_path, summary.to_dict())
     return summary
