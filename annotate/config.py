@@ -149,17 +149,17 @@ def _sorted_keys(value):
 def detect_backend(config: dict, seq_dir: str | Path) -> str:
     """The 2D landmark backend for the sequence folder ``seq_dir``: ``detect.backend``, with
     ``auto`` resolved to the synthetic stand-in where the synthetic generator's ground truth
-    is beside the sequence, and to dlib (a real detector that needs no download) anywhere
-    else. ``synthetic`` asked for on a sequence without that ground truth is refused."""
+    is beside the sequence, and to facemesh (a real detector that needs no download, the
+    best of the offline ones on real Panoptic frames) anywhere else. ``synthetic`` asked for on a sequence without that ground truth is refused."""
     from annotate.synth.generate import GROUND_TRUTH_NPZ
 
     backend = config["detect"]["backend"]
     has_truth = (Path(seq_dir) / GROUND_TRUTH_NPZ).is_file()
     if backend == "auto":
-        return "synthetic" if has_truth else "dlib"
+        return "synthetic" if has_truth else "facemesh"
     if backend == "synthetic" and not has_truth:
         raise ConfigError(f"detect.backend is synthetic, but {seq_dir} has no {GROUND_TRUTH_NPZ} (the synthetic "
-                          f"generator's ground truth): use a real detector (detect.backend: auto, dlib or fan)")
+                          f"generator's ground truth): use a real detector (detect.backend: auto, facemesh, dlib or fan)")
     return backend
 
 
@@ -227,5 +227,6 @@ def triangulate_stage_config(config: dict):
                                                       "hypotheses", "first_round", "refine", "seed")})
     cross = CrossViewConfig(**{**d["cross_view"], "face_size_cm": tuple(d["cross_view"]["face_size_cm"])})
     return StageConfig(association_max_cost=d["association_max_cost"], min_landmarks=t["min_landmarks"],
+                       max_view_error_px=t["max_view_error_px"],
                        full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver,
                        association=d["association"], cross_view=cross, tracking=TrackingConfig(**d["tracking"]))

@@ -198,10 +198,10 @@ def test_a_sequence_without_synthetic_ground_truth_gets_a_real_detector(syntheti
     for config in (None, configs / "panoptic.yaml", configs / "default.yaml"):
         cfg = resolve_config(config)
         assert cfg["detect"]["backend"] == "auto"
-        assert detect_backend(cfg, DATA / HAGGLING) == "dlib"
+        assert detect_backend(cfg, DATA / HAGGLING) == "facemesh"
         assert detect_backend(cfg, synthetic) == "synthetic"
     rig = read_calibration(DATA / HAGGLING / f"calibration_{HAGGLING}.json")
-    assert make_backend(with_detect_backend(cfg, DATA / HAGGLING), DATA / HAGGLING, rig).name == "dlib"
+    assert make_backend(with_detect_backend(cfg, DATA / HAGGLING), DATA / HAGGLING, rig).name == "facemesh"
     assert cfg["detect"]["backend"] == "auto"                      # the config itself is not changed
     explicit = resolve_config({"detect": {"backend": "synthetic"}})
     with pytest.raises(ConfigError, match="has no ground_truth.npz.*real detector"):

@@ -1,4 +1,4 @@
-"""The image backends on real pixels: dlib on a photograph, FAN through its real loading path."""
+"""The image backends on real pixels: dlib and Face Mesh on a photograph, FAN through its real loading path."""
 import numpy as np
 import pytest
 
@@ -31,6 +31,47 @@ def test_dlib_finds_the_astronauts_face_with_plausible_landmarks(astronaut):
     # Searching only a head box around the face finds the same landmarks.
     again = dlib68.detect(ViewInput(0, 0, astronaut, (box + np.r_[-size, size] * 0.5)[None]))
     assert np.abs(again.points_px[int(np.argmax(again.confidence[:, 0]))] - pts).max() < 3
+
+
+def test_facemesh_places_the_ibug_points_where_dlib_does_on_a_frontal_face(astronaut):
+    """The shipped Face Mesh model through the TFLite runtime, its crop and its iBUG table:
+    on a frontal photograph the 68 points agree with dlib's (trained on such faces)."""
+    from annotate.detect.dlib68 import DlibDetector
+    from annotate.detect.facemesh import IBUG_FROM_MESH, NUM_MESH, FaceMeshDetector
+
+    assert len(set(IBUG_FROM_MESH.tolist())) == 68 and IBUG_FROM_MESH.max() < NUM_MESH
+    mesh = FaceMeshDetector()
+    view = ViewInput(0, 0, astronaut, np.zeros((0, 4)))
+    faces = mesh.find_faces(view)
+    best = int(np.argmax(faces.score))
+    ours = mesh.landmarks_in(astronaut, faces).points_px[best]
+    theirs = DlibDetector(face_detector=mesh.face_detector).landmarks_in(astronaut, faces).points_px[best]
+    eye_span = np.linalg.norm(theirs[36:42].mean(0) - theirs[42:48].mean(0))
+    inner = np.r_[17:68]                  # brows, nose, eyes, lips (the jaw is a silhouette for dlib)
+    error = np.linalg.norm(ours[inner] - theirs[inner], axis=1) / eye_span
+    assert np.median(error) < 0.1 and np.percentile(error, 90) < 0.2, np.round(error, 2)
+    for a, b in ((36, 42), (39, 45)):                               # eyes: under 5% of their span
+        assert np.linalg.norm(ours[a:a + 6].mean(0) - theirs[a:a + 6].mean(0)) < 0.05 * eye_span
+    # Turned and mirrored, the points follow the face (the crop is levelled by the eyes).
+    mirrored = mesh.landmarks_in(astronaut[:, ::-1].copy(), mesh.find_faces(ViewInput(0, 0, astronaut[:, ::-1].copy(),
+                                                                                      np.zeros((0, 4)))))
+    flipped = mirrored.points_px[int(np.argmax(mirrored.confidence[:, 0]))]
+    assert flipped[36:42, 0].mean() < flipped[42:48, 0].mean()     # still subject's right eye on the left
+    assert abs((511 - flipped[30, 0]) - ours[30, 0]) < 0.1 * eye_span
+
+
+def test_facemesh_crop_is_levelled_by_the_eyes():
+    from annotate.detect.facemesh import INPUT_PX, crop_to_image
+
+    box = np.array([[100.0, 200.0, 180.0, 260.0]])
+    level = crop_to_image(box, np.array([[[120, 220], [160, 220], [140, 235], [125, 245], [155, 245]]], float), 1.5)
+    # The crop's centre is the box centre, its side 1.5 x the longer box side, not turned.
+    assert np.allclose(level[0] @ [INPUT_PX / 2, INPUT_PX / 2, 1], [140, 230])
+    assert np.allclose(level[0][:, :2], np.eye(2) * 120 / INPUT_PX)
+    tilted = crop_to_image(box, np.array([[[120, 220], [160, 260]] + [[np.nan, np.nan]] * 3], float), 1.5)
+    assert np.isclose(np.degrees(np.arctan2(tilted[0, 1, 0], tilted[0, 0, 0])), 45)
+    plain = crop_to_image(box, np.full((1, 5, 2), np.nan), 1.5)      # no keypoints: not turned
+    assert np.allclose(plain, level)
 
 
 def test_fan_without_weights_says_where_to_put_them(tmp_path, monkeypatch):

@@ -77,8 +77,10 @@ def label_crops(labels: Path, cameras: Path) -> list[Crop]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "haggling_labels.png")
+    parser.add_argument("--backend", default="facemesh", help="detect.backend (facemesh, dlib or fan)")
     args = parser.parse_args()
-    cfg = resolve_config({"detect": {"backend": "dlib", "frames_from": "images"}, "landmarks3d": "triangulated"})
+    cfg = resolve_config({"detect": {"backend": args.backend, "frames_from": "images"},
+                          "landmarks3d": "triangulated"})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_ingest(cfg, DATA, SEQUENCE, work / "ingest")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
-from annotate.detect.faces import FaceBoxes, FaceDetector
+from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 # HOG box from MTCNN keypoints (module docstring): centre along eyes -> mouth, side / distance.
@@ -93,21 +93,8 @@ class DlibDetector:
     def find_faces(self, view: ViewInput) -> FaceBoxes:
         """The face detector's faces in the view: inside its head boxes (with margin) when it
         has any, else in the whole image."""
-        image = np.ascontiguousarray(view.image, dtype=np.uint8)
-        h, w = image.shape[:2]
-        boxes = np.asarray(view.head_boxes_px, dtype=np.float64).reshape(-1, 4)
-        boxes = boxes[np.isfinite(boxes).all(axis=1)]
-        if len(boxes) == 0:
-            return self.face_detector.detect(image)
-        found = []
-        for b in boxes:
-            pad = self.config.box_margin * (b[2:] - b[:2])
-            x0, y0 = np.maximum(np.floor(b[:2] - pad), 0).astype(int)
-            x1, y1 = np.minimum(np.ceil(b[2:] + pad), [w, h]).astype(int)
-            if x1 - x0 >= MIN_SEARCH_PX and y1 - y0 >= MIN_SEARCH_PX:
-                crop = np.ascontiguousarray(image[y0:y1, x0:x1])
-                found.append(self.face_detector.detect(crop).shifted(np.array([x0, y0], float)))
-        return FaceBoxes.concatenate(found)
+        return faces_in_view(self.face_detector, view.image, view.head_boxes_px, self.config.box_margin,
+                             MIN_SEARCH_PX)
 
     def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
         """68 points in each face (the predictor on the face's HOG-convention box)."""

@@ -5,7 +5,7 @@ the first when the ingest's ``bodies`` table has rows, else the second):
 
 - **body priors** (``priors``): for each selected frame, head priors per person from the
   body skeleton or, for a person whose body is missing, from their triangulated face of
-  the previous frame; in every camera view the landmark backend (synthetic, FAN or dlib)
+  the previous frame; in every camera view the landmark backend (synthetic, FAN, dlib or Face Mesh)
   detects faces, looking at the projected head boxes, and ``annotate.detect.association``
   assigns the faces to people (detections nobody claims become ``unassociated_face``
   rejections).
@@ -61,6 +61,7 @@ from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies
 from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
+from annotate.geometry.face_views import consistent_views
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
 from annotate.core.rowkeys import frame_person_keys
@@ -68,6 +69,7 @@ from annotate.core.rowkeys import frame_person_keys
 STAGE = "triangulate"
 UNASSOCIATED_FACE = "unassociated_face"
 TOO_FEW_LANDMARKS = "too_few_landmarks"
+INCONSISTENT_VIEWS = "inconsistent_views"
 NOT_RECONSTRUCTED_REPRO_ERROR_PX = 1e5      # Panoptic's marker, as in published rows
 NUM_LANDMARKS = 70
 ASSOCIATION_MODES = ("auto", "priors", "cross_view")
@@ -77,13 +79,16 @@ ASSOCIATION_MODES = ("auto", "priors", "cross_view")
 class StageConfig:
     """association_max_cost: a face farther than this many head radii (median over nose,
     eyes, ears) from every person stays unassigned. min_landmarks: fewer triangulated
-    landmarks -> no faces3d row. full_score_views: views needed for a full score.
+    landmarks -> no faces3d row. max_view_error_px: the views of a face must agree within
+    this median reprojection error (``annotate.geometry.face_views``; None = off).
+    full_score_views: views needed for a full score.
     chunk_frames: frames triangulated together. triangulation: the solver's settings.
     association: ``auto``, ``priors`` or ``cross_view`` (module docstring); cross_view and
     tracking: the settings of the prior-free path."""
 
     association_max_cost: float = 0.6
     min_landmarks: int = 8
+    max_view_error_px: float | None = 4.0
     full_score_views: int = 4
     chunk_frames: int = 32
     triangulation: TriangulationConfig = TriangulationConfig()
@@ -100,7 +105,8 @@ class StageConfig:
 class StageSummary:
     """Counts of one run. views_read: views whose image (or, for image-free backends, whose
     detections) were looked at; views_no_image: views skipped for want of an image;
-    people_found: (frame, person) pairs the association produced; association: the mode used."""
+    people_found: (frame, person) pairs the association produced; association: the mode used;
+    views_dropped: face views left out because they disagree with the face's other views."""
 
     frames: int = 0
     faces_written: int = 0
@@ -111,6 +117,7 @@ class StageSummary:
     people_found: int = 0
     association: str = ""
     landmarks_triangulated: int = 0
+    views_dropped: int = 0
     median_views: float = float("nan")
     median_repro_error_px: float = float("nan")
     rejections: Counter = field(default_factory=Counter)
@@ -121,6 +128,7 @@ class StageSummary:
                 "associated": self.associated, "landmarks_triangulated": self.landmarks_triangulated,
                 "association": self.association, "views_read": self.views_read,
                 "views_no_image": self.views_no_image, "people_found": self.people_found,
+                "views_dropped": self.views_dropped,
                 # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
                 "median_views": None if np.isnan(self.median_views) else self.median_views,
                 "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
@@ -128,7 +136,8 @@ class StageSummary:
 
     def __str__(self) -> str:
         return (f"triangulated {self.faces_written} faces in {self.frames} frames "
-                f"({self.associated}/{self.detections} detections associated; median "
+                f"({self.associated}/{self.detections} detections associated, {self.views_dropped} views "
+                f"left out as inconsistent; median "
                 f"{self.median_views:.0f} views, {self.median_repro_error_px:.2f} px) in {self.seconds:.1f} s"
                 + (f"; rejections {dict(self.rejections)}" if self.rejections else ""))
 
@@ -381,6 +390,8 @@ class _Run:
             return
         points = np.concatenate(self.pending.points, axis=1)                 # (C, M, 70, 2)
         conf = np.concatenate(self.pending.confidence, axis=1)
+        if self.config.max_view_error_px is not None:
+            points, conf = self._consistent_views(points, conf)
         tri = triangulate_points(self.rig, points, conf, self.config.triangulation)
         start = 0
         for frame, person in self.pending.frames:
@@ -392,6 +403,22 @@ class _Run:
             found = np.isfinite(tri.points_world[sl]).all(-1).sum(-1) >= self.config.min_landmarks
             self.previous = (person[found], tri.points_world[sl][found])
         self.pending = _Pending()
+
+    def _consistent_views(self, points: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The queued faces (C, M, 70, ...) with the views that disagree with the rest removed;
+        a face none of whose view pairs agree is rejected (``face_views.consistent_views``)."""
+        seen = (np.isfinite(points).all(-1) & (conf > 0)).any(-1)                        # (C, M)
+        keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px)
+        faces = [(frame, p) for frame, person in self.pending.frames for p in person]
+        for m in np.flatnonzero((seen.sum(0) >= 2) & ~keep.any(0)):
+            frame, person = faces[m]
+            self._reject(frame, int(person), None, INCONSISTENT_VIEWS,
+                         f"no two of its views ({', '.join(self.rig.names[c] for c in np.flatnonzero(seen[:, m]))}) "
+                         f"agree within triangulate.max_view_error_px = {self.config.max_view_error_px} px "
+                         f"(median reprojection error)")
+        dropped = seen & ~keep
+        self.summary.views_dropped += int(dropped.sum())
+        return np.where(keep[..., None, None], points, np.nan), np.where(keep[..., None], conf, 0.0)
 
     def _write_frame(self, frame: int, person: np.ndarray, landmarks: np.ndarray, error: np.ndarray,
                      inliers: np.ndarray, confidence: np.ndarray) -> None:
@@ -574,4 +601,8 @@ def make_backend(config: dict, seq_dir: str | Path, rig: CameraRig) -> LandmarkB
         from annotate.detect.dlib68 import DlibConfig, DlibDetector
 
         return DlibDetector(DlibConfig(**d["dlib"]), faces)
-    raise ValueError(f"unknown detect.backend {d['backend']!r} (synthetic, fan, dlib)")
+    if d["backend"] == "facemesh":
+        from annotate.detect.facemesh import FaceMeshConfig, FaceMeshDetector
+
+        return FaceMeshDetector(FaceMeshConfig(**d["facemesh"]), faces)
+    raise ValueError(f"unknown detect.backend {d['backend']!r} (synthetic, fan, dlib, facemesh)")

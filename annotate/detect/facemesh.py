@@ -1,0 +1,146 @@
+"""MediaPipe Face Mesh landmarks, in the iBUG 68-point layout, on the boxes of a face detector.
+
+Fully offline: the landmark model ships in this package (weights/face_landmark.tflite,
+Apache-2.0, weights/LICENSE-facemesh.txt) and runs on Google's TFLite runtime
+(``ai-edge-litert``). The model places 468 points on a 192 x 192 crop of a face; it was
+trained on faces seen from many angles, where dlib's 68-point predictor (trained on
+near-frontal faces) spreads or drifts its points on three-quarter, profile and from-above
+views (docs/triangulation.md has the comparison on real Panoptic frames).
+
+The crop follows MediaPipe's own face pipeline: a square 1.5 times the detector's box side
+about the box centre, turned so that the eyes (MTCNN's keypoints) lie level; without
+keypoints (dlib's detectors) it is not turned. Each iBUG point is one mesh vertex
+(``IBUG_FROM_MESH``): the eye contours are the vertices every Face Mesh user takes for
+them; the others were chosen on the mesh's contours (face oval, brows, nose, lips) as the
+vertex nearest to dlib's point on near-frontal faces, mirrored so the table is symmetric
+(``tools/facemesh_ibug_check.py`` prints the agreement). The jaw points are the mesh's face
+oval, a fixed 3D contour; iBUG's jaw is the visible outline, which moves over the face as
+it turns, so the two agree only on frontal faces. The pupils (Panoptic's points 68, 69) are
+left NaN, as with the other backends.
+
+Every point of a face gets the face detector's score as confidence, as with dlib.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
+from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view
+
+MODEL_FILE = Path(__file__).resolve().parent / "weights" / "face_landmark.tflite"
+INPUT_PX = 192                     # the model's square input side
+NUM_MESH = 468
+
+# iBUG 68 point k = mesh vertex IBUG_FROM_MESH[k] (module docstring): jaw 0-16 (subject's
+# right ear -> chin -> left ear), brows 17-26, nose 27-35, eyes 36-47, lips 48-67.
+IBUG_FROM_MESH = np.array([
+    127, 234, 132, 58, 172, 136, 149, 148, 152, 377, 378, 365, 397, 288, 361, 454, 356,
+    70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+    168, 6, 195, 5, 75, 97, 2, 326, 305,
+    33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+    61, 40, 37, 0, 267, 270, 291, 321, 314, 17, 84, 91,
+    78, 82, 13, 312, 308, 317, 14, 87,
+])
+
+
+@dataclass(frozen=True)
+class FaceMeshConfig:
+    """box_margin: head boxes are searched with this much extra border (fraction of size);
+    roi_scale: the crop's side over the face box's longer side; threads: the runtime's CPU
+    threads."""
+
+    box_margin: float = 0.25
+    roi_scale: float = 1.5
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.roi_scale <= 0 or self.box_margin < 0 or self.threads < 1:
+            raise ValueError(f"facemesh needs roi_scale > 0, box_margin >= 0, threads >= 1; got {self}")
+
+
+def crop_to_image(boxes_px: np.ndarray, keypoints_px: np.ndarray, roi_scale: float) -> np.ndarray:
+    """(N, 2, 3) affine maps from model-input pixels (0..INPUT_PX) to image pixels, one per
+    face: the square of side roi_scale x the box's longer side about its centre, turned so
+    the eyes (keypoints 0 and 1; NaN = not turned) lie level.
+
+    boxes_px: (N, 4) x0, y0, x1, y1; keypoints_px: (N, 5, 2) (annotate.detect.faces order).
+    """
+    boxes = np.asarray(boxes_px, dtype=np.float64).reshape(-1, 4)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    side = roi_scale * np.max(boxes[:, 2:] - boxes[:, :2], axis=1)
+    eyes = np.asarray(keypoints_px, dtype=np.float64)[:, 1] - np.asarray(keypoints_px, dtype=np.float64)[:, 0]
+    angle = np.where(np.isfinite(eyes).all(axis=1), np.arctan2(eyes[:, 1], eyes[:, 0]), 0.0)
+    c, s = np.cos(angle), np.sin(angle)
+    linear = np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], axis=1) * (side / INPUT_PX)[:, None, None]
+    offset = centre - linear @ np.array([INPUT_PX / 2, INPUT_PX / 2])
+    return np.concatenate([linear, offset[:, :, None]], axis=2)
+
+
+def load_interpreter(threads: int = 1):
+    """The TFLite interpreter on the shipped model, tensors allocated."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as err:
+        raise ImportError("the facemesh backend runs on Google's TFLite runtime: pip install ai-edge-litert") from err
+    if not MODEL_FILE.is_file():
+        raise FileNotFoundError(f"{MODEL_FILE} is missing: reinstall the annotate package")
+    interpreter = Interpreter(model_path=str(MODEL_FILE), num_threads=threads)
+    interpreter.allocate_tensors()
+    shape = tuple(interpreter.get_input_details()[0]["shape"])
+    if shape != (1, INPUT_PX, INPUT_PX, 3):
+        raise ValueError(f"{MODEL_FILE}: expected an input of (1, {INPUT_PX}, {INPUT_PX}, 3), got {shape}")
+    return interpreter
+
+
+class FaceMeshDetector:
+    """Landmark backend: a face detector + MediaPipe Face Mesh, points in the iBUG layout."""
+
+    name = "facemesh"
+    needs_images = True
+
+    def __init__(self, config: FaceMeshConfig = FaceMeshConfig(), face_detector: FaceDetector | None = None):
+        from annotate.detect.faces import make_face_detector
+
+        self.config = config
+        self.face_detector = face_detector if face_detector is not None else make_face_detector("mtcnn")
+        self._interpreter = load_interpreter(config.threads)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        outputs = self._interpreter.get_output_details()
+        # the landmark tensor (1404 = 468 x 3 values) and the face-presence logit
+        self._points = next(o["index"] for o in outputs if int(np.prod(o["shape"])) == NUM_MESH * 3)
+
+    def find_faces(self, view: ViewInput) -> FaceBoxes:
+        return faces_in_view(self.face_detector, view.image, view.head_boxes_px, self.config.box_margin)
+
+    def mesh_in(self, image: np.ndarray, faces: FaceBoxes) -> np.ndarray:
+        """(N, 468, 2) mesh vertices in image pixels, one mesh per face."""
+        import cv2
+
+        maps = crop_to_image(faces.boxes_px, faces.keypoints_px, self.config.roi_scale)
+        out = np.empty((len(faces), NUM_MESH, 2))
+        for k, A in enumerate(maps):
+            # The model's input: RGB in [0, 1], sampled from the image through the affine map.
+            crop = cv2.warpAffine(image, A, (INPUT_PX, INPUT_PX), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_CONSTANT)
+            self._interpreter.set_tensor(self._input, (crop[None].astype(np.float32) / 255.0))
+            self._interpreter.invoke()
+            xy = self._interpreter.get_tensor(self._points).reshape(NUM_MESH, 3)[:, :2].astype(np.float64)
+            out[k] = xy @ A[:, :2].T + A[:, 2]
+        return out
+
+    def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
+        """68 points in each face (module docstring)."""
+        if not len(faces):
+            return FaceDetections.empty(NUM_IBUG)
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        points = self.mesh_in(image, faces)[:, IBUG_FROM_MESH]
+        confidence = np.repeat(np.asarray(faces.score, dtype=np.float64)[:, None], NUM_IBUG, axis=1)
+        return FaceDetections(points, confidence, np.asarray(faces.boxes_px, dtype=np.float64))
+
+    def detect(self, view: ViewInput) -> FaceDetections:
+        if view.image is None:
+            raise ValueError("the facemesh backend needs the view's image")
+        return self.landmarks_in(view.image, self.find_faces(view))
