@@ -36,16 +36,20 @@ SEQUENCE = "haggling_demo"
 CROP_MARGIN = 0.35            # added around the label's head box on each side, fraction of its side
 
 
-def person_figures(faces3d: Path) -> list[dict]:
-    """Per triangulated (frame, person): landmarks, views, median reprojection px, eye span cm."""
+def person_figures(faces3d: Path, camera_names: tuple[str, ...]) -> list[dict]:
+    """Per triangulated (frame, person): landmarks, views used (names; visibility holds the
+    ingest's camera indices), median reprojection px, eye span cm."""
     faces = load_faces3d(faces3d)
+    table = pq.read_table(faces3d, columns=["visibility"]).to_pydict()["visibility"]
     rows = []
     for k in range(len(faces)):
         lm, error = faces.landmarks[k], faces.repro_error[k]
         ok = np.isfinite(lm).all(axis=-1)
         with np.errstate(invalid="ignore"):
             right, left = np.nanmean(lm[36:42], axis=0), np.nanmean(lm[42:48], axis=0)
+        views = sorted({c for point in table[k] for c in (point or [])})
         rows.append({"frame": int(faces.frame[k]), "person": int(faces.person[k]), "landmarks": int(ok.sum()),
+                     "views": ", ".join(camera_names[c] for c in views),
                      "median_repro_px": float(np.median(error[ok])), "eye_span_cm": float(np.linalg.norm(right - left))})
     return rows
 
@@ -87,9 +91,10 @@ def main() -> None:
         summary = run_triangulate(cfg, DATA, SEQUENCE, work / "ingest", work / "tri")
         print(summary)
         print(f"{'frame':>5s} {'person':>6s} {'landmarks':>9s} {'median repro px':>15s} {'eye span cm':>11s}")
-        for r in person_figures(work / "tri" / "faces3d.parquet"):
+        names = load_cameras(work / "ingest" / "cameras.parquet").names
+        for r in person_figures(work / "tri" / "faces3d.parquet", names):
             print(f"{r['frame']:5d} {r['person']:6d} {r['landmarks']:9d} {r['median_repro_px']:15.2f} "
-                  f"{r['eye_span_cm']:11.2f}")
+                  f"{r['eye_span_cm']:11.2f}  views {r['views']}")
         # Four faces are too few for a mean head: the head model is the mean of a synthetic
         # sequence's faces (annotate synth, 3 people), as head_model.path would give one.
         synth_cfg = resolve_config({"synthetic": {"num_frames": 20, "num_cameras": 4, "num_people": 3,
