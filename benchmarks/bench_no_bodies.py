@@ -58,12 +58,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--cameras", type=int, default=31)
     parser.add_argument("--people", type=int, default=6)
+    parser.add_argument("--max-view-error-px", type=float, default=4.0,
+                        help="triangulate.max_view_error_px (0: the view consistency check off)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_no_bodies_"))
     try:
         cfg = resolve_config({"synthetic": {"num_frames": args.frames, "num_cameras": args.cameras,
                                             "num_people": args.people, "render_video": False},
-                              "landmarks3d": "triangulated"})
+                              "landmarks3d": "triangulated",
+                              "triangulate": {"max_view_error_px": args.max_view_error_px or None}})
         seq = run_synth(cfg, work / "seq", SEQUENCE)
         runs = {"with body skeletons": work / "seq", "without (cross-view)": work / "bare"}
         without_bodies(Path(seq), runs["without (cross-view)"])

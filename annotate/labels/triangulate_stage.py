@@ -408,7 +408,7 @@ class _Run:
         """The queued faces (C, M, 70, ...) with the views that disagree with the rest removed;
         a face none of whose view pairs agree is rejected (``face_views.consistent_views``)."""
         seen = (np.isfinite(points).all(-1) & (conf > 0)).any(-1)                        # (C, M)
-        keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px)
+        keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px, self.config.triangulation)
         faces = [(frame, p) for frame, person in self.pending.frames for p in person]
         for m in np.flatnonzero((seen.sum(0) >= 2) & ~keep.any(0)):
             frame, person = faces[m]
