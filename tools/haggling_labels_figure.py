@@ -39,15 +39,14 @@ CROP_MARGIN = 0.35            # added around the label's head box on each side, 
 def person_figures(faces3d: Path, camera_names: tuple[str, ...]) -> list[dict]:
     """Per triangulated (frame, person): landmarks, views used (names; visibility holds the
     ingest's camera indices), median reprojection px, eye span cm."""
-    faces = load_faces3d(faces3d)
-    table = pq.read_table(faces3d, columns=["visibility"]).to_pydict()["visibility"]
+    faces = load_faces3d(faces3d, with_visibility=True)
     rows = []
     for k in range(len(faces)):
         lm, error = faces.landmarks[k], faces.repro_error[k]
         ok = np.isfinite(lm).all(axis=-1)
         with np.errstate(invalid="ignore"):
             right, left = np.nanmean(lm[36:42], axis=0), np.nanmean(lm[42:48], axis=0)
-        views = sorted({c for point in table[k] for c in (point or [])})
+        views = sorted({c for point in faces.visibility[k] for c in (point or [])})
         rows.append({"frame": int(faces.frame[k]), "person": int(faces.person[k]), "landmarks": int(ok.sum()),
                      "views": ", ".join(camera_names[c] for c in views),
                      "median_repro_px": float(np.median(error[ok])), "eye_span_cm": float(np.linalg.norm(right - left))})

@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
-from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view
+from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view, scored_by_face
 
 PREDICTOR_FILE = "shape_predictor_68_face_landmarks.dat"
 # HOG box from MTCNN keypoints (module docstring): centre along eyes -> mouth, side / distance.
 BOX_CENTRE_ALONG_EYES_TO_MOUTH, BOX_SIDE_PER_EYE_MOUTH = 0.4, 2.3
 BOX_SIDE_RANGE = (0.8, 1.2)
-MIN_SEARCH_PX = 16
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,7 @@ class DlibDetector:
     def find_faces(self, view: ViewInput) -> FaceBoxes:
         """The face detector's faces in the view: inside its head boxes (with margin) when it
         has any, else in the whole image."""
-        return faces_in_view(self.face_detector, view.image, view.head_boxes_px, self.config.box_margin,
-                             MIN_SEARCH_PX)
+        return faces_in_view(self.face_detector, view.image, view.head_boxes_px, self.config.box_margin)
 
     def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
         """68 points in each face (the predictor on the face's HOG-convention box)."""
@@ -108,8 +106,7 @@ class DlibDetector:
             shape = self._predictor(image, dlib.rectangle(int(round(x0)), int(round(y0)), int(round(x1)),
                                                           int(round(y1))))
             points[k] = [(p.x, p.y) for p in shape.parts()]
-        confidence = np.repeat(np.asarray(faces.score, dtype=np.float64)[:, None], NUM_IBUG, axis=1)
-        return FaceDetections(points, confidence, np.asarray(faces.boxes_px, dtype=np.float64))
+        return scored_by_face(points, faces)
 
     def detect(self, view: ViewInput) -> FaceDetections:
         if view.image is None:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
-from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view
+from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view, scored_by_face
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "face_landmark.tflite"
 INPUT_PX = 192                     # the model's square input side
@@ -136,9 +136,7 @@ class FaceMeshDetector:
         if not len(faces):
             return FaceDetections.empty(NUM_IBUG)
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        points = self.mesh_in(image, faces)[:, IBUG_FROM_MESH]
-        confidence = np.repeat(np.asarray(faces.score, dtype=np.float64)[:, None], NUM_IBUG, axis=1)
-        return FaceDetections(points, confidence, np.asarray(faces.boxes_px, dtype=np.float64))
+        return scored_by_face(self.mesh_in(image, faces)[:, IBUG_FROM_MESH], faces)
 
     def detect(self, view: ViewInput) -> FaceDetections:
         if view.image is None:

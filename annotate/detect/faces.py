@@ -20,6 +20,8 @@ from typing import Protocol
 
 import numpy as np
 
+from annotate.detect.base import FaceDetections
+
 FACE_DETECTORS = ("mtcnn", "dlib_hog", "dlib_cnn")
 # MTCNN's keypoint order: the eye on the image left (the subject's right eye in a frontal
 # face), the other eye, nose tip, mouth corner on the image left, the other mouth corner.
@@ -89,6 +91,15 @@ def make_face_detector(name: str, options: dict | None = None) -> FaceDetector:
 
         return (DlibHogFaces if name == "dlib_hog" else DlibCnnFaces)(DlibFaceConfig(**options))
     raise ValueError(f"unknown detect.face_detector {name!r} (one of {', '.join(FACE_DETECTORS)})")
+
+
+def scored_by_face(points_px: np.ndarray, faces: FaceBoxes) -> FaceDetections:
+    """``FaceDetections`` of landmarks (N, L, 2) placed in ``faces``, every point scored with
+    its face's detector score (landmarkers that give no per-point confidence: dlib, Face
+    Mesh), the faces' boxes as the boxes the landmarks were found in."""
+    points = np.asarray(points_px, dtype=np.float64)
+    confidence = np.repeat(np.asarray(faces.score, dtype=np.float64)[:, None], points.shape[1], axis=1)
+    return FaceDetections(points, confidence, np.asarray(faces.boxes_px, dtype=np.float64))
 
 
 def faces_in_view(detector: FaceDetector, image: np.ndarray, head_boxes_px: np.ndarray,

@@ -25,7 +25,7 @@ import warnings
 import numpy as np
 
 from annotate.geometry.cameras import CameraRig
-from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
+from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
 
 MAX_VIEWS_CHECKED = 6          # 57 subsets of >= 2 views; faces seen by more: RANSAC's majority
 
@@ -94,7 +94,7 @@ def consistent_views(rig: CameraRig, points_px: np.ndarray, confidence: np.ndarr
     """
     points_px = np.asarray(points_px, dtype=np.float64)
     confidence = np.asarray(confidence, dtype=np.float64)
-    seen = (np.isfinite(points_px).all(-1) & (confidence > 0)).any(-1)              # (C, M)
+    seen = seen_views(points_px, confidence).any(-1)                                 # (C, M)
     keep = seen.copy()
     count = seen.sum(0)
     checked = np.flatnonzero((count >= 2) & (count <= MAX_VIEWS_CHECKED))

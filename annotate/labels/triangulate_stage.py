@@ -62,7 +62,7 @@ from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views
-from annotate.geometry.triangulation import TriangulationConfig, triangulate_points
+from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
 from annotate.core.rowkeys import frame_person_keys
 
@@ -407,7 +407,7 @@ class _Run:
     def _consistent_views(self, points: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The queued faces (C, M, 70, ...) with the views that disagree with the rest removed;
         a face none of whose view pairs agree is rejected (``face_views.consistent_views``)."""
-        seen = (np.isfinite(points).all(-1) & (conf > 0)).any(-1)                        # (C, M)
+        seen = seen_views(points, conf).any(-1)                                          # (C, M)
         keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px, self.config.triangulation)
         faces = [(frame, p) for frame, person in self.pending.frames for p in person]
         for m in np.flatnonzero((seen.sum(0) >= 2) & ~keep.any(0)):
