@@ -2,7 +2,8 @@
 
     python benchmarks/bench_crops.py [--results results] [--sequence synth_000]
                                      [--footage textured|camera|synthetic] [--frame-steps 5,60]
-                                     [--frame-start 15] [--repeats 2] [--crop-device cpu|cuda|torch-cpu]
+                                     [--frame-start 15] [--frame-choice exact|key_frames] [--repeats 2]
+                                     [--crop-device cpu|cuda|torch-cpu]
 
 Needs a labelled sequence (``snakemake --cores 16`` on the default config makes
 ``results/synth_000``). ``--footage``:
@@ -16,10 +17,14 @@ Needs a labelled sequence (``snakemake --cores 16`` on the default config makes
   (annotate.synth.footage.camera_like_copy);
 - ``synthetic``: the sequence's own videos (x264 'ultrafast').
 
-For each frame step the labels of frames ``frame_start, frame_start + step, ...`` are kept,
-as ingest does with ``ingest.frame_start`` / ``frame_step`` (the stage reads no others),
-and planned; every run below reads the same planned frames of the same videos and writes
-one crop per planned head.
+``--frame-choice exact`` (default): for each frame step the labels of frames
+``frame_start, frame_start + step, ...`` are kept, as ingest does with
+``ingest.frame_start`` / ``frame_step`` (the stage reads no others), and planned.
+``--frame-choice key_frames``: every frame's labels are kept and planned with
+``dataset.frame_choice: key_frames`` (in each window of ``step`` frames from
+``frame_start`` the camera's key frame, else frame start + k * step); the stage process
+then also runs that plan (it reads every video's packets for the key frames). Every run
+below reads the same planned frames of the same videos and writes one crop per planned head.
 
 1. Whole processes, each a fresh ``python`` (start-up and imports included), run in turn
    ``--repeats`` times, best wall time of each:
@@ -27,7 +32,8 @@ one crop per planned head.
      every frame up to the last kept one, each kept head cut from the BGR picture, resized and
      written with ``cv2.imwrite``; cameras one after another, OpenCV's own decoder threads;
    - plain loop, grab: the same, with ``grab()`` (decode, no BGR conversion) for frames not kept;
-   - dataset stage: ``annotate.stages.dataset.run_build``: decode what the kept frames need
+   - dataset stage: ``annotate.stages.dataset.run_build`` (after ``run_plan`` with
+     ``--frame-choice key_frames``): decode what the kept frames need
      (annotate.media.video), cut heads from the YUV planes, JPEG, Parquet shards;
      ``dataset.threads`` cameras at once.
    ratio = plain loop wall / dataset stage wall; targets >= 3 at step 5, >= 10 at step 60.
@@ -155,9 +161,14 @@ def ingested_labels(labels: Path, start: int, step: int, path: Path) -> None:
 
 
 def stage_process(job: dict) -> None:
-    """The body of the dataset-stage process (``--stage-process``): run_build, print the samples."""
+    """The body of the dataset-stage process (``--stage-process``): run_plan when the plan
+    reads the videos (frame_choice key_frames), run_build, print the samples."""
     config = resolve_config({"results": job["results"], "dataset": {"exports": {"coco": False},
-                                                                     "crop_device": job["crop_device"]}})
+                                                                     "crop_device": job["crop_device"],
+                                                                     **job["plan_settings"]}})
+    if config["dataset"]["frame_choice"] == "key_frames":
+        run_plan(config, [job["labels"]], job["plan"], Path(job["plan"]).with_suffix(".json"),
+                 Path(job["seq_dir"]).parent)
     build = run_build(config, job["sequence"], job["plan"], job["labels"], job["cameras"], job["seq_dir"],
                       job["out"], show_progress=False)
     print(build.samples)
@@ -228,10 +239,10 @@ def footage(args, results: Path, threads: int) -> tuple[Path, Path, Path]:
 # ------------------------------------------------------------------------- one frame step
 
 def whole_processes(args, work: Path, seq_dir: Path, labels: Path, cameras: Path, samples: int,
-                    results: Path) -> dict[str, tuple[float, float]]:
+                    results: Path, plan_settings: dict) -> dict[str, tuple[float, float]]:
     """Best (wall s, CPU s) of each whole-process run over ``args.repeats`` rounds."""
-    job = {"results": str(results), "sequence": args.sequence, "plan": str(work / "plan.parquet"),
-           "labels": str(labels), "cameras": str(cameras), "seq_dir": str(seq_dir), "crop_device": args.crop_device}
+    job = {"results": str(results), "sequence": args.sequence, "labels": str(labels), "cameras": str(cameras),
+           "seq_dir": str(seq_dir), "crop_device": args.crop_device, "plan_settings": plan_settings}
     plain = [sys.executable, str(HERE / "plain_crops.py"), "--boxes", str(work / "boxes.npz"),
              "--videos", str(seq_dir / "hdVideos"), "--out", str(work / "plain")]
     runs = {"plain loop (read every frame)": plain, "plain loop (grab frames not kept)": plain + ["--grab"],
@@ -240,7 +251,8 @@ def whole_processes(args, work: Path, seq_dir: Path, labels: Path, cameras: Path
     for r in range(args.repeats):
         for name, cmd in runs.items():
             if name == "dataset stage":
-                cmd = cmd + [json.dumps({**job, "out": str(work / f"ds{r}")})]
+                plan = work / (f"plan{r}.parquet" if plan_settings["frame_choice"] == "key_frames" else "plan.parquet")
+                cmd = cmd + [json.dumps({**job, "plan": str(plan), "out": str(work / f"ds{r}")})]
             out, wall, cpu = timed_process(cmd)
             if name.startswith("plain"):
                 assert int(out.split()[-1]) == samples, (out, samples)   # every planned crop written
@@ -280,17 +292,19 @@ def in_process(args, config: dict, work: Path, seq_dir: Path, labels: Path, came
 
 
 def bench_step(args, step: int, results: Path, seq_dir: Path, labels: Path, cameras: Path) -> None:
+    plan_settings = {"frame_start": args.frame_start, "frame_step": step, "frame_choice": args.frame_choice}
     config = resolve_config({"results": str(results),
                              "dataset": {"exports": {"coco": False}, "crop_device": args.crop_device,
-                                         "frame_start": args.frame_start, "frame_step": step}})
+                                         **plan_settings}})
     build = build_config(config)
     threads = worker_threads(build)
     decoder = decoder_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="bench_crops_"))
     try:
-        ingested_labels(labels, args.frame_start, step, work / "labels.parquet")
-        labels = work / "labels.parquet"
-        run_plan(config, [labels], work / "plan.parquet", work / "plan_summary.json")
+        if args.frame_choice == "exact":
+            ingested_labels(labels, args.frame_start, step, work / "labels.parquet")
+            labels = work / "labels.parquet"
+        summary = run_plan(config, [labels], work / "plan.parquet", work / "plan_summary.json", seq_dir.parent)
         plan = pd.read_parquet(work / "plan.parquet")
         plan["camera"] = plan["camera"].astype(str)
         samples = len(plan)
@@ -299,7 +313,10 @@ def bench_step(args, step: int, results: Path, seq_dir: Path, labels: Path, came
         print(f"\n== every {step} frame(s) from frame {args.frame_start}: {plan['camera'].nunique()} camera videos, "
               f"{kept} kept frames, {samples} crops ({build.crop.size} px, JPEG q{build.jpeg_quality}), "
               f"crops on {args.crop_device}, best of {args.repeats}")
-        whole = whole_processes(args, work, seq_dir, labels, cameras, samples, results)
+        if args.frame_choice == "key_frames":
+            print(f"frame_choice key_frames: {summary.key_frame_windows} camera windows at a key frame, "
+                  f"{summary.other_frame_windows} at frame start + k * step")
+        whole = whole_processes(args, work, seq_dir, labels, cameras, samples, results, plan_settings)
         print(f"whole processes                      {'wall s':>7s} {'CPU s':>7s} {'crops/s':>8s} "
               f"{'plain / this: wall':>18s} {'CPU':>5s}")
         plain_wall, plain_cpu = whole["plain loop (read every frame)"]
@@ -338,6 +355,8 @@ def main() -> None:
     ap.add_argument("--frame-steps", default="5,60", help="comma-separated dataset.frame_step values")
     ap.add_argument("--frame-start", type=int, default=15,
                     help="first kept frame (15: half-way between the textured footage's first key frames)")
+    ap.add_argument("--frame-choice", choices=["exact", "key_frames"], default="exact",
+                    help="dataset.frame_choice (key_frames: every frame labelled, each window's key frame kept)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--crop-device", default="cpu",
                     help="dataset.crop_device for the crop stage: cpu, cuda[:N] (nvJPEG) or torch-cpu")

@@ -35,6 +35,13 @@ def sequence_inputs(wildcards):
     return {"calibration": f"{SEQUENCE_ROOT}/{wildcards.sequence}/calibration_{wildcards.sequence}.json"}
 
 
+def all_sequence_inputs():
+    """sequence_inputs of every sequence, as one list."""
+    from types import SimpleNamespace
+
+    return [path for s in SEQUENCES for path in sequence_inputs(SimpleNamespace(sequence=s)).values()]
+
+
 def label_outputs():
     return each_sequence(SEQ.labels("labels"))
 

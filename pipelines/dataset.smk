@@ -8,6 +8,8 @@
 rule dataset_plan:
     input:
         labels=label_outputs(),
+        # frame_choice key_frames reads every camera video's key frames.
+        videos=all_sequence_inputs() if CFG["dataset"]["frame_choice"] == "key_frames" else [],
     output:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",

@@ -16,13 +16,15 @@ import pytest
 from annotate.config import resolve_config
 from annotate.datasets.readers import read_columns, shard_paths
 from annotate.core.results import ResultsLayout
-from annotate.stages.dataset import run_build
+from annotate.stages.dataset import run_build, run_plan
 from annotate.core.tables import read_table
 from annotate.geometry.cameras import project_camera_points
 from annotate.head.head_mesh import IRIS, NOSE
 from annotate.media.crops import apply_transform
 from annotate.media.jpeg import decode_jpeg_rgb
-from annotate.media.video import CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_SHORT
+from annotate.media.video import (CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_SHORT, DecodeCounts,
+                                  iter_video_frames, key_frames)
+from annotate.media.video_writer import VideoWriter
 from workflow_runs import build_dataset
 from annotate.synth.generate import generate_sequence, load_ground_truth, scene_frames
 from annotate.synth.render import make_palette, render_frame, render_videos
@@ -256,3 +258,47 @@ print(json.dumps({{"rows": len(df), "schema": meta[b"schema_name"].decode(), "ve
     doc = json.loads(run.stdout)
     assert doc["rows"] == tiny.card["samples"] and doc["schema"] == "samples" and doc["version"] == "2.1.0"
     assert not doc["annotate"]
+
+
+def reencode_with_key_frames(path: Path, keyint: int) -> None:
+    """Re-encode ``path`` in place with a key frame every ``keyint`` frames."""
+    frames = [f.rgb() for f in iter_video_frames(path)]
+    with av.open(str(path)) as c:
+        rate = c.streams.video[0].average_rate
+    writer = VideoWriter(path, frames[0].shape[1], frames[0].shape[0], rate, 18, "ultrafast", keyint)
+    for rgb in frames:
+        writer.write(rgb)
+    writer.close()
+
+
+def test_key_frame_choice_crops_each_cameras_key_frames(tiny, tmp_path):
+    """dataset.frame_choice key_frames: each window of frame_step frames is sampled at the
+    camera's key frame (one picture decoded), the others at frame start + k * step."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny.data / SEQ, data / SEQ)
+    videos = sorted((data / SEQ / "hdVideos").glob("*.mp4"))
+    for video in videos:
+        reencode_with_key_frames(video, 4)
+    assert all(key_frames(v).tolist() == [0, 4] for v in videos)
+    config = resolve_config({**CONFIG, "dataset": {**CONFIG["dataset"], "frame_step": 3,
+                                                   "frame_choice": "key_frames"}})
+    summary = run_plan(config, [tiny.labels], tmp_path / "plan.parquet", tmp_path / "summary.json", data)
+    plan = pq.read_table(tmp_path / "plan.parquet").to_pandas()
+    # Windows [0, 3) and [3, 6): key frames 0 and 4 in every camera with labels there.
+    assert set(plan.frame) == {0, 4} and summary.key_frame_windows == 2 * plan.camera.nunique()
+    assert summary.other_frame_windows == 0 and not summary.key_frames_unknown
+    build = run_build(config, SEQ, tmp_path / "plan.parquet", tiny.labels, tiny.cameras, data / SEQ, tmp_path / "ds")
+    rows = read_columns(tmp_path / "ds", ["camera", "frame"]).to_pandas()
+    assert build.samples == len(rows) == len(plan) and set(rows.frame) == {0, 4}
+    counts = DecodeCounts()
+    assert len(list(iter_video_frames(videos[0], [0, 4], counts=counts))) == counts.pictures == 2
+    # A camera whose video is gone keeps frame start + k * step and says why.
+    videos[0].unlink()
+    summary = run_plan(config, [tiny.labels], tmp_path / "plan2.parquet", tmp_path / "summary2.json", data)
+    assert len(summary.key_frames_unknown) == 1 and "missing_video" in summary.key_frames_unknown[0]
+    plan = pq.read_table(tmp_path / "plan2.parquet").to_pandas()
+    camera = videos[0].stem.removeprefix("hd_")
+    assert set(plan[plan.camera == camera].frame) <= {0, 3}
+    with pytest.raises(ValueError, match="source: video"):
+        run_plan(resolve_config({"dataset": {"frame_choice": "key_frames", "source": "images"}}), [tiny.labels],
+                 tmp_path / "plan3.parquet", tmp_path / "summary3.json", data)

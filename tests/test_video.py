@@ -9,7 +9,7 @@ import pytest
 from annotate.media.jpeg import encode_jpeg_rgb
 from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_VIDEO, DecodeCounts,
                                   VideoError, iter_camera_frames, iter_image_frames, iter_video_frames,
-                                  missing_frames, probe_video, select_frames)
+                                  key_frames, missing_frames, probe_video, select_frames)
 
 W, H, BLOCK, BITS = 160, 48, 16, 8
 NUM_FRAMES = 60
@@ -180,6 +180,22 @@ def test_unreferenced_pictures_and_stretches_before_key_frames_are_not_decoded(l
     every, needed = counts["key_every_10"]
     # P-frames only: 8 pictures per wanted frame (key frame 0 .. 7, 60 .. 67, ...).
     assert needed.pictures == 8 * len(wanted)
+
+
+def test_key_frames_decode_from_one_picture(long_videos):
+    """key_frames lists the clean key frames (never an open GOP's key frames, whose leading
+    pictures predict from the GOP before); each decodes as one picture, bit for bit."""
+    assert key_frames(long_videos["b_frames"][0]).tolist() == list(range(0, LONG, 24))
+    assert key_frames(long_videos["key_every_10"][0]).tolist() == list(range(0, LONG, 10))
+    assert key_frames(long_videos["open_gop"][0]).tolist() == [0]
+    path, full = long_videos["b_frames"]
+    counts = DecodeCounts()
+    frames = list(iter_video_frames(path, key_frames(path), counts=counts))
+    assert counts.pictures == len(frames) == len(range(0, LONG, 24))
+    assert all(np.array_equal(f.yuv420()[0], full[f.index]) for f in frames)
+    with pytest.raises(VideoError) as err:
+        key_frames(path.parent / "absent.mp4")
+    assert err.value.reason == MISSING_VIDEO
 
 
 def test_a_file_cut_short_yields_the_frames_it_holds_then_says_so(long_videos, tmp_path):

@@ -205,6 +205,25 @@ def count_video_frames(path: str | Path) -> int:
         container.close()
 
 
+def key_frames(path: str | Path) -> np.ndarray:
+    """(k,) int64 sorted frame numbers that decode from one picture: the video's clean
+    starts (annotate.media.frame_plan.clean_starts: a key frame nothing before it is shown
+    after and nothing after it is shown before). One demuxing pass, nothing decoded.
+
+    Empty when frame numbers cannot come from the packets' pts (see ``iter_video_frames``).
+    Raises ``VideoError`` (MISSING_VIDEO, UNREADABLE_VIDEO) when the file cannot be read.
+    """
+    path = Path(path)
+    container = _open(path)
+    try:
+        index = _index_packets(container, container.streams.video[0])
+    finally:
+        container.close()
+    if index is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.sort(index.ranks[index.starts])
+
+
 def _colour(av_frame) -> ColourInfo:
     full = av_frame.color_range == _FULL_RANGE or av_frame.format.name == "yuvj420p"
     return ColourInfo(bt601=int(av_frame.colorspace) in _BT601_SPACES, full_range=full)

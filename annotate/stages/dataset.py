@@ -19,12 +19,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from annotate.core.atomic import write_json_atomic
+from annotate.core.names import check_name
 from annotate.datasets.build import BuildConfig, SequenceBuild, build_sequence
 from annotate.datasets.plan import PlanConfig, PlanSummary, write_plan
 from annotate.datasets.shards import ShardLimits
 from annotate.datasets.splits import SplitConfig
 from annotate.media.crops import CropSpec
+from annotate.media.video import VideoError, camera_video_path, key_frames
 
 EXPORTS = ("whenet", "w300lp", "coco")
 # Export name -> its folder under <out>/exports.
@@ -36,7 +40,7 @@ def plan_config(config: dict) -> PlanConfig:
     s = d["split"]
     return PlanConfig(
         frame_start=d["frame_start"], frame_end=d["frame_end"], frame_step=d["frame_step"],
-        split=SplitConfig(by=s["by"], fractions=dict(s["fractions"]), seed=s["seed"], subjects=dict(s["subjects"]),
+        frame_choice=d["frame_choice"], split=SplitConfig(by=s["by"], fractions=dict(s["fractions"]), seed=s["seed"], subjects=dict(s["subjects"]),
                           assign=dict(s["assign"])),
         thin_min_yaw_change_deg=d["thinning"]["min_yaw_change_deg"],
         balance=d["balance"]["mode"], balance_bin_deg=d["balance"]["bin_deg"],
@@ -60,10 +64,47 @@ def enabled_exports(config: dict) -> list[str]:
     return [e for e in EXPORTS if config["dataset"]["exports"][e]]
 
 
+class VideoKeyFrames:
+    """Each camera video's key frames (annotate.media.video.key_frames) under a folder of
+    sequences, for ``dataset.frame_choice: key_frames``. A video that cannot be read has
+    none: its windows keep frame start + k * step (the build then records the video's
+    problem); ``unknown`` lists those cameras with the reason."""
+
+    def __init__(self, sequence_root: str | Path):
+        self.root = Path(sequence_root)
+        self.unknown: list[str] = []
+
+    def __call__(self, sequence: str, camera: str) -> np.ndarray:
+        seq_dir = self.root / check_name(sequence, "sequence", "labels table")
+        try:
+            frames = key_frames(camera_video_path(seq_dir, camera))
+        except VideoError as err:
+            self.unknown.append(f"{sequence}/{camera} ({err.reason}: {err.detail})")
+            return np.zeros(0, dtype=np.int64)
+        if not len(frames):
+            self.unknown.append(f"{sequence}/{camera} (frame numbers not in its packets' time stamps)")
+        return frames
+
+
 def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
-             summary_path: str | Path) -> PlanSummary:
-    """Write plan.parquet and plan_summary.json from the sequences' labels tables."""
-    summary = write_plan(labels_paths, plan_path, plan_config(config))
+             summary_path: str | Path, sequence_root: str | Path | None = None) -> PlanSummary:
+    """Write plan.parquet and plan_summary.json from the sequences' labels tables.
+
+    sequence_root: the folder of sequence folders, read for each camera video's key frames
+    with ``dataset.frame_choice: key_frames`` (which needs ``dataset.source: video``).
+    """
+    plan = plan_config(config)
+    key_frames_of = None
+    if plan.frame_choice == "key_frames":
+        if config["dataset"]["source"] != "video":
+            raise ValueError("dataset.frame_choice: key_frames needs dataset.source: video "
+                             f"(got {config['dataset']['source']!r}: every image decodes alone)")
+        if sequence_root is None:
+            raise ValueError("dataset.frame_choice: key_frames needs the sequences' folder to read the videos")
+        key_frames_of = VideoKeyFrames(sequence_root)
+    summary = write_plan(labels_paths, plan_path, plan, key_frames_of)
+    if key_frames_of is not None:
+        summary.key_frames_unknown = key_frames_of.unknown
     write_json_atomic(summary_path, summary.to_dict())
     return summary
 
