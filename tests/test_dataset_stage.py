@@ -16,7 +16,7 @@ import pytest
 from annotate.config import resolve_config
 from annotate.datasets.readers import read_columns, shard_paths
 from annotate.core.results import ResultsLayout
-from annotate.stages.dataset import run_build, run_plan
+from annotate.stages.dataset import run_build, run_card, run_plan
 from annotate.core.tables import read_table
 from annotate.geometry.cameras import project_camera_points
 from annotate.head.head_mesh import IRIS, NOSE
@@ -292,6 +292,10 @@ def test_key_frame_choice_crops_each_cameras_key_frames(tiny, tmp_path):
     assert build.samples == len(rows) == len(plan) and set(rows.frame) == {0, 4}
     counts = DecodeCounts()
     assert len(list(iter_video_frames(videos[0], [0, 4], counts=counts))) == counts.pictures == 2
+    card = run_card(config, tmp_path / "ds", tmp_path / "summary.json", [tmp_path / "ds" / "parts" / f"{SEQ}.json"],
+                    [tmp_path / "ds" / "parts" / f"{SEQ}-rejections.parquet"])
+    assert card["frame_selection"]["key_frame_windows"] == summary.key_frame_windows
+    assert "camera windows at a key frame" in (tmp_path / "ds" / "card.md").read_text()
     # A camera whose video is gone keeps frame start + k * step and says why.
     videos[0].unlink()
     summary = run_plan(config, [tiny.labels], tmp_path / "plan2.parquet", tmp_path / "summary2.json", data)

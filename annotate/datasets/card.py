@@ -113,6 +113,12 @@ def build_card(out_dir: str | Path, plan_summary: dict, sequence_docs: Sequence[
             "thinned": plan_summary.get("thinned", 0),
             "balanced_out": plan_summary.get("balanced_out", 0),
         },
+        "frame_selection": {
+            "frame_choice": config.get("dataset", {}).get("frame_choice", "exact"),
+            "key_frame_windows": plan_summary.get("key_frame_windows", 0),
+            "other_frame_windows": plan_summary.get("other_frame_windows", 0),
+            "key_frames_unknown": plan_summary.get("key_frames_unknown", []),
+        },
         "media_rejections_by_reason": dict(sorted(media_rejections.items())),
         "histogram_bin_deg": HIST_BIN_DEG,
         "conventions": "Euler angles (deg): R_cam_head @ diag(1,-1,-1) == Rx(-pitch) @ Ry(yaw) @ Rz(roll) "
@@ -124,6 +130,16 @@ def build_card(out_dir: str | Path, plan_summary: dict, sequence_docs: Sequence[
 def _bar(counts: list[int], width: int = 30) -> list[str]:
     top = max(counts) if counts and max(counts) else 1
     return ["#" * int(round(width * c / top)) for c in counts]
+
+
+def _key_frame_lines(selection: dict) -> list[str]:
+    """The frame_choice key_frames counts, when that choice was made."""
+    if selection.get("frame_choice") != "key_frames":
+        return []
+    unknown = selection.get("key_frames_unknown") or []
+    return [f"- frames at key frames: {selection['key_frame_windows']} camera windows at a key frame, "
+            f"{selection['other_frame_windows']} at frame_start + k * frame_step"
+            + (f"; key frames unknown for {', '.join(unknown)}" if unknown else "")]
 
 
 def card_markdown(card: dict) -> str:
@@ -143,6 +159,7 @@ def card_markdown(card: dict) -> str:
               "- rejected labels: " + (", ".join(f"{k} {v}" for k, v in lu["rejected_labels_by_reason"].items()) or "none"),
               f"- outside the frame selection: {lu['frames_not_selected']}; thinned (yaw change): {lu['thinned']}; "
               f"balanced out: {lu['balanced_out']}",
+              *_key_frame_lines(card.get("frame_selection", {})),
               "- media rejections: " + (", ".join(f"{k} {v}" for k, v in card["media_rejections_by_reason"].items())
                                         or "none") + " (rejections.parquet)", ""]
     for name, s in card["splits"].items():
