@@ -2,7 +2,7 @@
 
     python benchmarks/bench_crops.py [--results results] [--sequence synth_000]
                                      [--footage textured|camera|synthetic] [--frame-steps 5,60]
-                                     [--frame-start 15] [--frame-choice exact|key_frames] [--repeats 2]
+                                     [--frame-start 15] [--frame-choice exact|cheapest_to_decode] [--repeats 2]
                                      [--crop-device cpu|cuda|torch-cpu]
 
 Needs a labelled sequence (``snakemake --cores 16`` on the default config makes
@@ -20,10 +20,10 @@ Needs a labelled sequence (``snakemake --cores 16`` on the default config makes
 ``--frame-choice exact`` (default): for each frame step the labels of frames
 ``frame_start, frame_start + step, ...`` are kept, as ingest does with
 ``ingest.frame_start`` / ``frame_step`` (the stage reads no others), and planned.
-``--frame-choice key_frames``: every frame's labels are kept and planned with
-``dataset.frame_choice: key_frames`` (in each window of ``step`` frames from
-``frame_start`` the camera's key frame, else frame start + k * step); the stage process
-then also runs that plan (it reads every video's packets for the key frames). Every run
+``--frame-choice cheapest_to_decode``: every frame's labels are kept and planned with
+``dataset.frame_choice: cheapest_to_decode`` (in each window of ``step`` frames from
+``frame_start`` the camera's key frame, else a reference picture, else frame start + k *
+step); the stage process then also runs that plan (it reads every video's packets). Every run
 below reads the same planned frames of the same videos and writes one crop per planned head.
 
 1. Whole processes, each a fresh ``python`` (start-up and imports included), run in turn
@@ -33,7 +33,7 @@ below reads the same planned frames of the same videos and writes one crop per p
      written with ``cv2.imwrite``; cameras one after another, OpenCV's own decoder threads;
    - plain loop, grab: the same, with ``grab()`` (decode, no BGR conversion) for frames not kept;
    - dataset stage: ``annotate.stages.dataset.run_build`` (after ``run_plan`` with
-     ``--frame-choice key_frames``): decode what the kept frames need
+     ``--frame-choice cheapest_to_decode``): decode what the kept frames need
      (annotate.media.video), cut heads from the YUV planes, JPEG, Parquet shards;
      ``dataset.threads`` cameras at once.
    ratio = plain loop wall / dataset stage wall; targets >= 3 at step 5, >= 10 at step 60.
@@ -162,11 +162,11 @@ def ingested_labels(labels: Path, start: int, step: int, path: Path) -> None:
 
 def stage_process(job: dict) -> None:
     """The body of the dataset-stage process (``--stage-process``): run_plan when the plan
-    reads the videos (frame_choice key_frames), run_build, print the samples."""
+    reads the videos (frame_choice cheapest_to_decode), run_build, print the samples."""
     config = resolve_config({"results": job["results"], "dataset": {"exports": {"coco": False},
                                                                      "crop_device": job["crop_device"],
                                                                      **job["plan_settings"]}})
-    if config["dataset"]["frame_choice"] == "key_frames":
+    if config["dataset"]["frame_choice"] == "cheapest_to_decode":
         run_plan(config, [job["labels"]], job["plan"], Path(job["plan"]).with_suffix(".json"),
                  Path(job["seq_dir"]).parent)
     build = run_build(config, job["sequence"], job["plan"], job["labels"], job["cameras"], job["seq_dir"],
@@ -251,7 +251,8 @@ def whole_processes(args, work: Path, seq_dir: Path, labels: Path, cameras: Path
     for r in range(args.repeats):
         for name, cmd in runs.items():
             if name == "dataset stage":
-                plan = work / (f"plan{r}.parquet" if plan_settings["frame_choice"] == "key_frames" else "plan.parquet")
+                cheapest = plan_settings["frame_choice"] == "cheapest_to_decode"
+                plan = work / (f"plan{r}.parquet" if cheapest else "plan.parquet")
                 cmd = cmd + [json.dumps({**job, "plan": str(plan), "out": str(work / f"ds{r}")})]
             out, wall, cpu = timed_process(cmd)
             if name.startswith("plain"):
@@ -313,9 +314,10 @@ def bench_step(args, step: int, results: Path, seq_dir: Path, labels: Path, came
         print(f"\n== every {step} frame(s) from frame {args.frame_start}: {plan['camera'].nunique()} camera videos, "
               f"{kept} kept frames, {samples} crops ({build.crop.size} px, JPEG q{build.jpeg_quality}), "
               f"crops on {args.crop_device}, best of {args.repeats}")
-        if args.frame_choice == "key_frames":
-            print(f"frame_choice key_frames: {summary.key_frame_windows} camera windows at a key frame, "
-                  f"{summary.other_frame_windows} at frame start + k * step")
+        if args.frame_choice == "cheapest_to_decode":
+            print(f"frame_choice cheapest_to_decode: camera windows at a key frame {summary.key_frame_windows}, "
+                  f"at a reference picture {summary.reference_frame_windows}, at frame start + k * step "
+                  f"{summary.other_frame_windows}")
         whole = whole_processes(args, work, seq_dir, labels, cameras, samples, results, plan_settings)
         print(f"whole processes                      {'wall s':>7s} {'CPU s':>7s} {'crops/s':>8s} "
               f"{'plain / this: wall':>18s} {'CPU':>5s}")
@@ -355,8 +357,8 @@ def main() -> None:
     ap.add_argument("--frame-steps", default="5,60", help="comma-separated dataset.frame_step values")
     ap.add_argument("--frame-start", type=int, default=15,
                     help="first kept frame (15: half-way between the textured footage's first key frames)")
-    ap.add_argument("--frame-choice", choices=["exact", "key_frames"], default="exact",
-                    help="dataset.frame_choice (key_frames: every frame labelled, each window's key frame kept)")
+    ap.add_argument("--frame-choice", choices=["exact", "cheapest_to_decode"], default="exact",
+                    help="dataset.frame_choice (cheapest_to_decode: every frame labelled, each window's cheapest frame kept)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--crop-device", default="cpu",
                     help="dataset.crop_device for the crop stage: cpu, cuda[:N] (nvJPEG) or torch-cpu")

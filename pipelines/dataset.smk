@@ -8,8 +8,8 @@
 rule dataset_plan:
     input:
         labels=label_outputs(),
-        # frame_choice key_frames reads every camera video's key frames.
-        videos=all_sequence_inputs() if CFG["dataset"]["frame_choice"] == "key_frames" else [],
+        # frame_choice cheapest_to_decode reads every camera video's packets.
+        videos=all_sequence_inputs() if CFG["dataset"]["frame_choice"] == "cheapest_to_decode" else [],
     output:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",

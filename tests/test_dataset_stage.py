@@ -23,7 +23,7 @@ from annotate.head.head_mesh import IRIS, NOSE
 from annotate.media.crops import apply_transform
 from annotate.media.jpeg import decode_jpeg_rgb
 from annotate.media.video import (CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO, VIDEO_TOO_SHORT, DecodeCounts,
-                                  iter_video_frames, key_frames)
+                                  frame_kinds, iter_video_frames)
 from annotate.media.video_writer import VideoWriter
 from workflow_runs import build_dataset
 from annotate.synth.generate import generate_sequence, load_ground_truth, scene_frames
@@ -271,22 +271,23 @@ def reencode_with_key_frames(path: Path, keyint: int) -> None:
     writer.close()
 
 
-def test_key_frame_choice_crops_each_cameras_key_frames(tiny, tmp_path):
-    """dataset.frame_choice key_frames: each window of frame_step frames is sampled at the
-    camera's key frame (one picture decoded), the others at frame start + k * step."""
+def test_cheapest_frames_are_cropped(tiny, tmp_path):
+    """dataset.frame_choice cheapest_to_decode: each window of frame_step frames is sampled
+    at the camera's key frame (one picture decoded); a camera whose video cannot be read
+    keeps frame start + k * step and is named in the summary."""
     data = tmp_path / "data"
     shutil.copytree(tiny.data / SEQ, data / SEQ)
     videos = sorted((data / SEQ / "hdVideos").glob("*.mp4"))
     for video in videos:
         reencode_with_key_frames(video, 4)
-    assert all(key_frames(v).tolist() == [0, 4] for v in videos)
+    assert all(frame_kinds(v).key.tolist() == [0, 4] for v in videos)
     config = resolve_config({**CONFIG, "dataset": {**CONFIG["dataset"], "frame_step": 3,
-                                                   "frame_choice": "key_frames"}})
+                                                   "frame_choice": "cheapest_to_decode"}})
     summary = run_plan(config, [tiny.labels], tmp_path / "plan.parquet", tmp_path / "summary.json", data)
     plan = pq.read_table(tmp_path / "plan.parquet").to_pandas()
     # Windows [0, 3) and [3, 6): key frames 0 and 4 in every camera with labels there.
     assert set(plan.frame) == {0, 4} and summary.key_frame_windows == 2 * plan.camera.nunique()
-    assert summary.other_frame_windows == 0 and not summary.key_frames_unknown
+    assert summary.other_frame_windows == 0 and not summary.frame_kinds_unknown
     build = run_build(config, SEQ, tmp_path / "plan.parquet", tiny.labels, tiny.cameras, data / SEQ, tmp_path / "ds")
     rows = read_columns(tmp_path / "ds", ["camera", "frame"]).to_pandas()
     assert build.samples == len(rows) == len(plan) and set(rows.frame) == {0, 4}
@@ -295,14 +296,14 @@ def test_key_frame_choice_crops_each_cameras_key_frames(tiny, tmp_path):
     card = run_card(config, tmp_path / "ds", tmp_path / "summary.json", [tmp_path / "ds" / "parts" / f"{SEQ}.json"],
                     [tmp_path / "ds" / "parts" / f"{SEQ}-rejections.parquet"])
     assert card["frame_selection"]["key_frame_windows"] == summary.key_frame_windows
-    assert "camera windows at a key frame" in (tmp_path / "ds" / "card.md").read_text()
+    assert f"{summary.key_frame_windows} camera windows at a key frame" in (tmp_path / "ds" / "card.md").read_text()
     # A camera whose video is gone keeps frame start + k * step and says why.
     videos[0].unlink()
     summary = run_plan(config, [tiny.labels], tmp_path / "plan2.parquet", tmp_path / "summary2.json", data)
-    assert len(summary.key_frames_unknown) == 1 and "missing_video" in summary.key_frames_unknown[0]
+    assert len(summary.frame_kinds_unknown) == 1 and "missing_video" in summary.frame_kinds_unknown[0]
     plan = pq.read_table(tmp_path / "plan2.parquet").to_pandas()
     camera = videos[0].stem.removeprefix("hd_")
     assert set(plan[plan.camera == camera].frame) <= {0, 3}
     with pytest.raises(ValueError, match="source: video"):
-        run_plan(resolve_config({"dataset": {"frame_choice": "key_frames", "source": "images"}}), [tiny.labels],
+        run_plan(resolve_config({"dataset": {"frame_choice": "cheapest_to_decode", "source": "images"}}), [tiny.labels],
                  tmp_path / "plan3.parquet", tmp_path / "summary3.json", data)

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from annotate.datasets.plan import PlanConfig, key_frame_selected, write_plan
+from annotate.datasets.frame_choice import KEY, OTHER, REFERENCE, cheapest_to_decode, frame_kind
+from annotate.datasets.plan import PlanConfig, write_plan
 from annotate.datasets.readers import ShardRecords, read_columns, shard_paths
 from annotate.datasets.shards import ROW_OVERHEAD_BYTES, ShardLimits, ShardWriter
 from annotate.datasets.splits import (SplitConfig, assign_splits, balance_subsample, balance_weights,
@@ -147,35 +148,43 @@ def test_plan_selects_valid_frames_and_thins(tmp_path):
     assert pq.read_schema(tmp_path / "plan.parquet").metadata[b"schema_name"] == b"dataset_plan"
 
 
-def test_key_frame_choice_per_window():
-    """In each window of ``step`` frames the key frame with the most rows, then the earliest;
-    windows without one keep frame start + k * step; rows outside the range never."""
-    config = PlanConfig(frame_start=10, frame_end=24, frame_step=5, frame_choice="key_frames")
-    frame = np.array([8, 10, 11, 11, 12, 13, 15, 16, 17, 20, 21, 25])
-    key = np.array([1, 0, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1], bool)
-    keep, at_key, other = key_frame_selected(frame, key, config)
-    # [10, 15): key frames 11 (2 rows) and 12 (1 row) -> 11; [15, 20): 16 and 17 -> 16;
-    # [20, 25): none -> 20; frame 8 is before the start and 25 after the end.
-    assert frame[keep].tolist() == [11, 11, 16, 20] and (at_key, other) == (2, 1)
-    keep, at_key, other = key_frame_selected(frame, np.zeros(len(frame), bool), config)
-    assert frame[keep].tolist() == [10, 15, 20] and (at_key, other) == (0, 3)
+def test_cheapest_frame_per_window():
+    """Per window of ``step`` frames: a key frame, else a reference picture (the most rows,
+    then the earliest, within the cheapest kind), else frame start + k * step; rows outside
+    the range never."""
+    frame = np.array([8, 10, 11, 11, 12, 13, 15, 16, 17, 17, 20, 21, 25, 26, 27])
+    kind = np.array([KEY, OTHER, REFERENCE, REFERENCE, KEY, REFERENCE, OTHER, REFERENCE, REFERENCE, REFERENCE,
+                     OTHER, OTHER, KEY, OTHER, OTHER])
+    keep, windows = cheapest_to_decode(frame, kind, 10, 26, 5)
+    # [10, 15): key frame 12 beats reference 11 (2 rows); [15, 20): references 16 and 17 ->
+    # 17 (2 rows); [20, 25): none -> 20; [25, 30): key frame 25 (26 is the last in range).
+    assert frame[keep].tolist() == [12, 17, 17, 20, 25]
+    assert windows == {"key": 2, "reference": 1, "other": 1}
+    keep, windows = cheapest_to_decode(frame, np.full(len(frame), OTHER), 10, 26, 5)
+    assert frame[keep].tolist() == [10, 15, 20, 25] and windows == {"key": 0, "reference": 0, "other": 4}
+    assert frame_kind(np.array([1, 2, 3, 4]), np.array([1]), np.array([1, 3])).tolist() == [KEY, OTHER, REFERENCE,
+                                                                                            OTHER]
+    assert frame_kind(np.array([1, 2]), np.array([2]), None).tolist() == [OTHER, KEY]
 
 
-def test_plan_with_key_frames_takes_each_cameras_own(tmp_path):
+def test_plan_cheapest_to_decode_takes_each_cameras_own(tmp_path):
     _labels_table(tmp_path / "labels.parquet")
-    keys = {"00_00": np.array([0, 3, 4, 9, 10]), "00_01": np.array([], np.int64)}
+    kinds = {"00_00": (np.array([0, 3, 4, 9, 10]), np.array([0, 3, 4, 9, 10, 14, 15, 18])),
+             "00_01": (np.array([], np.int64), None)}
     summary = write_plan([tmp_path / "labels.parquet"], tmp_path / "plan.parquet",
-                         PlanConfig(frame_start=1, frame_step=6, frame_choice="key_frames"),
-                         key_frames_of=lambda seq, cam: keys[cam])
+                         PlanConfig(frame_start=1, frame_step=6, frame_choice="cheapest_to_decode"),
+                         kinds_of=lambda seq, cam: kinds[cam])
     plan = pd.read_parquet(tmp_path / "plan.parquet")
     frames = {c: sorted(set(g.frame)) for c, g in plan.groupby("camera", observed=True)}
-    # 00_00: [1, 7) -> 4 (frame 3's labels are rejected), [7, 13) -> 9, then 13 and 19;
-    # 00_01 has no key frames: 1, 7, 13, 19 as frame_choice exact.
-    assert frames == {"00_00": [4, 9, 13, 19], "00_01": [1, 7, 13, 19]}
-    assert (summary.key_frame_windows, summary.other_frame_windows) == (2, 6)
+    # 00_00: [1, 7) -> key frame 4 (frame 3's labels are rejected), [7, 13) -> 9, [13, 19) ->
+    # reference 14, [19, 20) -> 19; 00_01 knows no kinds: 1, 7, 13, 19 as frame_choice exact.
+    assert frames == {"00_00": [4, 9, 14, 19], "00_01": [1, 7, 13, 19]}
+    assert (summary.key_frame_windows, summary.reference_frame_windows, summary.other_frame_windows) == (2, 1, 5)
     assert len(plan) == 2 * 8 and summary.frames_not_selected == summary.valid_labels - len(plan)
-    with pytest.raises(ValueError, match="key_frames_of"):
-        write_plan([tmp_path / "labels.parquet"], tmp_path / "plan2.parquet", PlanConfig(frame_choice="key_frames"))
+    assert "1 at a reference picture" in str(summary)
+    with pytest.raises(ValueError, match="kinds_of"):
+        write_plan([tmp_path / "labels.parquet"], tmp_path / "plan2.parquet",
+                   PlanConfig(frame_choice="cheapest_to_decode"))
 
 
 # ----------------------------------------------------------------------------- readers

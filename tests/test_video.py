@@ -9,7 +9,7 @@ import pytest
 from annotate.media.jpeg import encode_jpeg_rgb
 from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_VIDEO, DecodeCounts,
                                   VideoError, iter_camera_frames, iter_image_frames, iter_video_frames,
-                                  key_frames, missing_frames, probe_video, select_frames)
+                                  frame_kinds, missing_frames, probe_video, select_frames)
 
 W, H, BLOCK, BITS = 160, 48, 16, 8
 NUM_FRAMES = 60
@@ -98,9 +98,10 @@ def panning_index_image(k: int) -> np.ndarray:
     return img
 
 
-def encode_long(path, options: dict, container_options: dict | None = None) -> None:
-    with av.open(str(path), "w", format="mp4", options=container_options or {}) as c:
-        s = c.add_stream("libx264", rate=Fraction(30000, 1001), options=options)
+def encode_long(path, options: dict, container_options: dict | None = None, codec: str = "libx264",
+                fmt: str = "mp4") -> None:
+    with av.open(str(path), "w", format=fmt, options=container_options or {}) as c:
+        s = c.add_stream(codec, rate=Fraction(30000, 1001), options=options)
         s.width, s.height, s.pix_fmt = W, H, "yuv420p"
         for k in range(LONG):
             f = av.VideoFrame.from_ndarray(panning_index_image(k), format="rgb24")
@@ -183,19 +184,42 @@ def test_unreferenced_pictures_and_stretches_before_key_frames_are_not_decoded(l
 
 
 def test_key_frames_decode_from_one_picture(long_videos):
-    """key_frames lists the clean key frames (never an open GOP's key frames, whose leading
+    """frame_kinds lists the clean key frames (never an open GOP's key frames, whose leading
     pictures predict from the GOP before); each decodes as one picture, bit for bit."""
-    assert key_frames(long_videos["b_frames"][0]).tolist() == list(range(0, LONG, 24))
-    assert key_frames(long_videos["key_every_10"][0]).tolist() == list(range(0, LONG, 10))
-    assert key_frames(long_videos["open_gop"][0]).tolist() == [0]
+    assert frame_kinds(long_videos["b_frames"][0]).key.tolist() == list(range(0, LONG, 24))
+    assert frame_kinds(long_videos["key_every_10"][0]).key.tolist() == list(range(0, LONG, 10))
+    assert frame_kinds(long_videos["open_gop"][0]).key.tolist() == [0]
     path, full = long_videos["b_frames"]
     counts = DecodeCounts()
-    frames = list(iter_video_frames(path, key_frames(path), counts=counts))
+    frames = list(iter_video_frames(path, frame_kinds(path).key, counts=counts))
     assert counts.pictures == len(frames) == len(range(0, LONG, 24))
     assert all(np.array_equal(f.yuv420()[0], full[f.index]) for f in frames)
     with pytest.raises(VideoError) as err:
-        key_frames(path.parent / "absent.mp4")
+        frame_kinds(path.parent / "absent.mp4")
     assert err.value.reason == MISSING_VIDEO
+
+
+def _kept_by_nonref_skip(path) -> list[int]:
+    """Frame numbers of the pictures FFmpeg decodes with skip_frame NONREF (every packet sent)."""
+    with av.open(str(path)) as c:
+        pts = sorted(p.pts for p in c.demux(video=0) if p.size)
+    with av.open(str(path)) as c:
+        c.streams.video[0].codec_context.skip_frame = "NONREF"
+        return sorted(pts.index(f.pts) for f in c.decode(video=0))
+
+
+@pytest.mark.parametrize("codec, fmt", [("libx264", "mp4"), ("libx264", "mpegts"), ("libx265", "mp4")])
+def test_reference_pictures_are_those_the_decoder_keeps(tmp_path, codec, fmt):
+    """The reference marks read from the NAL headers (length-prefixed H.264 and HEVC, Annex B
+    H.264 in MPEG-TS) name exactly the pictures FFmpeg's NONREF skip keeps."""
+    path = tmp_path / f"v.{'ts' if fmt == 'mpegts' else 'mp4'}"
+    options = ({"g": "24", "bf": "3", "preset": "medium", "crf": "18", "sc_threshold": "0"} if codec == "libx264"
+               else {"g": "24", "preset": "fast", "x265-params": "bframes=3:b-pyramid=1:keyint=24:log-level=error"})
+    encode_long(path, options, codec=codec, fmt=fmt)
+    kinds = frame_kinds(path)
+    kept = _kept_by_nonref_skip(path)
+    assert kinds.reference is not None and kinds.reference.tolist() == kept
+    assert 0 < len(kept) < LONG * 3 // 4 and set(kinds.key.tolist()) <= set(kept)
 
 
 def test_a_file_cut_short_yields_the_frames_it_holds_then_says_so(long_videos, tmp_path):

@@ -117,8 +117,8 @@ DOWNSTREAM_OF_LABELS = {"label", "dataset_plan", "dataset_shards", "dataset_card
     ("smoothing", "half_window_s", 0.3, DOWNSTREAM_OF_LABELS, {"synth", "ingest", "head_model"}),
     ("detect", "synthetic", {"sigma_px": 3.0}, {"triangulate", "audit_report"}, {"label", "ingest"}),
     ("dataset", "jpeg_quality", 80, {"dataset_shards", "dataset_card"}, {"label", "head_model"}),
-    # Key frames are read from the videos: the plan then depends on the sequences too.
-    ("dataset", "frame_choice", "key_frames", {"dataset_plan", "dataset_shards", "dataset_card"},
+    # Frame kinds are read from the videos: the plan then depends on the sequences too.
+    ("dataset", "frame_choice", "cheapest_to_decode", {"dataset_plan", "dataset_shards", "dataset_card"},
      {"label", "synth"}),
     ("audit", "checks", {"fit_residual": {"threshold": 2.0}}, {"audit_report"}, {"label", "dataset_shards"}),
     # A synthetic run downloads nothing, so download settings rerun nothing (a panoptic run

@@ -117,7 +117,8 @@ def build_card(out_dir: str | Path, plan_summary: dict, sequence_docs: Sequence[
             "frame_choice": config.get("dataset", {}).get("frame_choice", "exact"),
             "key_frame_windows": plan_summary.get("key_frame_windows", 0),
             "other_frame_windows": plan_summary.get("other_frame_windows", 0),
-            "key_frames_unknown": plan_summary.get("key_frames_unknown", []),
+            "reference_frame_windows": plan_summary.get("reference_frame_windows", 0),
+            "frame_kinds_unknown": plan_summary.get("frame_kinds_unknown", []),
         },
         "media_rejections_by_reason": dict(sorted(media_rejections.items())),
         "histogram_bin_deg": HIST_BIN_DEG,
@@ -133,13 +134,13 @@ def _bar(counts: list[int], width: int = 30) -> list[str]:
 
 
 def _key_frame_lines(selection: dict) -> list[str]:
-    """The frame_choice key_frames counts, when that choice was made."""
-    if selection.get("frame_choice") != "key_frames":
+    """The frame_choice cheapest_to_decode counts, when that choice was made."""
+    if selection.get("frame_choice") != "cheapest_to_decode":
         return []
-    unknown = selection.get("key_frames_unknown") or []
-    return [f"- frames at key frames: {selection['key_frame_windows']} camera windows at a key frame, "
-            f"{selection['other_frame_windows']} at frame_start + k * frame_step"
-            + (f"; key frames unknown for {', '.join(unknown)}" if unknown else "")]
+    unknown = selection.get("frame_kinds_unknown") or []
+    return [f"- frames cheapest to decode: {selection['key_frame_windows']} camera windows at a key frame, "
+            f"{selection['reference_frame_windows']} at a reference picture, {selection['other_frame_windows']} "
+            f"at frame_start + k * frame_step" + (f"; not known for {', '.join(unknown)}" if unknown else "")]
 
 
 def card_markdown(card: dict) -> str:

@@ -43,6 +43,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from annotate.media.frame_plan import clean_starts, complete_prefix, decode_segments, presentation_ranks
+from annotate.media.nal import picture_is_referenced, stream_framing
 from annotate.panoptic.layout import SequenceLayout, image_file_pattern
 
 # Reason codes of the rejections a decoding problem produces (annotate.datasets rejections).
@@ -205,23 +206,38 @@ def count_video_frames(path: str | Path) -> int:
         container.close()
 
 
-def key_frames(path: str | Path) -> np.ndarray:
-    """(k,) int64 sorted frame numbers that decode from one picture: the video's clean
-    starts (annotate.media.frame_plan.clean_starts: a key frame nothing before it is shown
-    after and nothing after it is shown before). One demuxing pass, nothing decoded.
+@dataclass(frozen=True)
+class FrameKinds:
+    """Which frames of a video are cheap to decode.
 
-    Empty when frame numbers cannot come from the packets' pts (see ``iter_video_frames``).
-    Raises ``VideoError`` (MISSING_VIDEO, UNREADABLE_VIDEO) when the file cannot be read.
+    key: (k,) sorted frame numbers that decode from one picture, the clean starts
+    (annotate.media.frame_plan.clean_starts: a key frame nothing before it is shown after
+    and nothing after it is shown before); reference: (r,) sorted frame numbers of the
+    reference pictures (key frames included), decoded anyway for any later frame of their
+    chain; None when the codec's marks are not read (annotate.media.nal).
+    """
+
+    key: np.ndarray
+    reference: np.ndarray | None
+
+
+def frame_kinds(path: str | Path) -> FrameKinds:
+    """A video's key frames and reference pictures: one demuxing pass, nothing decoded.
+
+    Both empty when frame numbers cannot come from the packets' pts (see
+    ``iter_video_frames``). Raises ``VideoError`` (MISSING_VIDEO, UNREADABLE_VIDEO) when the
+    file cannot be read.
     """
     path = Path(path)
     container = _open(path)
     try:
-        index = _index_packets(container, container.streams.video[0])
+        index = _index_packets(container, container.streams.video[0], with_references=True)
     finally:
         container.close()
     if index is None:
-        return np.zeros(0, dtype=np.int64)
-    return np.sort(index.ranks[index.starts])
+        return FrameKinds(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+    reference = None if index.referenced is None else np.sort(index.ranks[index.referenced])
+    return FrameKinds(np.sort(index.ranks[index.starts]), reference)
 
 
 def _colour(av_frame) -> ColourInfo:
@@ -256,19 +272,23 @@ class _PacketIndex:
 
     ranks: (n,) frame number of each packet; starts: (n,) bool, where decoding may start
     (annotate.media.frame_plan.clean_starts); frame_of_pts: pts -> frame number;
-    cut_short: why the packets end before the file says they should (None if they do not).
+    cut_short: why the packets end before the file says they should (None if they do not);
+    referenced: (n,) bool, the packet's picture is a reference picture (annotate.media.nal),
+    None when not read or not known for every packet.
     """
 
     ranks: np.ndarray
     starts: np.ndarray
     frame_of_pts: dict
     cut_short: str | None
+    referenced: np.ndarray | None = None
 
 
-def _index_packets(container, stream) -> _PacketIndex | None:
+def _index_packets(container, stream, with_references: bool = False) -> _PacketIndex | None:
     """One demuxing pass (nothing decoded) over ``stream``'s packets; None when frame numbers
     cannot come from the pts (a packet without pts, a repeated pts, or one the container
-    says to discard), so frames must be counted as they are decoded.
+    says to discard), so frames must be counted as they are decoded. ``with_references``
+    also reads each picture's reference mark from its NAL header (H.264, HEVC).
 
     If demuxing fails or ends before the count the container lists, only the packets
     before the last clean start are kept: a picture after it may be shown after one that
@@ -276,7 +296,8 @@ def _index_packets(container, stream) -> _PacketIndex | None:
     """
     import av
 
-    pts, key, cut_short = [], [], None
+    framing = stream_framing(stream.codec_context.name, stream.codec_context.extradata) if with_references else None
+    pts, key, referenced, cut_short = [], [], [], None
     try:
         for packet in container.demux(stream):
             if packet.size == 0:                      # the demuxer's closing empty packet
@@ -285,6 +306,8 @@ def _index_packets(container, stream) -> _PacketIndex | None:
                 return None
             pts.append(packet.pts)
             key.append(packet.is_keyframe)
+            if framing is not None:
+                referenced.append(picture_is_referenced(memoryview(packet), framing))
     except av.FFmpegError as err:
         cut_short = f"demuxing failed after {len(pts)} packets: {err}"
     if cut_short is None and stream.frames and len(pts) < stream.frames:
@@ -294,10 +317,12 @@ def _index_packets(container, stream) -> _PacketIndex | None:
     if ranks is None:
         return None
     starts = clean_starts(ranks, np.asarray(key, dtype=bool))
+    refs = np.asarray(referenced, dtype=bool) if framing is not None and None not in referenced else None
     if cut_short is not None:
         keep = complete_prefix(ranks, starts)
         pts, ranks, starts = pts[:keep], ranks[:keep], starts[:keep]
-    return _PacketIndex(ranks, starts, dict(zip(pts.tolist(), ranks.tolist())), cut_short)
+        refs = None if refs is None else refs[:keep]
+    return _PacketIndex(ranks, starts, dict(zip(pts.tolist(), ranks.tolist())), cut_short, refs)
 
 
 def iter_video_frames(path: str | Path, frames: Iterable[int] | None = None, *, threads: int = 0,

@@ -28,7 +28,7 @@ from annotate.datasets.plan import PlanConfig, PlanSummary, write_plan
 from annotate.datasets.shards import ShardLimits
 from annotate.datasets.splits import SplitConfig
 from annotate.media.crops import CropSpec
-from annotate.media.video import VideoError, camera_video_path, key_frames
+from annotate.media.video import VideoError, camera_video_path, frame_kinds
 
 EXPORTS = ("whenet", "w300lp", "coco")
 # Export name -> its folder under <out>/exports.
@@ -64,47 +64,50 @@ def enabled_exports(config: dict) -> list[str]:
     return [e for e in EXPORTS if config["dataset"]["exports"][e]]
 
 
-class VideoKeyFrames:
-    """Each camera video's key frames (annotate.media.video.key_frames) under a folder of
-    sequences, for ``dataset.frame_choice: key_frames``. A video that cannot be read has
-    none: its windows keep frame start + k * step (the build then records the video's
-    problem); ``unknown`` lists those cameras with the reason."""
+class VideoFrameKinds:
+    """Each camera video's key frames and reference pictures (annotate.media.video.frame_kinds)
+    under a folder of sequences, for ``dataset.frame_choice: cheapest_to_decode``. A video
+    that cannot be read has none: its windows keep frame start + k * step (the build then
+    records the video's problem); ``unknown`` lists those cameras, and those whose
+    reference pictures are not marked, with the reason."""
 
     def __init__(self, sequence_root: str | Path):
         self.root = Path(sequence_root)
         self.unknown: list[str] = []
 
-    def __call__(self, sequence: str, camera: str) -> np.ndarray:
+    def __call__(self, sequence: str, camera: str) -> tuple[np.ndarray, np.ndarray | None]:
         seq_dir = self.root / check_name(sequence, "sequence", "labels table")
         try:
-            frames = key_frames(camera_video_path(seq_dir, camera))
+            kinds = frame_kinds(camera_video_path(seq_dir, camera))
         except VideoError as err:
             self.unknown.append(f"{sequence}/{camera} ({err.reason}: {err.detail})")
-            return np.zeros(0, dtype=np.int64)
-        if not len(frames):
+            return np.zeros(0, dtype=np.int64), None
+        if not len(kinds.key):
             self.unknown.append(f"{sequence}/{camera} (frame numbers not in its packets' time stamps)")
-        return frames
+        elif kinds.reference is None:
+            self.unknown.append(f"{sequence}/{camera} (reference pictures not marked: H.264 and HEVC only)")
+        return kinds.key, kinds.reference
 
 
 def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
              summary_path: str | Path, sequence_root: str | Path | None = None) -> PlanSummary:
     """Write plan.parquet and plan_summary.json from the sequences' labels tables.
 
-    sequence_root: the folder of sequence folders, read for each camera video's key frames
-    with ``dataset.frame_choice: key_frames`` (which needs ``dataset.source: video``).
+    sequence_root: the folder of sequence folders, whose camera videos are read (packets
+    only) with ``dataset.frame_choice: cheapest_to_decode`` (which needs ``dataset.source: video``).
     """
     plan = plan_config(config)
-    key_frames_of = None
-    if plan.frame_choice == "key_frames":
+    kinds_of = None
+    if plan.frame_choice == "cheapest_to_decode":
         if config["dataset"]["source"] != "video":
-            raise ValueError("dataset.frame_choice: key_frames needs dataset.source: video "
+            raise ValueError("dataset.frame_choice: cheapest_to_decode needs dataset.source: video "
                              f"(got {config['dataset']['source']!r}: every image decodes alone)")
         if sequence_root is None:
-            raise ValueError("dataset.frame_choice: key_frames needs the sequences' folder to read the videos")
-        key_frames_of = VideoKeyFrames(sequence_root)
-    summary = write_plan(labels_paths, plan_path, plan, key_frames_of)
-    if key_frames_of is not None:
-        summary.key_frames_unknown = key_frames_of.unknown
+            raise ValueError("dataset.frame_choice: cheapest_to_decode needs the sequences' folder to read the videos")
+        kinds_of = VideoFrameKinds(sequence_root)
+    summary = write_plan(labels_paths, plan_path, plan, kinds_of)
+    if kinds_of is not None:
+        summary.frame_kinds_unknown = kinds_of.unknown
     write_json_atomic(summary_path, summary.to_dict())
     return summary
 
