@@ -71,12 +71,17 @@ class VideoFrameKinds:
     records the video's problem); ``unknown`` lists those cameras, and those whose
     reference pictures are not marked, with the reason."""
 
-    def __init__(self, sequence_root: str | Path):
+    def __init__(self, sequence_root: str | Path, show_progress: bool = True):
+        from tqdm import tqdm
+
         self.root = Path(sequence_root)
         self.unknown: list[str] = []
+        # One demuxing pass per video: seconds each for long videos.
+        self.progress = tqdm(desc="read frame kinds", unit="video", disable=None if show_progress else True)
 
     def __call__(self, sequence: str, camera: str) -> tuple[np.ndarray, np.ndarray | None]:
         seq_dir = self.root / check_name(sequence, "sequence", "labels table")
+        self.progress.update(1)
         try:
             kinds = frame_kinds(camera_video_path(seq_dir, camera))
         except VideoError as err:
@@ -105,7 +110,11 @@ def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | 
         if sequence_root is None:
             raise ValueError("dataset.frame_choice: cheapest_to_decode needs the sequences' folder to read the videos")
         kinds_of = VideoFrameKinds(sequence_root)
-    summary = write_plan(labels_paths, plan_path, plan, kinds_of)
+    try:
+        summary = write_plan(labels_paths, plan_path, plan, kinds_of)
+    finally:
+        if kinds_of is not None:
+            kinds_of.progress.close()
     if kinds_of is not None:
         summary.frame_kinds_unknown = kinds_of.unknown
     write_json_atomic(summary_path, summary.to_dict())
