@@ -92,15 +92,16 @@ def label_rows(table: pa.Table, camera: str, plan: pd.DataFrame, labels_path) ->
         missing = rows[~matched].iloc[0]
         raise ValueError(f"{labels_path}: planned sample frame {missing.frame} person {missing.person} camera "
                          f"{camera} has no valid label; the plan is stale, rebuild it")
+    # Only the planned rows are converted: a subsampled plan keeps few of the labelled frames.
+    planned = table.take(pa.array(pos, type=pa.int64()))
     arrays = {}
     for c in LABEL_COLUMNS:
-        col = table.column(c)
-        a = fixed_list_to_numpy(col, LIST_SHAPES[c]) if c in LIST_SHAPES else col.to_numpy(zero_copy_only=False)
-        arrays[c] = a[pos]
+        col = planned.column(c)
+        arrays[c] = fixed_list_to_numpy(col, LIST_SHAPES[c]) if c in LIST_SHAPES else col.to_numpy(zero_copy_only=False)
     for c in optional:
-        col = table.column(c)
+        col = planned.column(c)
         shape = OPTIONAL_COLUMNS[c]
-        arrays[c] = (fixed_list_to_numpy(col, shape) if shape else _values(col))[pos]
+        arrays[c] = fixed_list_to_numpy(col, shape) if shape else _values(col)
     return rows, arrays
 
 
