@@ -90,7 +90,8 @@ class VideoFrameKinds:
         if not len(kinds.key):
             self.unknown.append(f"{sequence}/{camera} (frame numbers not in its packets' time stamps)")
         elif kinds.reference is None:
-            self.unknown.append(f"{sequence}/{camera} (reference pictures not marked: H.264 and HEVC only)")
+            self.unknown.append(f"{sequence}/{camera} (reference pictures not read: H.264 and HEVC packets "
+                                f"whose every picture has a slice only; key frames used)")
         return kinds.key, kinds.reference
 
 
