@@ -298,3 +298,28 @@ def test_extracted_images_as_input(tmp_path):
     with pytest.raises(VideoError) as err:
         list(iter_image_frames(folder, "00_03", [5, 6]))
     assert err.value.reason == MISSING_IMAGE
+
+
+def test_other_codecs_give_key_frames_only(tmp_path):
+    """A codec whose reference marks are not read (MPEG-4 part 2): key frames, no reference
+    pictures, and the plan's reader says so for that camera."""
+    from annotate.stages.dataset import VideoFrameKinds
+
+    path = tmp_path / "seq" / "hdVideos" / "hd_00_07.mp4"
+    path.parent.mkdir(parents=True)
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("mpeg4", rate=Fraction(30000, 1001), options={"g": "10"})
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        for k in range(30):
+            f = av.VideoFrame.from_ndarray(index_image(k), format="rgb24")
+            f.pts = k
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    kinds = frame_kinds(path)
+    assert kinds.key.tolist() == [0, 10, 20] and kinds.reference is None
+    reader = VideoFrameKinds(tmp_path, show_progress=False)
+    key, reference = reader("seq", "00_07")
+    assert key.tolist() == [0, 10, 20] and reference is None
+    assert len(reader.unknown) == 1 and "reference pictures not read" in reader.unknown[0]
+    key, reference = reader("seq", "00_08")
+    assert len(key) == 0 and "missing_video" in reader.unknown[1]
