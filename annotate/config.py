@@ -150,7 +150,8 @@ def detect_backend(config: dict, seq_dir: str | Path) -> str:
     """The 2D landmark backend for the sequence folder ``seq_dir``: ``detect.backend``, with
     ``auto`` resolved to the synthetic stand-in where the synthetic generator's ground truth
     is beside the sequence, and to facemesh (a real detector that needs no download, the
-    best of the offline ones on real Panoptic frames) anywhere else. ``synthetic`` asked for on a sequence without that ground truth is refused."""
+    best of the offline ones on real Panoptic frames) anywhere else. ``synthetic`` asked for
+    on a sequence without that ground truth is refused."""
     from annotate.synth.generate import GROUND_TRUTH_NPZ
 
     backend = config["detect"]["backend"]
@@ -159,7 +160,8 @@ def detect_backend(config: dict, seq_dir: str | Path) -> str:
         return "synthetic" if has_truth else "facemesh"
     if backend == "synthetic" and not has_truth:
         raise ConfigError(f"detect.backend is synthetic, but {seq_dir} has no {GROUND_TRUTH_NPZ} (the synthetic "
-                          f"generator's ground truth): use a real detector (detect.backend: auto, facemesh, dlib or fan)")
+                          f"generator's ground truth): use a real detector "
+                          f"(detect.backend: auto, facemesh, dlib or fan)")
     return backend
 
 

@@ -358,7 +358,8 @@ def main() -> None:
     ap.add_argument("--frame-start", type=int, default=15,
                     help="first kept frame (15: half-way between the textured footage's first key frames)")
     ap.add_argument("--frame-choice", choices=["exact", "cheapest_to_decode"], default="exact",
-                    help="dataset.frame_choice (cheapest_to_decode: every frame labelled, each window's cheapest frame kept)")
+                    help="dataset.frame_choice (cheapest_to_decode: every frame labelled, each window's "
+                         "cheapest frame kept)")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--crop-device", default="cpu",
                     help="dataset.crop_device for the crop stage: cpu, cuda[:N] (nvJPEG) or torch-cpu")

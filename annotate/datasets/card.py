@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from annotate.core.atomic import write_json_atomic, write_text_atomic
+from annotate.datasets.frame_choice import describe_windows
 from annotate.datasets.readers import INDEX_FILE, read_columns
 from annotate.core.schema import load_schema
 from annotate.core.tables import StreamingTableWriter, read_table
@@ -133,14 +134,13 @@ def _bar(counts: list[int], width: int = 30) -> list[str]:
     return ["#" * int(round(width * c / top)) for c in counts]
 
 
-def _key_frame_lines(selection: dict) -> list[str]:
+def _frame_choice_lines(selection: dict) -> list[str]:
     """The frame_choice cheapest_to_decode counts, when that choice was made."""
     if selection.get("frame_choice") != "cheapest_to_decode":
         return []
-    unknown = selection.get("frame_kinds_unknown") or []
-    return [f"- frames cheapest to decode: {selection['key_frame_windows']} camera windows at a key frame, "
-            f"{selection['reference_frame_windows']} at a reference picture, {selection['other_frame_windows']} "
-            f"at frame_start + k * frame_step" + (f"; not known for {', '.join(unknown)}" if unknown else "")]
+    return ["- frames cheapest to decode: " + describe_windows(
+        selection["key_frame_windows"], selection["reference_frame_windows"], selection["other_frame_windows"],
+        selection.get("frame_kinds_unknown") or [])]
 
 
 def card_markdown(card: dict) -> str:
@@ -160,7 +160,7 @@ def card_markdown(card: dict) -> str:
               "- rejected labels: " + (", ".join(f"{k} {v}" for k, v in lu["rejected_labels_by_reason"].items()) or "none"),
               f"- outside the frame selection: {lu['frames_not_selected']}; thinned (yaw change): {lu['thinned']}; "
               f"balanced out: {lu['balanced_out']}",
-              *_key_frame_lines(card.get("frame_selection", {})),
+              *_frame_choice_lines(card.get("frame_selection", {})),
               "- media rejections: " + (", ".join(f"{k} {v}" for k, v in card["media_rejections_by_reason"].items())
                                         or "none") + " (rejections.parquet)", ""]
     for name, s in card["splits"].items():

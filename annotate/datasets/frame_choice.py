@@ -53,6 +53,12 @@ def exact_frames(frame: np.ndarray, start: int, end: int | None, step: int) -> n
     return in_range(f, start, end) & ((f - start) % step == 0)
 
 
+def describe_windows(key: int, reference: int, other: int, unknown: list[str]) -> str:
+    """One line of the windows kept per kind (plan summary, dataset card)."""
+    return (f"{key} camera windows at a key frame, {reference} at a reference picture, {other} at "
+            f"frame_start + k * frame_step" + (f"; not known for {', '.join(unknown)}" if unknown else ""))
+
+
 def cheapest_to_decode(frame: np.ndarray, kind: np.ndarray, start: int, end: int | None, step: int
                        ) -> tuple[np.ndarray, dict[str, int]]:
     """The rows of one camera that ``cheapest_to_decode`` keeps (module docstring).

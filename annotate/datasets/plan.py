@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from annotate.datasets.frame_choice import (FRAME_CHOICES, FrameKindsOf, cheapest_to_decode, exact_frames,
-                                            frame_kind)
+from annotate.datasets.frame_choice import (FRAME_CHOICES, FrameKindsOf, cheapest_to_decode, describe_windows,
+                                            exact_frames, frame_kind)
 from annotate.datasets.splits import (SplitConfig, assign_splits, balance_subsample, balance_weights,
                                       subject_names, thin_by_yaw)
 from annotate.core.tables import read_table, write_table
@@ -92,16 +92,14 @@ class PlanSummary:
         per = ", ".join(f"{k}={v}" for k, v in sorted(self.samples_per_split.items())) or "none"
         return (f"labels: {self.labels} ({self.valid_labels} valid; rejected: {bad})\n"
                 f"planned samples: {self.samples} ({per}); frames not selected: {self.frames_not_selected}, "
-                f"thinned: {self.thinned}, balanced out: {self.balanced_out}" + self._key_frame_line())
+                f"thinned: {self.thinned}, balanced out: {self.balanced_out}" + self._frame_choice_line())
 
-    def _key_frame_line(self) -> str:
+    def _frame_choice_line(self) -> str:
         if not (self.key_frame_windows or self.reference_frame_windows or self.other_frame_windows
                 or self.frame_kinds_unknown):
             return ""
-        unknown = f"; not known for {', '.join(self.frame_kinds_unknown)}" if self.frame_kinds_unknown else ""
-        return (f"\nframe windows (camera x step): {self.key_frame_windows} at a key frame, "
-                f"{self.reference_frame_windows} at a reference picture, {self.other_frame_windows} at "
-                f"frame start + k * step{unknown}")
+        return "\nframes cheapest to decode: " + describe_windows(
+            self.key_frame_windows, self.reference_frame_windows, self.other_frame_windows, self.frame_kinds_unknown)
 
 
 def _cheapest_selected(df: pd.DataFrame, config: PlanConfig, kinds_of: FrameKindsOf,

@@ -40,7 +40,8 @@ def plan_config(config: dict) -> PlanConfig:
     s = d["split"]
     return PlanConfig(
         frame_start=d["frame_start"], frame_end=d["frame_end"], frame_step=d["frame_step"],
-        frame_choice=d["frame_choice"], split=SplitConfig(by=s["by"], fractions=dict(s["fractions"]), seed=s["seed"], subjects=dict(s["subjects"]),
+        frame_choice=d["frame_choice"],
+        split=SplitConfig(by=s["by"], fractions=dict(s["fractions"]), seed=s["seed"], subjects=dict(s["subjects"]),
                           assign=dict(s["assign"])),
         thin_min_yaw_change_deg=d["thinning"]["min_yaw_change_deg"],
         balance=d["balance"]["mode"], balance_bin_deg=d["balance"]["bin_deg"],
