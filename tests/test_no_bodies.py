@@ -107,6 +107,29 @@ def test_a_capture_where_no_face_is_matched_says_so(tmp_path):
     assert (tmp_path / "tri" / "rejections.parquet").is_file()
 
 
+def test_an_unreadable_image_is_a_rejection_naming_the_file(tmp_path):
+    """A JPEG cut short (a copy interrupted, a full disk) skips that view with a recorded
+    reason naming the file; the other views still triangulate."""
+    seq = tmp_path / "haggling_demo"
+    (seq / "hdImgs").mkdir(parents=True)
+    (seq / "calibration_haggling_demo.json").write_bytes(
+        (DATA / "haggling_demo" / "calibration_haggling_demo.json").read_bytes())
+    for cam in ("00_03", "00_12", "00_06"):               # frame 9348: D is seen by all three
+        (seq / "hdImgs" / cam).mkdir()
+        name = f"{cam}_00009348.jpg"
+        data = (DATA / "haggling_demo" / "hdImgs" / cam / name).read_bytes()
+        (seq / "hdImgs" / cam / name).write_bytes(data[: len(data) // 3] if cam == "00_06" else data)
+    cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated",
+                          "ingest": {"cameras": ["00_03", "00_06", "00_12"]}})
+    run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
+    summary = run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    assert summary.faces_written == 1 and summary.views_no_image == 1
+    rejections = pq.read_table(tmp_path / "tri" / "rejections.parquet").to_pandas()
+    unreadable = rejections[rejections["reason"] == "unreadable_image"]
+    assert unreadable["camera"].tolist() == ["00_06"] and unreadable["frame"].tolist() == [9348]
+    assert "00_06_00009348.jpg" in unreadable["detail"].iloc[0] and "truncated JPEG" in unreadable["detail"].iloc[0]
+
+
 def test_synthetic_sequence_without_bodies_matches_the_run_with_them(tmp_path):
     import sys
 

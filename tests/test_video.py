@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from annotate.media.jpeg import encode_jpeg_rgb
-from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_VIDEO, DecodeCounts,
-                                  VideoError, iter_camera_frames, iter_image_frames, iter_video_frames,
+from annotate.media.video import (CORRUPT_VIDEO, MISSING_IMAGE, MISSING_VIDEO, UNREADABLE_IMAGE, UNREADABLE_VIDEO,
+                                  DecodeCounts, VideoError, iter_camera_frames, iter_image_frames, iter_video_frames,
                                   frame_kinds, missing_frames, probe_video, select_frames)
 
 W, H, BLOCK, BITS = 160, 48, 16, 8
@@ -298,6 +298,13 @@ def test_extracted_images_as_input(tmp_path):
     with pytest.raises(VideoError) as err:
         list(iter_image_frames(folder, "00_03", [5, 6]))
     assert err.value.reason == MISSING_IMAGE
+    good = (folder / "00_03_00000009.jpg").read_bytes()
+    (folder / "00_03_00000009.jpg").write_bytes(good[: len(good) // 2])         # cut short, as by a full disk
+    (folder / "00_03_00000005.jpg").write_bytes(b"GIF89a" + good[2:])
+    for frame, says in ((9, "truncated JPEG"), (5, "not JPEG data")):
+        with pytest.raises(VideoError) as err:
+            list(iter_image_frames(folder, "00_03", [frame]))
+        assert err.value.reason == UNREADABLE_IMAGE and says in str(err.value) and f"{frame:08d}.jpg" in str(err.value)
 
 
 def test_other_codecs_give_key_frames_only(tmp_path):

@@ -171,7 +171,8 @@ def _body_index(bodies_path: str | Path | None) -> _FramePriors:
 class _CameraImages:
     """Every camera's frames, pulled frame by frame: one sequential decoder per video
     (``annotate.media.video``), or one JPEG per frame from hdImgs. ``reason`` says why the
-    last missing image is missing (a rejection reason code of the video reader)."""
+    last missing image is missing (a rejection reason code of the video reader), ``detail``
+    the reader's message (the file and what is wrong with it)."""
 
     def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
         from annotate.media.video import iter_camera_frames
@@ -182,6 +183,7 @@ class _CameraImages:
         self._next: list = [None] * len(cameras)
         self._done = [False] * len(cameras)
         self.reason: dict[int, str] = {}
+        self.detail: dict[int, str] = {}
 
     def image(self, camera: int, frame: int) -> np.ndarray | None:
         """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``reason``)."""
@@ -192,15 +194,16 @@ class _CameraImages:
             try:
                 return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
             except VideoError as err:
-                self.reason[camera] = err.reason
+                self.reason[camera], self.detail[camera] = err.reason, str(err)
                 return None
         while not self._done[camera] and (self._next[camera] is None or self._next[camera].index < frame):
             try:
                 self._next[camera] = next(self._iters[camera])
             except StopIteration:
                 self._done[camera], self.reason[camera] = True, VIDEO_TOO_SHORT
+                self.detail[camera] = f"the {self.cameras[camera]} video ends before frame {frame}"
             except VideoError as err:
-                self._done[camera], self.reason[camera] = True, err.reason
+                self._done[camera], self.reason[camera], self.detail[camera] = True, err.reason, str(err)
         got = self._next[camera]
         return got.rgb() if got is not None and got.index == frame else None
 
@@ -355,8 +358,10 @@ class _Run:
         for camera, d, n, _, _ in views.unassociated:
             self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE, f"face {d} of {n} {why}")
         for camera in views.no_image:
-            self._reject(frame, None, self.rig.names[camera], self.images.reason.get(camera, "missing_image"),
-                         f"no {self.images.source} frame {frame} for camera {self.rig.names[camera]}: view skipped")
+            name = self.rig.names[camera]
+            self._reject(frame, None, name, self.images.reason.get(camera, "missing_image"),
+                         f"no image of frame {frame} for camera {name} in its {self.images.source}: view skipped"
+                         + (f" ({self.images.detail[camera]})" if camera in self.images.detail else ""))
         self.pending.frames.append((frame, person))
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)

@@ -41,9 +41,11 @@ def encode_jpeg_yuv420(y: np.ndarray, u: np.ndarray, v: np.ndarray, quality: int
 
 
 def decode_jpeg_rgb(data: bytes, fastdct: bool = False) -> np.ndarray:
-    """JPEG bytes -> (H, W, 3) uint8 RGB. Raises ValueError on data that is not a JPEG."""
+    """JPEG bytes -> (H, W, 3) uint8 RGB. Raises ValueError on data that is not a whole JPEG."""
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not JPEG data (no start-of-image marker)")
     if not simplejpeg.is_jpeg(data):
-        raise ValueError("not JPEG data")
+        raise ValueError(f"truncated JPEG ({len(data)} bytes, no end-of-image marker)")
     return simplejpeg.decode_jpeg(data, colorspace="RGB", fastdct=fastdct, fastupsample=fastdct)
 
 
