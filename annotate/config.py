@@ -229,6 +229,6 @@ def triangulate_stage_config(config: dict):
                                                       "hypotheses", "first_round", "refine", "seed")})
     cross = CrossViewConfig(**{**d["cross_view"], "face_size_cm": tuple(d["cross_view"]["face_size_cm"])})
     return StageConfig(association_max_cost=d["association_max_cost"], min_landmarks=t["min_landmarks"],
-                       max_view_error_px=t["max_view_error_px"],
+                       max_view_error_px=t["max_view_error_px"], threshold_face_px=t["threshold_face_px"],
                        full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver,
                        association=d["association"], cross_view=cross, tracking=TrackingConfig(**d["tracking"]))

@@ -60,13 +60,16 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--max-view-error-px", type=float, default=4.0,
                         help="triangulate.max_view_error_px (0: the view consistency check off)")
+    parser.add_argument("--threshold-face-px", type=float, default=80.0,
+                        help="triangulate.threshold_face_px (0: pixel thresholds fixed)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_no_bodies_"))
     try:
         cfg = resolve_config({"synthetic": {"num_frames": args.frames, "num_cameras": args.cameras,
                                             "num_people": args.people, "render_video": False},
                               "landmarks3d": "triangulated",
-                              "triangulate": {"max_view_error_px": args.max_view_error_px or None}})
+                              "triangulate": {"max_view_error_px": args.max_view_error_px or None,
+                                              "threshold_face_px": args.threshold_face_px or None}})
         seq = run_synth(cfg, work / "seq", SEQUENCE)
         runs = {"with body skeletons": work / "seq", "without (cross-view)": work / "bare"}
         without_bodies(Path(seq), runs["without (cross-view)"])

@@ -70,3 +70,39 @@ def test_a_face_whose_two_views_disagree_keeps_none(rig):
 def test_a_face_seen_once_keeps_its_view(rig):
     px, conf = only(*observed(rig), [4])
     assert consistent_views(rig, px, conf, 4.0)[4].all()
+
+
+def test_tolerance_grows_with_the_face_above_the_reference_size():
+    from annotate.geometry.face_views import face_size_px, threshold_tolerance
+
+    px = np.full((3, 2, 68, 2), np.nan)
+    px[0, 0] = np.random.default_rng(0).uniform([100, 200], [160, 300], (68, 2))      # ~60 x ~100 px
+    px[1, 0] = px[0, 0] * 3                                                            # ~300 px
+    size = face_size_px(px)
+    assert size[0, 0] == pytest.approx(np.ptp(px[0, 0, :, 1])) and np.isnan(size[2]).all()
+    tol = threshold_tolerance(px, 120.0)
+    assert tol[0, 0] == 1.0 and tol[1, 0] == pytest.approx(size[1, 0] / 120.0) and (tol[2] == 1.0).all()
+    assert (threshold_tolerance(px, None) == 1.0).all()
+
+
+def test_view_agreement_scales_with_the_image(rig):
+    """The same faces filmed at three times the resolution (K scaled, detector errors 3x
+    larger in px): fixed pixel thresholds drop views kept at the original resolution;
+    thresholds that grow with the face (every face here above the reference size) keep
+    exactly the same views."""
+    import dataclasses
+
+    from annotate.geometry.face_views import face_size_px, threshold_tolerance
+
+    views = [0, 3, 5, 8]
+    px, conf = only(*observed(rig, sigma_px=2.0, seed=5), views)
+    px[views[1], 1] += [15.0, -9.0]                                        # a wrong view, as above
+    reference = 0.9 * np.nanmin(face_size_px(px))
+    big = dataclasses.replace(rig, K=np.diag([3.0, 3.0, 1.0]) @ rig.K)
+    px3 = 3.0 * px
+    small = consistent_views(rig, px, conf, 4.0, tolerance=threshold_tolerance(px, reference))
+    fixed = consistent_views(big, px3, conf, 4.0)
+    grown = consistent_views(big, px3, conf, 4.0, tolerance=threshold_tolerance(px3, reference))
+    assert small[views].sum() == 3 * len(views) - 1                         # only the wrong view goes
+    assert fixed[views].sum() < small[views].sum()
+    assert np.array_equal(grown, small)

@@ -107,3 +107,31 @@ def test_shape_errors_are_reported(rig):
         triangulate_points(rig, np.zeros((len(rig) - 1, 4, 2)))
     with pytest.raises(ValueError, match="min_views"):
         TriangulationConfig(min_views=1)
+
+
+def test_a_tolerance_widens_the_pixel_thresholds_of_its_observation(rig):
+    """A view 40 px off: an outlier at the 8 px thresholds, an inlier when its thresholds
+    are widened 8x (a face eight times the reference size); the others are unchanged."""
+    X = head_points(50, seed=4)
+    px = rig.project_world(X)[:4]                                             # (4, 50, 2)
+    px[3] += [40.0 / np.sqrt(2)] * 2
+    four = rig.subset([0, 1, 2, 3])
+    plain = triangulate_points(four, px)
+    assert not plain.inliers[:, 3].any() and plain.inliers[:, :3].mean() > 0.9
+    tolerance = np.ones((4, 50))
+    tolerance[3] = 8.0
+    wide = triangulate_points(four, px, tolerance=tolerance)
+    assert wide.inliers[:, 3].mean() > 0.9 and wide.inliers[:, :3].mean() > 0.9
+    # Two views up to 12 px apart (up to 6 px each after triangulation): with
+    # max_repro_error_px = 4 a tolerance of 2 keeps every point.
+    two = rig.subset([0, 3])
+    px2 = rig.project_world(X)[[0, 3]]
+    px2[1] += [12.0 / np.sqrt(2)] * 2
+    strict = TriangulationConfig(max_repro_error_px=4.0, inlier_threshold_px=20.0)
+    tight = triangulate_points(two, px2, config=strict).ok
+    loose = triangulate_points(two, px2, config=strict, tolerance=np.full((2, 50), 2.0)).ok
+    assert loose.all() and tight.sum() <= 25                     # offsets along an epipolar line vanish
+    with pytest.raises(ValueError, match=">= 1"):
+        triangulate_points(four, px, tolerance=np.full((4, 50), 0.5))
+    with pytest.raises(ValueError, match="tolerance must have shape"):
+        triangulate_points(four, px, tolerance=np.ones((4, 49)))

@@ -16,13 +16,21 @@ Method (``triangulate_points``), per point:
    (the usual RANSAC bound for ``ransac_confidence``). Points seen twice get the one pair.
 3. Confidence-weighted DLT on the winner's inliers, each view's equations scaled by focal
    length over depth so that the algebraic error approximates the reprojection error in
-   pixels (homogeneous: the smallest eigenvector); the inliers are recomputed from that
-   point (these are the views used) and, where they changed, the DLT is solved again.
+   pixels (over the observation's tolerance, below), homogeneous: the smallest
+   eigenvector; the inliers are recomputed from that point (these are the views used)
+   and, where they changed, the DLT is solved again.
 4. Optional Gauss-Newton refinement of the confidence-weighted reprojection error over the
    views used.
 5. The reprojection error in pixels through the full lens model
    (``cameras.project_camera_xyz``), averaged over the views used. Points with fewer than
    ``min_views`` views, or a mean error above ``max_repro_error_px``, are NaN.
+
+Both pixel thresholds can be widened per observation by a ``tolerance`` factor (>= 1): a
+detector's errors grow with the size of what it finds (a face 300 px across is placed to
+a few px, not a fraction of one), so the caller may scale the thresholds with the object's
+size in each view (``face_views.threshold_tolerance``). Inside, an observation's test
+error is its pixel error divided by its tolerance, and its weight in the DLT and the
+refinement is divided by the tolerance squared (its expected error grows likewise).
 
 Inside, observations are ragged: one entry per (point, view) actually seen, sorted by
 point, and per-point sums are ``np.bincount``. Work grows with the observations, not with
@@ -136,11 +144,13 @@ class Observations:
     point: (M,) int64 index of the point, non-decreasing; camera: (M,) int64.
     xy: (2, M) ideal normalised image coordinates (x, y); weight: (M,) > 0.
     P: (3, 4, M) the observing camera's normalised projection ``[R|t]``, planar so that
-    each row coefficient is a contiguous (M,) array; scale: (M,) its pixels per unit.
+    each row coefficient is a contiguous (M,) array; scale: (M,) its pixels per unit;
+    tolerance: (M,) >= 1, the factor the pixel thresholds are widened by for it.
     equations: (2, 4, M) the DLT equations ``x P3 - P1`` and ``y P3 - P2`` (rows . [X, 1]
     = 0 for an exact point).
-    test_rows: (3, 4, M) float32 ``[f (P1 - x P3), f (P2 - y P3), P3]``: their products
-    with [X, 1] are the reprojection error times depth, in pixels, and the depth.
+    test_rows: (3, 4, M) float32 ``[f (P1 - x P3) / tol, f (P2 - y P3) / tol, P3]``: their
+    products with [X, 1] are the reprojection error times depth, in pixels over the
+    tolerance, and the depth.
     float32 because the RANSAC tests are memory-bound (7x faster than float64 here) and
     need no more than ~1e-4 px.
     """
@@ -152,6 +162,7 @@ class Observations:
     weight: np.ndarray
     P: np.ndarray
     scale: np.ndarray
+    tolerance: np.ndarray
     equations: np.ndarray
     test_rows: np.ndarray
 
@@ -177,8 +188,8 @@ class Observations:
     def subset(self, keep: np.ndarray) -> "Observations":
         """The observations where ``keep`` (M,) bool is set (points keep their indices)."""
         return Observations(self.num_points, self.point[keep], self.camera[keep], self.xy[:, keep],
-                            self.weight[keep], self.P[:, :, keep], self.scale[keep], self.equations[:, :, keep],
-                            self.test_rows[:, :, keep])
+                            self.weight[keep], self.P[:, :, keep], self.scale[keep], self.tolerance[keep],
+                            self.equations[:, :, keep], self.test_rows[:, :, keep])
 
 
 def seen_views(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -188,12 +199,14 @@ def seen_views(points: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def gather_observations(P: np.ndarray, scale: np.ndarray, points_norm: np.ndarray,
-                        weight: np.ndarray, seen: np.ndarray | None = None) -> Observations:
+                        weight: np.ndarray, seen: np.ndarray | None = None,
+                        tolerance: np.ndarray | None = None) -> Observations:
     """Dense per-view arrays -> ``Observations`` of the entries actually seen.
 
     P: (C, 3, 4) normalised projections; scale: (C,) px per unit; points_norm: (C, N, 2)
     ideal normalised points, NaN = unseen; weight: (C, N), <= 0 or NaN = unseen;
-    seen: (C, N) bool, ``seen_views(points_norm, weight)`` if the caller has it.
+    seen: (C, N) bool, ``seen_views(points_norm, weight)`` if the caller has it;
+    tolerance: (C, N) >= 1 threshold factors (None = 1).
     """
     w = np.asarray(weight, dtype=np.float64)
     C, N = w.shape
@@ -204,11 +217,12 @@ def gather_observations(P: np.ndarray, scale: np.ndarray, points_norm: np.ndarra
     xy = np.take(points_norm.reshape(C * N, 2), index, axis=0).T
     P_planar = np.ascontiguousarray(np.moveaxis(P, 0, -1))[:, :, camera]  # (3, 4, M)
     f = scale[camera]
+    tol = np.ones(len(point)) if tolerance is None else np.take(np.asarray(tolerance, dtype=np.float64), index)
     equations = np.stack([xy[0] * P_planar[2] - P_planar[0], xy[1] * P_planar[2] - P_planar[1]])
     test_rows = np.empty((3, 4, len(point)), dtype=np.float32)
-    np.multiply(equations, -f, out=test_rows[:2], casting="same_kind")
+    np.multiply(equations, -f / tol, out=test_rows[:2], casting="same_kind")
     test_rows[2] = P_planar[2]
-    return Observations(N, point, camera, xy, np.take(w, index), P_planar, f, equations, test_rows)
+    return Observations(N, point, camera, xy, np.take(w, index), P_planar, f, tol, equations, test_rows)
 
 
 def undistort_observations(rig: CameraRig, points_px: np.ndarray) -> np.ndarray:
@@ -406,32 +420,35 @@ def ransac(obs: Observations, config: TriangulationConfig, rng: np.random.Genera
 def _compact(obs: Observations) -> Observations:
     """Renumber the points of ``obs`` 0..K-1 in order (drops points without observations)."""
     points, point = np.unique(obs.point, return_inverse=True)
-    return Observations(len(points), point, obs.camera, obs.xy, obs.weight, obs.P, obs.scale, obs.equations,
-                        obs.test_rows)
+    return Observations(len(points), point, obs.camera, obs.xy, obs.weight, obs.P, obs.scale, obs.tolerance,
+                        obs.equations, obs.test_rows)
 
 
 # --------------------------------------------------------------------- DLT + refinement
 
 def _reprojection_weights(obs: Observations, X: np.ndarray, use: np.ndarray) -> np.ndarray:
-    """(M,) DLT weights ``w (f / depth)^2`` on the views in ``use``, 0 elsewhere.
+    """(M,) DLT weights ``w (f / (depth tol))^2`` on the views in ``use``, 0 elsewhere.
 
     Dividing a view's DLT equations by the point's depth turns their algebraic error into
     the reprojection error (to first order), and f turns that into pixels, so the DLT
-    weighs views as the reprojection error does. X: (3, N).
+    weighs views as the reprojection error does; an observation whose thresholds are
+    widened by its tolerance is expected to err by that much more, so its squared error
+    counts 1 / tol^2 as much (its inverse variance). X: (3, N).
     """
     depth = _dot(obs.P[2], np.where(np.isfinite(X), X, 0.0)[:, obs.point])
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = obs.weight * (obs.scale / depth) ** 2
+        w = obs.weight * (obs.scale / (depth * obs.tolerance)) ** 2
     return np.where(use & (depth > 0) & np.isfinite(w), w, 0.0)
 
 
 def gauss_newton(obs: Observations, weight: np.ndarray, X: np.ndarray, iterations: int) -> np.ndarray:
     """Refine points X (3, N) minimising ``sum weight (f |ideal projection - xy|)^2``.
 
-    weight: (M,), 0 = unused view. A step that fails (singular normal equations, e.g. a
-    point with one view) leaves the point unchanged.
+    weight: (M,), 0 = unused view; each observation's error counts over its tolerance.
+    A step that fails (singular normal equations, e.g. a point with one view) leaves the
+    point unchanged.
     """
-    w = weight * obs.scale ** 2
+    w = weight * (obs.scale / obs.tolerance) ** 2
     P = obs.P
     X = X.copy()
     for _ in range(iterations):
@@ -486,9 +503,10 @@ def _final_views_and_dlt(obs: Observations, X_hyp: np.ndarray, use: np.ndarray, 
 
 
 def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_px: np.ndarray,
-                       points_norm: np.ndarray, confidence: np.ndarray, config: TriangulationConfig,
-                       rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-    """One chunk of N points: points_px and points_norm (C, N, 2), confidence (C, N).
+                       points_norm: np.ndarray, confidence: np.ndarray, tolerance: np.ndarray,
+                       config: TriangulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """One chunk of N points: points_px and points_norm (C, N, 2), confidence and
+    tolerance (C, N).
 
     Returns points (N, 3), mean error (N,), views used (N, C), mean confidence (N,).
     """
@@ -496,7 +514,7 @@ def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_
     seen = seen_views(points_norm, confidence)
     # Points seen once cannot be triangulated: leave them out from the start.
     seen &= np.count_nonzero(seen, axis=0) >= 2
-    obs = gather_observations(P, scale, points_norm, confidence, seen)
+    obs = gather_observations(P, scale, points_norm, confidence, seen, tolerance)
     points, error = np.full((N, 3), np.nan), np.full(N, np.nan)
     views, mean_conf = np.zeros((N, C), bool), np.zeros(N)
     if len(obs.point) == 0:
@@ -512,8 +530,9 @@ def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_
     n_used = obs.sum_per_point(use.astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_error = obs.sum_per_point(np.where(use, err, 0.0)) / n_used
+        mean_tested = obs.sum_per_point(np.where(use, err / obs.tolerance, 0.0)) / n_used
         conf = obs.sum_per_point(np.where(use, obs.weight, 0.0)) / n_used
-    good = (n_used >= config.min_views) & (mean_error <= config.max_repro_error_px) & finite
+    good = (n_used >= config.min_views) & (mean_tested <= config.max_repro_error_px) & finite
     use &= good[obs.point]
     views[obs.point[use], obs.camera[use]] = True
     points[good] = X.T[good]
@@ -523,11 +542,14 @@ def _triangulate_chunk(rig: CameraRig, P: np.ndarray, scale: np.ndarray, points_
 
 
 def triangulate_points(rig: CameraRig, points_px: np.ndarray, confidence: np.ndarray | None = None,
-                       config: TriangulationConfig = TriangulationConfig()) -> Triangulation:
+                       config: TriangulationConfig = TriangulationConfig(),
+                       tolerance: np.ndarray | None = None) -> Triangulation:
     """Robust triangulation of a batch of points seen by the cameras of ``rig``.
 
     points_px: (C, ..., 2) pixels (distorted, as detected), NaN = not seen by that camera.
     confidence: (C, ...) detection confidences (weights; <= 0 or NaN = not seen); None = 1.
+    tolerance: (C, ...) >= 1, the factor each observation's pixel thresholds are widened
+    by (module docstring); None = 1 (the thresholds as configured).
     Returns a ``Triangulation`` with batch shape ``(...)`` (see the module docstring).
     """
     px = np.asarray(points_px, dtype=np.float64)
@@ -539,6 +561,12 @@ def triangulate_points(rig: CameraRig, points_px: np.ndarray, confidence: np.nda
     conf = np.ones(px.shape[:2]) if confidence is None else np.asarray(confidence, dtype=np.float64).reshape(C, -1)
     if conf.shape != px.shape[:2]:
         raise ValueError(f"confidence must have shape {(C,) + batch}, got {np.shape(confidence)}")
+    tol = np.ones(px.shape[:2]) if tolerance is None else np.asarray(tolerance, dtype=np.float64)
+    if tol.size != px.shape[0] * px.shape[1] or tol.shape[0] != C:
+        raise ValueError(f"tolerance must have shape {(C,) + batch}, got {np.shape(tolerance)}")
+    tol = tol.reshape(C, -1)
+    if not (tol >= 1).all():
+        raise ValueError("tolerance factors must be >= 1 (they widen the pixel thresholds)")
     P, scale = normalised_projections(rig), pixel_scale(rig)
     norm = undistort_observations(rig, px)
     rng = np.random.default_rng(config.seed)
@@ -548,6 +576,6 @@ def triangulate_points(rig: CameraRig, points_px: np.ndarray, confidence: np.nda
     for start in range(0, n, config.chunk_points):
         sl = slice(start, start + config.chunk_points)
         points[sl], error[sl], inliers[sl], mean_conf[sl] = _triangulate_chunk(
-            rig, P, scale, px[:, sl], norm[:, sl], conf[:, sl], config, rng)
+            rig, P, scale, px[:, sl], norm[:, sl], conf[:, sl], tol[:, sl], config, rng)
     return Triangulation(points.reshape(batch + (3,)), error.reshape(batch), inliers.reshape(batch + (C,)),
                          mean_conf.reshape(batch))

@@ -61,7 +61,7 @@ from annotate.detect.heads import (HeadPriors, head_boxes_px, priors_from_bodies
 from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
-from annotate.geometry.face_views import consistent_views
+from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
 from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_bodies, load_camera_info, load_faces3d
 from annotate.core.rowkeys import frame_person_keys
@@ -81,6 +81,9 @@ class StageConfig:
     eyes, ears) from every person stays unassigned. min_landmarks: fewer triangulated
     landmarks -> no faces3d row. max_view_error_px: the views of a face must agree within
     this median reprojection error (``annotate.geometry.face_views``; None = off).
+    threshold_face_px: the pixel thresholds (max_view_error_px and the triangulation's)
+    hold for a face up to this size in a view and grow in proportion above it
+    (``face_views.threshold_tolerance``; None = fixed px).
     full_score_views: views needed for a full score.
     chunk_frames: frames triangulated together. triangulation: the solver's settings.
     association: ``auto``, ``priors`` or ``cross_view`` (module docstring); cross_view and
@@ -89,6 +92,7 @@ class StageConfig:
     association_max_cost: float = 0.6
     min_landmarks: int = 8
     max_view_error_px: float | None = 4.0
+    threshold_face_px: float | None = 120.0
     full_score_views: int = 4
     chunk_frames: int = 32
     triangulation: TriangulationConfig = TriangulationConfig()
@@ -395,9 +399,11 @@ class _Run:
             return
         points = np.concatenate(self.pending.points, axis=1)                 # (C, M, 70, 2)
         conf = np.concatenate(self.pending.confidence, axis=1)
+        tolerance = threshold_tolerance(points, self.config.threshold_face_px)             # (C, M)
         if self.config.max_view_error_px is not None:
-            points, conf = self._consistent_views(points, conf)
-        tri = triangulate_points(self.rig, points, conf, self.config.triangulation)
+            points, conf = self._consistent_views(points, conf, tolerance)
+        tri = triangulate_points(self.rig, points, conf, self.config.triangulation,
+                                 np.broadcast_to(tolerance[..., None], conf.shape))
         start = 0
         for frame, person in self.pending.frames:
             sl = slice(start, start + len(person))
@@ -409,21 +415,27 @@ class _Run:
             self.previous = (person[found], tri.points_world[sl][found])
         self.pending = _Pending()
 
-    def _consistent_views(self, points: np.ndarray, conf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _consistent_views(self, points: np.ndarray, conf: np.ndarray, tolerance: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray]:
         """The queued faces (C, M, 70, ...) with the views that disagree with the rest removed;
         a face none of whose view pairs agree is rejected (``face_views.consistent_views``)."""
         seen = seen_views(points, conf).any(-1)                                          # (C, M)
-        keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px, self.config.triangulation)
+        keep = consistent_views(self.rig, points, conf, self.config.max_view_error_px, self.config.triangulation,
+                                tolerance)
         faces = [(frame, p) for frame, person in self.pending.frames for p in person]
         for m in np.flatnonzero((seen.sum(0) >= 2) & ~keep.any(0)):
             frame, person = faces[m]
             self._reject(frame, int(person), None, INCONSISTENT_VIEWS,
                          f"no two of its views ({', '.join(self.rig.names[c] for c in np.flatnonzero(seen[:, m]))}) "
                          f"agree within triangulate.max_view_error_px = {self.config.max_view_error_px} px "
-                         f"(median reprojection error)")
+                         f"(median reprojection error{self._widened_note()})")
         dropped = seen & ~keep
         self.summary.views_dropped += int(dropped.sum())
         return np.where(keep[..., None, None], points, np.nan), np.where(keep[..., None], conf, 0.0)
+
+    def _widened_note(self) -> str:
+        size = self.config.threshold_face_px
+        return "" if size is None else f"; in proportion for faces over triangulate.threshold_face_px = {size} px"
 
     def _write_frame(self, frame: int, person: np.ndarray, landmarks: np.ndarray, error: np.ndarray,
                      inliers: np.ndarray, confidence: np.ndarray) -> None:
