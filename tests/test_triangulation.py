@@ -133,5 +133,5 @@ def test_a_tolerance_widens_the_pixel_thresholds_of_its_observation(rig):
     assert loose.all() and tight.sum() <= 25                     # offsets along an epipolar line vanish
     with pytest.raises(ValueError, match=">= 1"):
         triangulate_points(four, px, tolerance=np.full((4, 50), 0.5))
-    with pytest.raises(ValueError, match="tolerance must have shape"):
+    with pytest.raises(ValueError, match="tolerance must broadcast to shape"):
         triangulate_points(four, px, tolerance=np.ones((4, 49)))

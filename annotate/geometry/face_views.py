@@ -51,12 +51,11 @@ def threshold_tolerance(points_px: np.ndarray, threshold_face_px: float | None) 
     """(C, M) >= 1: the factor each view's pixel thresholds are widened by for a face,
     ``max(1, face size / threshold_face_px)`` (``face_size_px``); 1 where the view saw
     nothing or threshold_face_px is None (thresholds fixed in px)."""
-    size = face_size_px(points_px)
     if threshold_face_px is None:
-        return np.ones(size.shape)
+        return np.ones(np.shape(points_px)[:2])
     if not threshold_face_px > 0:
         raise ValueError(f"threshold_face_px must be > 0 or None, got {threshold_face_px}")
-    return np.maximum(np.nan_to_num(size / threshold_face_px, nan=1.0), 1.0)
+    return np.maximum(np.nan_to_num(face_size_px(points_px) / threshold_face_px, nan=1.0), 1.0)
 
 
 def view_median_errors_px(rig: CameraRig, points_px: np.ndarray, confidence: np.ndarray, use: np.ndarray,
@@ -71,8 +70,8 @@ def view_median_errors_px(rig: CameraRig, points_px: np.ndarray, confidence: np.
     (C, M) >= 1 threshold factors of the triangulation (None = 1).
     """
     masked = np.where(use[..., None, None], points_px, np.nan)
-    per_point = None if tolerance is None else np.broadcast_to(np.asarray(tolerance)[..., None], masked.shape[:-1])
-    tri = triangulate_points(rig, masked, np.where(use[..., None], confidence, 0.0), config, per_point)
+    tri = triangulate_points(rig, masked, np.where(use[..., None], confidence, 0.0), config,
+                             None if tolerance is None else np.asarray(tolerance)[..., None])
     error = np.linalg.norm(rig.project_world(tri.points_world) - masked, axis=-1)
     # A landmark two used views saw that could not be triangulated (views too far apart for
     # triangulate.max_repro_error_px) counts as a disagreement in each view that saw it.

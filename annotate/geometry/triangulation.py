@@ -548,8 +548,9 @@ def triangulate_points(rig: CameraRig, points_px: np.ndarray, confidence: np.nda
 
     points_px: (C, ..., 2) pixels (distorted, as detected), NaN = not seen by that camera.
     confidence: (C, ...) detection confidences (weights; <= 0 or NaN = not seen); None = 1.
-    tolerance: (C, ...) >= 1, the factor each observation's pixel thresholds are widened
-    by (module docstring); None = 1 (the thresholds as configured).
+    tolerance: >= 1, broadcastable to (C, ...) (for example (C, M, 1) per camera and face),
+    the factor each observation's pixel thresholds are widened by (module docstring);
+    None = 1 (the thresholds as configured).
     Returns a ``Triangulation`` with batch shape ``(...)`` (see the module docstring).
     """
     px = np.asarray(points_px, dtype=np.float64)
@@ -561,10 +562,11 @@ def triangulate_points(rig: CameraRig, points_px: np.ndarray, confidence: np.nda
     conf = np.ones(px.shape[:2]) if confidence is None else np.asarray(confidence, dtype=np.float64).reshape(C, -1)
     if conf.shape != px.shape[:2]:
         raise ValueError(f"confidence must have shape {(C,) + batch}, got {np.shape(confidence)}")
-    tol = np.ones(px.shape[:2]) if tolerance is None else np.asarray(tolerance, dtype=np.float64)
-    if tol.size != px.shape[0] * px.shape[1] or tol.shape[0] != C:
-        raise ValueError(f"tolerance must have shape {(C,) + batch}, got {np.shape(tolerance)}")
-    tol = tol.reshape(C, -1)
+    try:
+        tol = np.ones(px.shape[:2]) if tolerance is None else np.broadcast_to(
+            np.asarray(tolerance, dtype=np.float64), (C,) + batch).reshape(C, -1)
+    except ValueError:
+        raise ValueError(f"tolerance must broadcast to shape {(C,) + batch}, got {np.shape(tolerance)}") from None
     if not (tol >= 1).all():
         raise ValueError("tolerance factors must be >= 1 (they widen the pixel thresholds)")
     P, scale = normalised_projections(rig), pixel_scale(rig)

@@ -174,9 +174,9 @@ def _body_index(bodies_path: str | Path | None) -> _FramePriors:
 
 class _CameraImages:
     """Every camera's frames, pulled frame by frame: one sequential decoder per video
-    (``annotate.media.video``), or one JPEG per frame from hdImgs. ``reason`` says why the
-    last missing image is missing (a rejection reason code of the video reader), ``detail``
-    the reader's message (the file and what is wrong with it)."""
+    (``annotate.media.video``), or one JPEG per frame from hdImgs. ``missing`` says why a
+    camera's last missing image is missing: (a rejection reason code of the video reader,
+    the reader's message naming the file and what is wrong with it)."""
 
     def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
         from annotate.media.video import iter_camera_frames
@@ -186,11 +186,10 @@ class _CameraImages:
             if source == "video" else []
         self._next: list = [None] * len(cameras)
         self._done = [False] * len(cameras)
-        self.reason: dict[int, str] = {}
-        self.detail: dict[int, str] = {}
+        self.missing: dict[int, tuple[str, str]] = {}
 
     def image(self, camera: int, frame: int) -> np.ndarray | None:
-        """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``reason``)."""
+        """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``missing``)."""
         from annotate.media.video import VIDEO_TOO_SHORT, VideoError, camera_image_dir, read_image_frame
 
         if self.source == "images":
@@ -198,16 +197,16 @@ class _CameraImages:
             try:
                 return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
             except VideoError as err:
-                self.reason[camera], self.detail[camera] = err.reason, str(err)
+                self.missing[camera] = (err.reason, str(err))
                 return None
         while not self._done[camera] and (self._next[camera] is None or self._next[camera].index < frame):
             try:
                 self._next[camera] = next(self._iters[camera])
             except StopIteration:
-                self._done[camera], self.reason[camera] = True, VIDEO_TOO_SHORT
-                self.detail[camera] = f"the {self.cameras[camera]} video ends before frame {frame}"
+                self._done[camera] = True
+                self.missing[camera] = (VIDEO_TOO_SHORT, f"the {self.cameras[camera]} video ends before frame {frame}")
             except VideoError as err:
-                self._done[camera], self.reason[camera], self.detail[camera] = True, err.reason, str(err)
+                self._done[camera], self.missing[camera] = True, (err.reason, str(err))
         got = self._next[camera]
         return got.rgb() if got is not None and got.index == frame else None
 
@@ -363,9 +362,10 @@ class _Run:
             self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE, f"face {d} of {n} {why}")
         for camera in views.no_image:
             name = self.rig.names[camera]
-            self._reject(frame, None, name, self.images.reason.get(camera, "missing_image"),
+            reason, message = self.images.missing.get(camera, ("missing_image", ""))
+            self._reject(frame, None, name, reason,
                          f"no image of frame {frame} for camera {name} in its {self.images.source}: view skipped"
-                         + (f" ({self.images.detail[camera]})" if camera in self.images.detail else ""))
+                         + (f" ({message})" if message else ""))
         self.pending.frames.append((frame, person))
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
@@ -402,8 +402,7 @@ class _Run:
         tolerance = threshold_tolerance(points, self.config.threshold_face_px)             # (C, M)
         if self.config.max_view_error_px is not None:
             points, conf = self._consistent_views(points, conf, tolerance)
-        tri = triangulate_points(self.rig, points, conf, self.config.triangulation,
-                                 np.broadcast_to(tolerance[..., None], conf.shape))
+        tri = triangulate_points(self.rig, points, conf, self.config.triangulation, tolerance[..., None])
         start = 0
         for frame, person in self.pending.frames:
             sl = slice(start, start + len(person))
