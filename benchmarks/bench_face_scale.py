@@ -9,7 +9,8 @@ calibration's K scaled alike, pixel centres kept), as a 4K camera or a close-up 
 default backend (Face Mesh on MTCNN faces, cross-view association) for each
 ``triangulate.threshold_face_px``. Printed per run: the people triangulated, and per person
 the views used, landmarks, median reprojection error (px of the scaled frames) and eye-centre
-span (cm; the means of landmarks 36-41 and 42-47).
+span (cm; the means of landmarks 36-41 and 42-47, with the eye points triangulated) and the
+pupils' distance (cm).
 """
 from __future__ import annotations
 
@@ -91,7 +92,8 @@ def main() -> None:
                       + (result if isinstance(result, str) else f"{len(result)} people triangulated"), flush=True)
                 for r in ([] if isinstance(result, str) else result):
                     print(f"  frame {r['frame']} person {r['person']}: views {r['views']}, {r['landmarks']} landmarks, "
-                          f"median {r['median_repro_px']:.2f} px, eye-centre span {r['eye_span_cm']:.2f} cm")
+                          f"median {r['median_repro_px']:.2f} px, eye-centre span {r['eye_span_cm']:.2f} cm "
+                          f"({r['eye_points']} of 12 eye points), pupils {r['pupil_span_cm']:.2f} cm")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -149,3 +149,65 @@ def test_face_detectors_find_the_astronauts_face(astronaut):
     assert kp[:2, 1].max() < kp[2, 1] < kp[3:, 1].min()                 # eyes above the nose above the mouth
     with pytest.raises(ValueError, match="unknown detect.face_detector"):
         make_face_detector("yunet")
+
+
+def test_iris_crop_maps_level_the_corners_and_mirror_the_left_eye():
+    from annotate.detect.iris import EYE_CORNERS_MESH, INPUT_PX, eye_crop_maps, to_image
+
+    mesh = np.zeros((2, 468, 2))
+    mesh[0, EYE_CORNERS_MESH[0]] = [[100, 50], [140, 50]]          # right eye, level, 40 px
+    mesh[0, EYE_CORNERS_MESH[1]] = [[160, 50], [160, 90]]          # left eye, turned 90 degrees
+    mesh[1] = np.nan                                               # no mesh: no crop
+    maps = eye_crop_maps(mesh, 2.3)
+    scale = 2.3 * 40 / INPUT_PX
+    # The crop's centre is the corners' midpoint, its side 2.3 corner distances.
+    assert np.allclose(to_image(np.array([[32.0, 32.0]]), maps[0]), [[[120, 50]], [[160, 70]]])
+    assert np.allclose(maps[0, 0, :, :2], np.eye(2) * scale)
+    # The left eye's crop is mirrored: its model x runs against the corner line (362 -> 263).
+    assert np.allclose(maps[0, 1, :, :2], np.array([[0, -1], [-1, 0]]) * scale)
+    assert np.isnan(maps[1]).all()
+
+
+def test_iris_model_on_the_left_eye_is_its_model_on_the_mirrored_right_eye(astronaut):
+    """The convention test of the mirrored crop: the left eye of the mirrored photograph is
+    the right eye of the photograph, so its refined points are the mirror images of the
+    right eye's (exactly, up to the crop's interpolation)."""
+    from annotate.detect.facemesh import FaceMeshDetector
+    from annotate.detect.iris import EYE_CORNERS_MESH, IrisModel
+
+    detector = FaceMeshDetector()
+    faces = detector.find_faces(ViewInput(0, 0, astronaut, np.zeros((0, 4))))
+    mesh = detector.mesh_in(astronaut, faces)[[int(np.argmax(faces.score))]]
+    width = astronaut.shape[1]
+    mirror = np.array([width - 1.0, 0.0])                           # x -> W - 1 - x, pixel centres
+    mirrored_mesh = np.full_like(mesh, np.nan)
+    (a, b), (c, d) = EYE_CORNERS_MESH
+    mirrored_mesh[:, [c, d]] = np.abs(mirror - mesh[:, [b, a]])     # right eye's corners, mirrored
+    iris = IrisModel()
+    contour, pupil = iris.eyes_in(astronaut, mesh)
+    contour_m, pupil_m = iris.eyes_in(astronaut[:, ::-1].copy(), mirrored_mesh)
+    assert np.isnan(contour_m[0, 0]).all()                          # no corners: no crop
+    assert np.abs(np.abs(mirror - contour_m[0, 1]) - contour[0, 0]).max() < 0.05
+    assert np.abs(np.abs(mirror - pupil_m[0, 1]) - pupil[0, 0]).max() < 0.05
+
+
+def test_iris_refinement_keeps_the_eyes_and_adds_the_pupils(astronaut):
+    """With refine_eyes (the default) the eyes and brows move by a few percent of the eye
+    span on a frontal photograph, and the pupils (68 right, 69 left) are the iris centres,
+    inside their eyes."""
+    from annotate.detect.facemesh import FaceMeshConfig, FaceMeshDetector
+
+    view = ViewInput(0, 0, astronaut, np.zeros((0, 4)))
+    refined, plain = FaceMeshDetector(), FaceMeshDetector(FaceMeshConfig(refine_eyes=False))
+    faces = refined.find_faces(view)
+    best = int(np.argmax(faces.score))
+    ours = refined.landmarks_in(astronaut, faces).points_px[best]
+    before = plain.landmarks_in(astronaut, faces).points_px[best]
+    assert ours.shape == (70, 2) and before.shape == (68, 2)
+    span = np.linalg.norm(before[36:42].mean(0) - before[42:48].mean(0))
+    assert np.linalg.norm(ours[36:48] - before[36:48], axis=1).max() < 0.06 * span
+    assert np.linalg.norm(ours[17:27] - before[17:27], axis=1).max() < 0.12 * span
+    assert np.array_equal(ours[:17], before[:17]) and np.array_equal(ours[27:36], before[27:36])
+    for pupil, eye in ((68, ours[36:42]), (69, ours[42:48])):
+        assert (eye.min(0) <= ours[pupil]).all() and (ours[pupil] <= eye.max(0)).all()
+        assert np.linalg.norm(ours[pupil] - eye.mean(0)) < 0.05 * span

@@ -1,18 +1,21 @@
 """Labels of the real haggling test frames without body skeletons, measured and drawn.
 
-    python tools/haggling_labels_figure.py [--out docs/img/haggling_labels.png]
+    python tools/haggling_labels_figure.py [--out docs/img/haggling_labels.png] [--backend dlib]
+                                           [--no-refine-eyes]
 
-Runs ingest, triangulate (dlib 68-point landmarks on MTCNN faces, cross-view association),
-head model and labels on tests/data/haggling_demo (5 HD cameras, frames 4500 and 9348, no
-body, face or ground-truth file), prints per triangulated person the views used, the median
-reprojection error and the eye-centre span (distance between the means of landmarks 36-41
-and 42-47, cm), and draws every valid label whose face points toward its camera with the
+Runs ingest, triangulate (by default Face Mesh landmarks, eyes refined by the iris model, on
+MTCNN faces; cross-view association), head model and labels on tests/data/haggling_demo
+(5 HD cameras, frames 4500 and 9348, no body, face or ground-truth file), prints per
+triangulated person the views used, the median reprojection error, the eye points
+triangulated, the eye-centre span (distance between the means of landmarks 36-41 and 42-47,
+cm) and the pupils' distance (68-69, cm), and draws every valid label whose face points toward its camera with the
 audit's contact-sheet code (``annotate.audit.contact_sheet``: 70 landmarks coloured by
 visibility, head axes x red, y green, z blue).
 """
 from __future__ import annotations
 
 import argparse
+import warnings
 import tempfile
 from pathlib import Path
 
@@ -38,18 +41,23 @@ CROP_MARGIN = 0.35            # added around the label's head box on each side, 
 
 def person_figures(faces3d: Path, camera_names: tuple[str, ...]) -> list[dict]:
     """Per triangulated (frame, person): landmarks, views used (names; visibility holds the
-    ingest's camera indices), median reprojection px, eye span cm."""
+    ingest's camera indices), median reprojection px, eye points triangulated (of 36-47), the
+    eye-centre span cm (means of 36-41 and 42-47 over the points triangulated: with some
+    missing it leans toward those) and the pupils' distance cm (NaN without both)."""
     faces = load_faces3d(faces3d, with_visibility=True)
     rows = []
     for k in range(len(faces)):
         lm, error = faces.landmarks[k], faces.repro_error[k]
         ok = np.isfinite(lm).all(axis=-1)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)               # an eye with no point: NaN
             right, left = np.nanmean(lm[36:42], axis=0), np.nanmean(lm[42:48], axis=0)
         views = sorted({c for point in faces.visibility[k] for c in (point or [])})
         rows.append({"frame": int(faces.frame[k]), "person": int(faces.person[k]), "landmarks": int(ok.sum()),
                      "views": ", ".join(camera_names[c] for c in views),
-                     "median_repro_px": float(np.median(error[ok])), "eye_span_cm": float(np.linalg.norm(right - left))})
+                     "median_repro_px": float(np.median(error[ok])), "eye_points": int(ok[36:48].sum()),
+                     "eye_span_cm": float(np.linalg.norm(right - left)),
+                     "pupil_span_cm": float(np.linalg.norm(lm[68] - lm[69]))})
     return rows
 
 
@@ -81,19 +89,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img" / "haggling_labels.png")
     parser.add_argument("--backend", default="facemesh", help="detect.backend (facemesh, dlib or fan)")
+    parser.add_argument("--no-refine-eyes", action="store_true", help="detect.facemesh.refine_eyes: false")
     args = parser.parse_args()
-    cfg = resolve_config({"detect": {"backend": args.backend, "frames_from": "images"},
+    cfg = resolve_config({"detect": {"backend": args.backend, "frames_from": "images",
+                                     "facemesh": {"refine_eyes": not args.no_refine_eyes}},
                           "landmarks3d": "triangulated"})
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         run_ingest(cfg, DATA, SEQUENCE, work / "ingest")
         summary = run_triangulate(cfg, DATA, SEQUENCE, work / "ingest", work / "tri")
         print(summary)
-        print(f"{'frame':>5s} {'person':>6s} {'landmarks':>9s} {'median repro px':>15s} {'eye span cm':>11s}")
+        print(f"{'frame':>5s} {'person':>6s} {'landmarks':>9s} {'median repro px':>15s} {'eye points':>10s} "
+              f"{'eye span cm':>11s} {'pupils cm':>9s}")
         names = load_cameras(work / "ingest" / "cameras.parquet").names
         for r in person_figures(work / "tri" / "faces3d.parquet", names):
             print(f"{r['frame']:5d} {r['person']:6d} {r['landmarks']:9d} {r['median_repro_px']:15.2f} "
-                  f"{r['eye_span_cm']:11.2f}  views {r['views']}")
+                  f"{r['eye_points']:10d} {r['eye_span_cm']:11.2f} {r['pupil_span_cm']:9.2f}  views {r['views']}")
         # Four faces are too few for a mean head: the head model is the mean of a synthetic
         # sequence's faces (annotate synth, 3 people), as head_model.path would give one.
         synth_cfg = resolve_config({"synthetic": {"num_frames": 20, "num_cameras": 4, "num_people": 3,

@@ -1,4 +1,4 @@
-"""MediaPipe Face Mesh landmarks, in the iBUG 68-point layout, on the boxes of a face detector.
+"""MediaPipe Face Mesh landmarks, in Panoptic's face70 layout, on the boxes of a face detector.
 
 Fully offline: the landmark model ships in this package (weights/face_landmark.tflite,
 Apache-2.0, weights/LICENSE-facemesh.txt) and runs on Google's TFLite runtime
@@ -13,10 +13,14 @@ keypoints (dlib's detectors) it is not turned. Each iBUG point is one mesh verte
 (``IBUG_FROM_MESH``): the eye contours are the vertices every Face Mesh user takes for
 them; the others were chosen on the mesh's contours (face oval, brows, nose, lips) as the
 vertex nearest to dlib's point on near-frontal faces, mirrored so the table is symmetric
-(``tools/facemesh_ibug_check.py`` prints the agreement). The jaw points are the mesh's face
-oval, a fixed 3D contour; iBUG's jaw is the visible outline, which moves over the face as
-it turns, so the two agree only on frontal faces. The pupils (Panoptic's points 68, 69) are
-left NaN, as with the other backends.
+(``tests/test_detect_images.py`` checks the agreement on a frontal photograph). The jaw
+points are the mesh's face oval, a fixed 3D contour; iBUG's jaw is the visible outline,
+which moves over the face as it turns, so the two agree only on frontal faces.
+
+As in MediaPipe's own pipeline, the eyes and brows are then refined by the iris model on a
+crop of each eye (``refine_eyes``, on by default; ``annotate.detect.iris``), which also
+gives the pupils (Panoptic's points 68, 69: the iris centres). Without it the pupils are
+NaN, as with dlib.
 
 Every point of a face gets the face detector's score as confidence, as with dlib.
 """
@@ -27,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from annotate.detect.base import NUM_IBUG, FaceDetections, ViewInput
+from annotate.detect.base import NUM_FACE70, NUM_IBUG, FaceDetections, ViewInput
 from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view, scored_by_face
+from annotate.detect.iris import IrisModel, refined_mesh
+from annotate.detect.tflite import load_tflite, output_index
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "face_landmark.tflite"
 INPUT_PX = 192                     # the model's square input side
@@ -49,15 +55,18 @@ IBUG_FROM_MESH = np.array([
 @dataclass(frozen=True)
 class FaceMeshConfig:
     """box_margin: head boxes are searched with this much extra border (fraction of size);
-    roi_scale: the crop's side over the face box's longer side; threads: the runtime's CPU
-    threads."""
+    roi_scale: the crop's side over the face box's longer side; refine_eyes: eyes, brows and
+    pupils from MediaPipe's iris model (annotate.detect.iris) on crops of eye_roi_scale
+    times the eye's corner distance; threads: the runtime's CPU threads."""
 
     box_margin: float = 0.25
     roi_scale: float = 1.5
+    refine_eyes: bool = True
+    eye_roi_scale: float = 2.3
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.roi_scale <= 0 or self.box_margin < 0 or self.threads < 1:
+        if self.roi_scale <= 0 or self.eye_roi_scale <= 0 or self.box_margin < 0 or self.threads < 1:
             raise ValueError(f"facemesh needs roi_scale > 0, box_margin >= 0, threads >= 1; got {self}")
 
 
@@ -81,18 +90,7 @@ def crop_to_image(boxes_px: np.ndarray, keypoints_px: np.ndarray, roi_scale: flo
 
 def load_interpreter(threads: int = 1):
     """The TFLite interpreter on the shipped model, tensors allocated."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as err:
-        raise ImportError("the facemesh backend runs on Google's TFLite runtime: pip install ai-edge-litert") from err
-    if not MODEL_FILE.is_file():
-        raise FileNotFoundError(f"{MODEL_FILE} is missing: reinstall the annotate package")
-    interpreter = Interpreter(model_path=str(MODEL_FILE), num_threads=threads)
-    interpreter.allocate_tensors()
-    shape = tuple(interpreter.get_input_details()[0]["shape"])
-    if shape != (1, INPUT_PX, INPUT_PX, 3):
-        raise ValueError(f"{MODEL_FILE}: expected an input of (1, {INPUT_PX}, {INPUT_PX}, 3), got {shape}")
-    return interpreter
+    return load_tflite(MODEL_FILE, (1, INPUT_PX, INPUT_PX, 3), threads)
 
 
 class FaceMeshDetector:
@@ -108,9 +106,9 @@ class FaceMeshDetector:
         self.face_detector = face_detector if face_detector is not None else make_face_detector("mtcnn")
         self._interpreter = load_interpreter(config.threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
-        outputs = self._interpreter.get_output_details()
-        # the landmark tensor (1404 = 468 x 3 values) and the face-presence logit
-        self._points = next(o["index"] for o in outputs if int(np.prod(o["shape"])) == NUM_MESH * 3)
+        # the landmark tensor (1404 = 468 x 3 values); the other is the face-presence logit
+        self._points = output_index(self._interpreter, NUM_MESH * 3, MODEL_FILE)
+        self._iris = IrisModel(config.threads) if config.refine_eyes else None
 
     def find_faces(self, view: ViewInput) -> FaceBoxes:
         return faces_in_view(self.face_detector, view.image, view.head_boxes_px, self.config.box_margin)
@@ -132,11 +130,18 @@ class FaceMeshDetector:
         return out
 
     def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
-        """68 points in each face (module docstring)."""
+        """Points in each face (module docstring): 70 (iBUG 68 + the pupils) with refine_eyes,
+        else 68."""
         if not len(faces):
-            return FaceDetections.empty(NUM_IBUG)
+            return FaceDetections.empty(NUM_FACE70 if self._iris is not None else NUM_IBUG)
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        return scored_by_face(self.mesh_in(image, faces)[:, IBUG_FROM_MESH], faces)
+        mesh = self.mesh_in(image, faces)
+        if self._iris is None:
+            return scored_by_face(mesh[:, IBUG_FROM_MESH], faces)
+        contour, iris = self._iris.eyes_in(image, mesh, self.config.eye_roi_scale)
+        # Panoptic's pupils: 68 the subject's right (iris eye 0), 69 the left.
+        points = np.concatenate([refined_mesh(mesh, contour)[:, IBUG_FROM_MESH], iris[:, :, 0]], axis=1)
+        return scored_by_face(points, faces)
 
     def detect(self, view: ViewInput) -> FaceDetections:
         if view.image is None:
