@@ -60,8 +60,8 @@ def main() -> None:
     parser.add_argument("--people", type=int, default=6)
     parser.add_argument("--max-view-error-px", type=float, default=4.0,
                         help="triangulate.max_view_error_px (0: the view consistency check off)")
-    parser.add_argument("--threshold-face-px", type=float, default=80.0,
-                        help="triangulate.threshold_face_px (0: pixel thresholds fixed)")
+    parser.add_argument("--threshold-face-px", type=float, default=None,
+                        help="triangulate.threshold_face_px (default: the configuration's; 0: pixel thresholds fixed)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_no_bodies_"))
     try:
@@ -69,7 +69,8 @@ def main() -> None:
                                             "num_people": args.people, "render_video": False},
                               "landmarks3d": "triangulated",
                               "triangulate": {"max_view_error_px": args.max_view_error_px or None,
-                                              "threshold_face_px": args.threshold_face_px or None}})
+                                              **({} if args.threshold_face_px is None else
+                                                 {"threshold_face_px": args.threshold_face_px or None})}})
         seq = run_synth(cfg, work / "seq", SEQUENCE)
         runs = {"with body skeletons": work / "seq", "without (cross-view)": work / "bare"}
         without_bodies(Path(seq), runs["without (cross-view)"])

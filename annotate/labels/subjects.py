@@ -182,7 +182,7 @@ def calm_faces(residuals: np.ndarray) -> np.ndarray:
     D = _clean_deviations(residuals - np.nanmedian(residuals, axis=0))          # (M, 210)
     values, vectors = np.linalg.eigh(D.T @ D / max(len(D), 1))
     Z = D @ vectors[:, -CALM_MODES:]                                            # (M, K)
-    noise = float(np.median(values))
+    noise = noise_eigenvalue(values, len(D))
     h = max(2.0 * np.sqrt(noise), 0.1 * np.sqrt(values[-1]), 1e-6)             # kernel width
     starts = Z[np.linspace(0, len(Z) - 1, min(len(Z), MEAN_SHIFT_STARTS)).astype(int)]
     best, best_density = None, -1.0
@@ -198,6 +198,15 @@ def calm_faces(residuals: np.ndarray) -> np.ndarray:
             best, best_density = c, density
     distance = np.linalg.norm(Z - best, axis=1)
     return distance <= np.percentile(distance, 100.0 * NEUTRAL_SHARE)
+
+
+def noise_eigenvalue(values: np.ndarray, samples: int) -> float:
+    """The noise level of a covariance's eigenvalues (D,), estimated from ``samples`` faces:
+    the median of those within the covariance's rank (at most ``samples``). Most directions
+    of the 210 hold only noise, so their median is the noise; with fewer faces than 210 the
+    rest are zero by construction, not noise-free, and would pull the median to 0."""
+    ordered = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+    return float(np.median(ordered[:max(1, min(int(samples), len(ordered)))]))
 
 
 def _clean_deviations(deviations: np.ndarray) -> np.ndarray:
@@ -221,13 +230,15 @@ def expression_modes(deviations: np.ndarray, max_modes: int, snr: float
     Gross outlier landmarks (beyond 3x the median distance) and missing ones count as
     zero. Returns ``(modes (K, 70, 3) unit norm, variance (K,) cm^2 of each coefficient
     beyond the noise, noise variance per coordinate cm^2)``, K <= max_modes: the modes whose
-    variance exceeds ``snr`` times the noise (the median eigenvalue, since most of the 210
-    directions hold only noise).
+    variance exceeds ``snr`` times the noise (``noise_eigenvalue``: most of the 210
+    directions hold only noise). With fewer faces than 210 the noise returned is that of a
+    non-zero direction, about 210 / M times the per-coordinate one: the joint fit then holds
+    the few modes of a short sequence more tightly.
     """
     D = _clean_deviations(deviations)
     values, vectors = np.linalg.eigh(D.T @ D / max(len(D), 1))
     values, vectors = values[::-1], vectors[:, ::-1]
-    noise = float(np.median(values))
+    noise = noise_eigenvalue(values, len(D))
     keep = np.flatnonzero(values[:max_modes] > snr * noise)
     modes = vectors[:, keep].T.reshape(-1, 70, 3)
     return modes, values[keep] - noise, noise
