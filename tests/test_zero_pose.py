@@ -42,8 +42,10 @@ def signed_median_differences(root, name, out, orientation):
 def test_labels_agree_with_whenets_own_labelling_on_other_faces(tmp_path, shape):
     generate_sequence(tmp_path / "seq", "shape", SceneConfig(seed=1, num_frames=150, num_cameras=6,
                                                              expressions=False, **shape), render_video=False)
+    # 150 frames: the medians' own spread is a few tenths of a degree (worst axis 0.31-0.60
+    # deg over seeds 1-2 and both shapes), the 600-frame benchmark's worst is 0.27.
     for view in signed_median_differences(tmp_path / "seq", "shape", tmp_path / "whenet", "whenet"):
-        assert np.abs(view).max() <= 0.5, view
+        assert np.abs(view).max() <= 0.75, view
     if "face_mouth_forward_cm" in shape:
         # The previous rule moves with the mouth: pitch off by degrees (the test can fail).
         frontal, _ = signed_median_differences(tmp_path / "seq", "shape", tmp_path / "eye", "eye_mouth")
