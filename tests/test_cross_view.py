@@ -120,3 +120,27 @@ def test_tracker_keeps_ids_over_gaps_and_gives_new_ids_after_long_ones():
     assert tracker.update(31, np.stack([a + 90])).tolist() == [3]               # too far for the gate
     with pytest.raises(ValueError, match="frames must increase"):
         tracker.update(31, np.stack([a]))
+
+
+def test_tracker_says_where_to_search_between_whole_image_searches():
+    from annotate.detect.tracking import SEARCH_RADIUS_CM
+
+    tracker = Tracker(TrackingConfig(speed_cm_per_frame=2.0, max_gap_frames=10, full_search_frames=5))
+    a, b = np.array([0.0, -160, 0]), np.array([100.0, -160, 0])
+    assert tracker.search_priors(0) is None                                     # nothing tracked: whole
+    tracker.update(0, np.stack([a, b]))
+    near = tracker.search_priors(1)                                             # around both heads
+    assert near.person.tolist() == [0, 1] and np.allclose(near.centre_world, [a, b])
+    assert np.allclose(near.radius_cm, SEARCH_RADIUS_CM + 2.0)
+    tracker.update(1, np.stack([a + 1]))                                        # b missed
+    later = tracker.search_priors(4)
+    assert np.allclose(later.radius_cm, SEARCH_RADIUS_CM + 2.0 * np.array([3, 4]))   # grows with the gap
+    assert np.isnan(later.anchors_world).all()
+    assert tracker.search_priors(5) is None                                     # 5 frames on: whole again
+    assert tracker.search_priors(9) is not None
+    patient = Tracker(TrackingConfig(max_gap_frames=10, full_search_frames=100))
+    patient.search_priors(0)
+    patient.update(0, np.stack([a]))
+    assert patient.search_priors(10) is not None and patient.search_priors(11) is None   # the track expired
+    with pytest.raises(ValueError, match="full_search_frames"):
+        TrackingConfig(full_search_frames=0)

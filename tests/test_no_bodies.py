@@ -193,3 +193,35 @@ def test_the_head_model_names_the_step_that_found_no_face(tmp_path):
         (tri / f"{name}.parquet").write_bytes((tmp_path / "ingest" / "faces3d.parquet").read_bytes())
     with pytest.raises(ValueError, match="the triangulate stage wrote no face"):
         sample_faces([tri / "faces3d.parquet"], 10)
+
+
+def test_frames_between_whole_image_searches_are_searched_around_the_tracked_heads(tmp_path):
+    """Frame 9348 of the real frames, repeated as 9349 and 9350: the first frame's whole
+    images find D and F, the next two are searched only around their tracked heads and find
+    them again with the same ids; with full_search_frames 1 every frame is searched whole."""
+    seq = tmp_path / "haggling_demo"
+    (seq / "hdImgs").mkdir(parents=True)
+    (seq / "calibration_haggling_demo.json").write_bytes(
+        (DATA / "haggling_demo" / "calibration_haggling_demo.json").read_bytes())
+    for cam in ("00_03", "00_06", "00_12", "00_13", "00_23"):
+        (seq / "hdImgs" / cam).mkdir()
+        data = (DATA / "haggling_demo" / "hdImgs" / cam / f"{cam}_00009348.jpg").read_bytes()
+        for frame in (9348, 9349, 9350):
+            (seq / "hdImgs" / cam / f"{cam}_{frame:08d}.jpg").write_bytes(data)
+    found = {}
+    for every in (30, 1):
+        cfg = resolve_config({"detect": {"frames_from": "images", "tracking": {"full_search_frames": every}},
+                              "landmarks3d": "triangulated"})
+        work = tmp_path / f"every{every}"
+        run_ingest(cfg, tmp_path, "haggling_demo", work / "ingest")
+        summary = run_triangulate(cfg, tmp_path, "haggling_demo", work / "ingest", work / "tri")
+        assert summary.whole_image_frames == (1 if every == 30 else 3) and summary.frames == 3
+        faces = load_faces3d(work / "tri" / "faces3d.parquet")
+        found[every] = sorted(zip(faces.frame.tolist(), faces.person.tolist()))
+        # The same images: each person's face is where it was in the whole-image frame.
+        for p in set(faces.person.tolist()):
+            lm = faces.landmarks[faces.person == p]                                  # (3, 70, 3)
+            assert np.nanmedian(np.linalg.norm(lm[1:] - lm[0], axis=-1)) < 1.0
+    people = {p for _, p in found[30]}
+    assert found[30] == found[1] and len(people) == 2
+    assert found[30] == [(frame, p) for frame in (9348, 9349, 9350) for p in sorted(people)]

@@ -110,7 +110,9 @@ class StageSummary:
     """Counts of one run. views_read: views whose image (or, for image-free backends, whose
     detections) were looked at; views_no_image: views skipped for want of an image;
     people_found: (frame, person) pairs the association produced; association: the mode used;
-    views_dropped: face views left out because they disagree with the face's other views."""
+    views_dropped: face views left out because they disagree with the face's other views;
+    whole_image_frames: cross-view frames whose whole images were searched for faces (the
+    others: around the tracked heads, ``annotate.detect.tracking``)."""
 
     frames: int = 0
     faces_written: int = 0
@@ -124,6 +126,7 @@ class StageSummary:
     views_dropped: int = 0
     median_views: float = float("nan")
     median_repro_error_px: float = float("nan")
+    whole_image_frames: int = 0
     rejections: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -132,7 +135,7 @@ class StageSummary:
                 "associated": self.associated, "landmarks_triangulated": self.landmarks_triangulated,
                 "association": self.association, "views_read": self.views_read,
                 "views_no_image": self.views_no_image, "people_found": self.people_found,
-                "views_dropped": self.views_dropped,
+                "views_dropped": self.views_dropped, "whole_image_frames": self.whole_image_frames,
                 # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
                 "median_views": None if np.isnan(self.median_views) else self.median_views,
                 "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
@@ -143,6 +146,8 @@ class StageSummary:
                 f"({self.associated}/{self.detections} detections associated, {self.views_dropped} views "
                 f"left out as inconsistent; median "
                 f"{self.median_views:.0f} views, {self.median_repro_error_px:.2f} px) in {self.seconds:.1f} s"
+                + (f"; whole images searched in {self.whole_image_frames} of {self.frames} frames, around "
+                   f"the tracked heads in the others" if 0 < self.whole_image_frames < self.frames else "")
                 + (f"; rejections {dict(self.rejections)}" if self.rejections else ""))
 
 
@@ -258,11 +263,17 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
 
 
 def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tracker: Tracker,
-                       config: CrossViewConfig = CrossViewConfig(), image_of=None) -> tuple[FrameViews, np.ndarray]:
-    """The prior-free path for one frame: faces in every whole view, grouped into people
-    across views (``annotate.detect.cross_view``), ids from the tracker. Returns the
-    frame's views and the (G,) person ids of its people (frames in increasing order)."""
+                       config: CrossViewConfig = CrossViewConfig(), image_of=None,
+                       search: HeadPriors | None = None) -> tuple[FrameViews, np.ndarray]:
+    """The prior-free path for one frame: faces in every view, grouped into people across
+    views (``annotate.detect.cross_view``), ids from the tracker. Returns the frame's views
+    and the (G,) person ids of its people (frames in increasing order).
+
+    search: None = whole images; else only these head spheres are searched (the tracker's
+    ``search_priors``), and a view that sees none of them is not searched.
+    """
     C = len(rig)
+    boxes = None if search is None else head_boxes_px(rig, search)               # (C, P, 4)
     faces, no_image = [], []
     for c in range(C):
         image = image_of(c, frame) if image_of is not None else None
@@ -270,7 +281,11 @@ def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tra
             no_image.append(c)
             faces.append(FaceDetections.empty())
             continue
-        faces.append(backend.detect(ViewInput(frame, c, image, np.zeros((0, 4)))).to_face70())
+        where = np.zeros((0, 4)) if boxes is None else boxes[c][np.isfinite(boxes[c]).all(axis=1)]
+        if boxes is not None and not len(where):
+            faces.append(FaceDetections.empty())                 # no tracked head in this view
+            continue
+        faces.append(backend.detect(ViewInput(frame, c, image, where)).to_face70())
     groups = associate_frame(rig, faces, config)
     person = tracker.update(frame, groups.head_world) if len(groups) else np.zeros(0, np.int64)
     G = len(groups)
@@ -347,8 +362,10 @@ class _Run:
             person, why = priors.person, (f"is farther than {self.config.association_max_cost} head radii "
                                           f"from every person's head prior")
         else:
+            search = self.tracker.search_priors(frame) if self.backend.needs_images else None
+            self.summary.whole_image_frames += search is None
             views, person = detect_views_cross(self.rig, self.backend, frame, self.tracker, self.config.cross_view,
-                                               image_of)
+                                               image_of, search)
             why = (f"matches no face of another view (median keypoint epipolar distance <= "
                    f"{self.config.cross_view.max_epipolar} face sizes, plausible depth, reprojection <= "
                    f"{self.config.cross_view.max_reprojection} face sizes): seen in one view only, or not "
