@@ -104,8 +104,9 @@ def main() -> None:
         o = off.get((r["frame"], r["person"]))
         right = (f"{o['landmarks']:9d} {o['median_repro_px']:8.2f} {o['eye_points']:7d} {o['eye_span_cm']:7.2f}"
                  if o else f"{'-':>35s}")
-        print(f"{r['frame']:5d} {r['person']:6d} | {r['landmarks']:9d} {r['median_repro_px']:8.2f} {r['eye_points']:7d} "
-              f"{r['eye_span_cm']:7.2f} {r['pupil_span_cm']:6.2f} | {right}  {r['views']} | {o['views'] if o else '-'}")
+        print(f"{r['frame']:5d} {r['person']:6d} | {r['landmarks']:9d} {r['median_repro_px']:8.2f} "
+              f"{r['eye_points']:7d} {r['eye_span_cm']:7.2f} {r['pupil_span_cm']:6.2f} | {right}  "
+              f"{r['views']} | {o['views'] if o else '-'}")
     for title, index in (("view pairs the stage used", 1), ("all associated view pairs", 2)):
         print(f"\n== two-view agreement, {title}: points, median px, under 2 px, under 4 px (on | off)")
         for group in GROUPS:

@@ -85,10 +85,14 @@ class ViewInput:
 
 
 class LandmarkBackend(Protocol):
-    """A 2D face landmark detector. ``needs_images``: whether ``ViewInput.image`` is used."""
+    """A 2D face landmark detector. ``needs_images``: whether ``ViewInput.image`` is used;
+    ``searches_head_boxes``: whether ``ViewInput.head_boxes_px`` only narrow where its face
+    detector looks (dlib, Face Mesh), so that searching around tracked faces finds what a
+    whole-image search would (FAN takes each box for a face)."""
 
     name: str
     needs_images: bool
+    searches_head_boxes: bool
 
     def detect(self, view: ViewInput) -> FaceDetections:
         ...

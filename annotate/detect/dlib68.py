@@ -79,6 +79,7 @@ class DlibDetector:
 
     name = "dlib"
     needs_images = True
+    searches_head_boxes = True
 
     def __init__(self, config: DlibConfig = DlibConfig(), face_detector: FaceDetector | None = None):
         import dlib

@@ -98,6 +98,7 @@ class FaceMeshDetector:
 
     name = "facemesh"
     needs_images = True
+    searches_head_boxes = True
 
     def __init__(self, config: FaceMeshConfig = FaceMeshConfig(), face_detector: FaceDetector | None = None):
         from annotate.detect.faces import make_face_detector

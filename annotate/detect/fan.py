@@ -71,6 +71,7 @@ class FanDetector:
 
     name = "fan"
     needs_images = True
+    searches_head_boxes = False
 
     def __init__(self, config: FanConfig = FanConfig(), face_detector: FaceDetector | None = None):
         """face_detector: finds the faces in views without head boxes (None: such views

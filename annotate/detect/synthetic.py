@@ -66,6 +66,7 @@ class SyntheticDetector:
 
     name = "synthetic"
     needs_images = False
+    searches_head_boxes = False
 
     def __init__(self, seq_dir: str | Path, rig: CameraRig, config: SyntheticDetectorConfig = SyntheticDetectorConfig()):
         from annotate.synth.generate import load_ground_truth

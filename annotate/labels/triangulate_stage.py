@@ -362,7 +362,7 @@ class _Run:
             person, why = priors.person, (f"is farther than {self.config.association_max_cost} head radii "
                                           f"from every person's head prior")
         else:
-            search = self.tracker.search_priors(frame) if self.backend.needs_images else None
+            search = self.tracker.search_priors(frame) if getattr(self.backend, "searches_head_boxes", False) else None
             self.summary.whole_image_frames += search is None
             views, person = detect_views_cross(self.rig, self.backend, frame, self.tracker, self.config.cross_view,
                                                image_of, search)
