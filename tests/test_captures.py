@@ -253,8 +253,7 @@ def test_aniposelib_capture_runs_end_to_end(walking, tmp_path):
         ["calibration_rig_capture.json", "hdImgs", GROUND_TRUTH_NPZ, GROUND_TRUTH_JSON])
 
     out = label_sequence(capture.root, capture.sequence, tmp_path / "results",
-                         {"landmarks3d": "triangulated", "detect": {"frames_from": "images"},
-                          "audit": {"enabled": False}})
+                         {"landmarks3d": "triangulated", "audit": {"enabled": False}})   # frames_from auto: hdImgs
     summary = json.loads(out.triangulate("summary").read_text())
     assert summary["association"] == "cross_view" and summary["frames"] == len(frames_kept), summary
     faces = read_table(out.triangulate("faces3d"), "faces3d").to_pandas()

@@ -307,3 +307,30 @@ def test_cheapest_frames_are_cropped(tiny, tmp_path):
     with pytest.raises(ValueError, match="source: video"):
         run_plan(resolve_config({"dataset": {"frame_choice": "cheapest_to_decode", "source": "images"}}), [tiny.labels],
                  tmp_path / "plan3.parquet", tmp_path / "summary3.json", data)
+
+
+def test_a_camera_given_as_images_is_cropped_from_them(tiny, tmp_path):
+    """dataset.source auto (the default): a camera with JPEGs and no video is cropped from
+    its JPEGs, the others from their videos; 'video' reports the missing video instead."""
+    from annotate.media.jpeg import encode_jpeg_rgb
+    from annotate.media.video import camera_image_dir, camera_video_path, iter_camera_frames
+
+    seq = tmp_path / "data" / SEQ
+    shutil.copytree(tiny.data / SEQ, seq)
+    images = camera_image_dir(seq, "00_00")
+    images.mkdir(parents=True)
+    for decoded in iter_camera_frames(seq, "00_00", range(SCENE.num_frames)):
+        (images / f"00_00_{decoded.index:08d}.jpg").write_bytes(encode_jpeg_rgb(decoded.rgb(), quality=95))
+    camera_video_path(seq, "00_00").unlink()
+    planned = read_table(tiny.ds / "plan.parquet", "dataset_plan").to_pandas()
+    for source in ("auto", "video"):
+        config = resolve_config({**CONFIG, "dataset": {**CONFIG["dataset"], "source": source}})
+        out = tmp_path / source
+        run_build(config, SEQ, tiny.ds / "plan.parquet", tiny.labels, tiny.cameras, seq, out)
+        rej = read_table(out / "parts" / f"{SEQ}-rejections.parquet", "rejections").to_pandas()
+        cameras = [s.split("/")[3] for s in read_columns(out, ["sample_id"]).column("sample_id").to_pylist()]
+        from_images = cameras.count("00_00")
+        if source == "auto":
+            assert len(rej) == 0 and from_images == (planned.camera == "00_00").sum() > 0
+        else:
+            assert from_images == 0 and set(rej.reason.astype(str)) == {MISSING_VIDEO}

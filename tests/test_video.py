@@ -330,3 +330,17 @@ def test_other_codecs_give_key_frames_only(tmp_path):
     assert len(reader.unknown) == 1 and "reference pictures not read" in reader.unknown[0]
     key, reference = reader("seq", "00_08")
     assert len(key) == 0 and "missing_video" in reader.unknown[1]
+
+
+def test_auto_frame_source_takes_each_cameras_video_else_its_images(tmp_path):
+    from annotate.media.video import camera_frame_source, camera_image_dir, camera_video_path
+
+    seq = tmp_path / "capture"
+    camera_video_path(seq, "00_00").parent.mkdir(parents=True)
+    camera_video_path(seq, "00_00").write_bytes(b"")
+    camera_image_dir(seq, "00_00").mkdir(parents=True)                  # both: the video
+    camera_image_dir(seq, "00_01").mkdir(parents=True)                  # images only
+    assert [camera_frame_source(seq, c, "auto") for c in ("00_00", "00_01", "00_02")] == ["video", "images", "video"]
+    assert camera_frame_source(seq, "00_01", "video") == "video"        # forced
+    with pytest.raises(ValueError, match="unknown frame source"):
+        camera_frame_source(seq, "00_00", "frames")

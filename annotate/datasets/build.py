@@ -43,8 +43,8 @@ from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_t
 from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
-from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_image_dir, camera_video_path,
-                                  iter_video_frames, read_image_frame)
+from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_frame_source, camera_image_dir,
+                                  camera_video_path, iter_video_frames, read_image_frame)
 from annotate.core.names import check_name
 
 STAGE = "dataset.media"
@@ -52,8 +52,8 @@ STAGE = "dataset.media"
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """crop: geometry and size; jpeg_quality (1-100); shard: size limits; source: 'video'
-    (hdVideos) or 'images' (hdImgs); threads: cameras processed at once; full_frames:
+    """crop: geometry and size; jpeg_quality (1-100); shard: size limits; source: 'auto' (per
+    camera its video, else its images), 'video' (hdVideos) or 'images' (hdImgs); threads: cameras processed at once; full_frames:
     also write each used frame as a JPEG (for the COCO export); crop_device: 'cpu' (OpenCV
     + libjpeg-turbo) or a torch device for annotate.media.torch_crops ('cuda', 'cuda:N',
     'torch-cpu')."""
@@ -61,7 +61,7 @@ class BuildConfig:
     crop: CropSpec = field(default_factory=CropSpec)
     jpeg_quality: int = 90
     shard: ShardLimits = field(default_factory=ShardLimits)
-    source: str = "video"
+    source: str = "auto"
     threads: int = 2
     full_frames: bool = False
     crop_device: str = "cpu"
@@ -209,6 +209,7 @@ class _Unit:
         self.progress = progress or (lambda n: None)        # called with each batch of samples done
         self.result = UnitResult(samples.sequence, samples.camera)
         self.done = np.zeros(len(samples.rows), dtype=bool)
+        self.source = camera_frame_source(seq_dir, samples.camera, config.source)        # video or images
         frames = samples.rows["frame"].to_numpy()
         self.frames = np.unique(frames)
         self.rows_of_frame = {f: np.flatnonzero(frames == f) for f in self.frames}
@@ -228,7 +229,7 @@ class _Unit:
 
     def _reject_unreached(self) -> None:
         """Frames the video never reached: it is shorter than the labelled frames."""
-        if self.config.source != "video":
+        if self.source != "video":
             return
         left = np.unique(self.s.rows["frame"].to_numpy()[~self.done])
         if len(left):
@@ -264,7 +265,7 @@ class _Unit:
         size = (self.s.camera_info["width"], self.s.camera_info["height"])
         try:
             try:
-                for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.config.source,
+                for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.source,
                                              self.decoder_threads, reject, size):
                     self.result.frames_decoded += 1
                     if self.config.full_frames:

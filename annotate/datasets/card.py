@@ -149,7 +149,7 @@ def card_markdown(card: dict) -> str:
              f"- schema: `{card['schema']['name']}` {card['schema']['version']}",
              f"- code: {card['code_version']}",
              f"- samples: {card['samples']} in {card['shards']['count']} shards "
-             f"({card['shards']['bytes'] / 2**20:.1f} MiB), {card['cameras']} camera videos",
+             f"({card['shards']['bytes'] / 2**20:.1f} MiB), {card['cameras']} cameras",
              f"- sequences: " + ", ".join(f"{k} ({v})" for k, v in card["sequences"].items()), "",
              "## Splits", "", "| split | samples | sequences | subjects | facing camera |", "| --- | --- | --- | --- | --- |"]
     for name, s in card["splits"].items():

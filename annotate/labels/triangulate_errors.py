@@ -29,7 +29,8 @@ def nothing_triangulated_message(summary, backend, config, out_dir: Path) -> str
     if summary.views_read == 0:
         return head + (f"No view could be read ({summary.views_no_image} views without an image: "
                        f"{dict(summary.rejections)}): check detect.frames_from (video = hdVideos/hd_<camera>.mp4, "
-                       f"images = hdImgs/<camera>/<camera>_%08d.jpg) and that the files exist.")
+                       f"images = hdImgs/<camera>/<camera>_%08d.jpg, auto = the video where there is one) "
+                       f"and that the files exist.")
     if summary.detections == 0:
         what = f"the face detector {detector}" if detector else f"the {backend.name} backend"
         return head + (f"{what} found no face in any of the {summary.views_read} views read. Check that the "

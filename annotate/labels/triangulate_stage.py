@@ -179,16 +179,18 @@ def _body_index(bodies_path: str | Path | None) -> _FramePriors:
 
 class _CameraImages:
     """Every camera's frames, pulled frame by frame: one sequential decoder per video
-    (``annotate.media.video``), or one JPEG per frame from hdImgs. ``missing`` says why a
+    (``annotate.media.video``), or one JPEG per frame from hdImgs (per camera, source 'auto'
+    taking the video where there is one). ``missing`` says why a
     camera's last missing image is missing: (a rejection reason code of the video reader,
     the reader's message naming the file and what is wrong with it)."""
 
     def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
-        from annotate.media.video import iter_camera_frames
+        from annotate.media.video import camera_frame_source, iter_camera_frames
 
-        self.seq_dir, self.cameras, self.source = seq_dir, cameras, source
-        self._iters = [iter_camera_frames(seq_dir, name, frames, source=source) for name in cameras] \
-            if source == "video" else []
+        self.seq_dir, self.cameras = seq_dir, cameras
+        self.sources = [camera_frame_source(seq_dir, name, source) for name in cameras]     # per camera
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video") if kind == "video" else None
+                       for name, kind in zip(cameras, self.sources)]
         self._next: list = [None] * len(cameras)
         self._done = [False] * len(cameras)
         self.missing: dict[int, tuple[str, str]] = {}
@@ -197,7 +199,7 @@ class _CameraImages:
         """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``missing``)."""
         from annotate.media.video import VIDEO_TOO_SHORT, VideoError, camera_image_dir, read_image_frame
 
-        if self.source == "images":
+        if self.sources[camera] == "images":
             name = self.cameras[camera]
             try:
                 return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
@@ -381,7 +383,8 @@ class _Run:
             name = self.rig.names[camera]
             reason, message = self.images.missing.get(camera, ("missing_image", ""))
             self._reject(frame, None, name, reason,
-                         f"no image of frame {frame} for camera {name} in its {self.images.source}: view skipped"
+                         f"no image of frame {frame} for camera {name} in its {self.images.sources[camera]}: "
+                         f"view skipped"
                          + (f" ({message})" if message else ""))
         self.pending.frames.append((frame, person))
         self.pending.points.append(views.points_px)
@@ -516,7 +519,7 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
 
     seq_dir: the Panoptic sequence folder (videos, or the synthetic ground truth that the
     synthetic backend reads); cameras_path / bodies_path: the ingest tables (bodies may be
-    None); frames: (F,) frame numbers to process, in order; frame_source: 'video'
+    None); frames: (F,) frame numbers to process, in order; frame_source: 'auto', 'video'
     (hdVideos) or 'images' (hdImgs) for image-based backends. progress: a bar over the
     frames (None: only on a terminal, as the label stage; 2D detection of a real sequence
     with FAN takes hours).

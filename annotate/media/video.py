@@ -530,13 +530,31 @@ def camera_image_dir(seq_dir: str | Path, camera: str) -> Path:
     return SequenceLayout(seq_dir.parent, seq_dir.name).image_dir(camera)
 
 
+FRAME_SOURCES = ("auto", "video", "images")
+
+
+def camera_frame_source(seq_dir: str | Path, camera: str, source: str) -> str:
+    """'video' or 'images': where one camera's pictures are read from. ``source`` 'auto' takes
+    the camera's video when it exists, else its image folder when that exists, else 'video'
+    (whose absence is then reported as a missing video); 'video' and 'images' are kept."""
+    if source not in FRAME_SOURCES:
+        raise ValueError(f"unknown frame source {source!r} ({', '.join(FRAME_SOURCES)})")
+    if source != "auto":
+        return source
+    if camera_video_path(seq_dir, camera).is_file():
+        return "video"
+    return "images" if camera_image_dir(seq_dir, camera).is_dir() else "video"
+
+
 def iter_camera_frames(seq_dir: str | Path, camera: str, frames: Iterable[int] | None = None,
                        source: str = "video", threads: int = 0) -> Iterator[DecodedFrame]:
     """The selected frames of one camera of a Panoptic sequence folder.
 
     source: 'video' reads ``hdVideos/hd_<camera>.mp4``; 'images' reads
-    ``hdImgs/<camera>/<camera>_%08d.jpg`` (frames must then be given).
+    ``hdImgs/<camera>/<camera>_%08d.jpg`` (frames must then be given); 'auto' picks per
+    ``camera_frame_source``.
     """
+    source = camera_frame_source(seq_dir, camera, source)
     if source == "video":
         return iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
     if source == "images":

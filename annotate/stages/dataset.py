@@ -101,14 +101,15 @@ def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | 
     """Write plan.parquet and plan_summary.json from the sequences' labels tables.
 
     sequence_root: the folder of sequence folders, whose camera videos are read (packets
-    only) with ``dataset.frame_choice: cheapest_to_decode`` (which needs ``dataset.source: video``).
+    only) with ``dataset.frame_choice: cheapest_to_decode`` (refused with ``dataset.source: images``;
+    with ``auto``, a camera without a video has unknown frame kinds).
     """
     plan = plan_config(config)
     kinds_of = None
     if plan.frame_choice == "cheapest_to_decode":
-        if config["dataset"]["source"] != "video":
-            raise ValueError("dataset.frame_choice: cheapest_to_decode needs dataset.source: video "
-                             f"(got {config['dataset']['source']!r}: every image decodes alone)")
+        if config["dataset"]["source"] == "images":
+            raise ValueError("dataset.frame_choice: cheapest_to_decode needs dataset.source: video or auto "
+                             "(got 'images': every image decodes alone)")
         if sequence_root is None:
             raise ValueError("dataset.frame_choice: cheapest_to_decode needs the sequences' folder to read the videos")
         kinds_of = VideoFrameKinds(sequence_root)
