@@ -189,3 +189,11 @@ def test_detections_are_matched_per_frame_by_least_reprojection():
     index, _ = measures.match_detections(label_frame, fitted, side, np.array([0, 0, 1]), detected,
                                          label_person=np.array([5, 8, 9]), detection_person=np.array([7, -1, -1]))
     assert index.tolist() == [1, -1, -1]
+
+
+def test_cameras_with_few_labels_are_not_judged_against_their_rig():
+    from annotate.audit.stage import MIN_CAMERA_LABELS, reprojection_ratios
+
+    ratios = reprojection_ratios(np.array([1.0, 1.2, 5.0, 9.0, np.nan]),
+                                 np.array([100, 100, MIN_CAMERA_LABELS, MIN_CAMERA_LABELS - 1, 50]))
+    assert np.allclose(ratios[:3], np.array([1.0, 1.2, 5.0]) / 3.1) and np.isnan(ratios[3:]).all()

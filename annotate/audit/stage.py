@@ -145,6 +145,9 @@ def rows_by_camera(path: Path, table: str, columns: list[str]) -> dict:
 
 
 LABEL_VIEW_COLUMNS = ["frame", "person", "valid", "box_unclipped", "landmarks_2d"]
+# A camera is judged against its rig (camera_reprojection) only with this many valid labels:
+# the median of a handful of views says more about those faces than about the calibration.
+MIN_CAMERA_LABELS = 20
 DETECTION_COLUMNS = ["frame", "person", "landmarks_px"]
 
 
@@ -225,10 +228,17 @@ def audit_sequence(inputs: SequenceInputs, model: HeadModel, audit: dict, progre
         samples = samples.merge(pd.concat(per_label), how="left", on=["frame", "person", "camera"])
     cameras = pd.DataFrame(camera_rows)
     if len(cameras):
-        typical = np.nanmedian(cameras["reprojection_median_px"]) if cameras["reprojection_median_px"].notna().any() \
-            else np.nan
-        cameras["reprojection_ratio"] = cameras["reprojection_median_px"] / typical
+        cameras["reprojection_ratio"] = reprojection_ratios(cameras["reprojection_median_px"].to_numpy(float),
+                                                            cameras["labels"].to_numpy())
     return samples, cameras
+
+
+def reprojection_ratios(median_px: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(C,) each camera's median reprojection px over the median camera's; NaN for cameras
+    with fewer than MIN_CAMERA_LABELS valid labels (not judged) or without a median."""
+    median_px = np.asarray(median_px, dtype=np.float64)
+    typical = np.nanmedian(median_px) if np.isfinite(median_px).any() else np.nan
+    return np.where(np.asarray(labels) >= MIN_CAMERA_LABELS, median_px / typical, np.nan)
 
 
 def read_rejections(paths: list[Path]) -> pd.DataFrame:
