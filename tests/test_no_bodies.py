@@ -225,3 +225,23 @@ def test_frames_between_whole_image_searches_are_searched_around_the_tracked_hea
     people = {p for _, p in found[30]}
     assert found[30] == found[1] and len(people) == 2
     assert found[30] == [(frame, p) for frame in (9348, 9349, 9350) for p in sorted(people)]
+
+
+def test_the_real_frames_demo_runs_the_whole_workflow(tmp_path):
+    """pipelines/config/real_frames_demo.yaml: the ten real JPEGs, no media setting, through
+    ingest, triangulation, labels and the dataset: every valid label is a crop (the crops
+    come from the JPEGs, the cameras having no video)."""
+    import sys
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from workflow_runs import build_dataset
+
+    demo = Path(__file__).resolve().parents[1] / "pipelines" / "config" / "real_frames_demo.yaml"
+    config = yaml.safe_load(demo.read_text())
+    assert Path(config["panoptic"]["root"]) == Path("tests/data")           # relative to the checkout
+    dataset = build_dataset(DATA, config["panoptic"]["sequences"], tmp_path / "results", config)
+    card = json.loads((dataset / "card.json").read_text())
+    valid = card["labels_not_used"]["labels"] - sum(card["labels_not_used"]["rejected_labels_by_reason"].values())
+    assert card["samples"] == valid >= 9 and card["media_rejections_by_reason"] == {}
