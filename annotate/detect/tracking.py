@@ -18,10 +18,9 @@ Ids are 0, 1, 2, ... in order of first appearance (per run of the stage).
 **Where to search.** Searching every whole 1080p image for faces costs about 0.7 s of CPU per
 view; a tracked head is where it was a frame ago, give or take its speed. So between whole-image
 searches (at least every ``full_search_frames`` frame numbers, and whenever no track is live)
-the faces are searched only inside the head spheres of the live tracks (``search_priors``:
-around each track's last face centre, radius ``SEARCH_RADIUS_CM`` plus ``speed_cm_per_frame``
-per frame since it was seen). A person who enters between two whole-image searches is found
-at the next one.
+the faces are searched only inside a sphere about each live track's last face centre
+(``search_priors``: radius ``SEARCH_RADIUS_CM`` plus ``speed_cm_per_frame`` per frame since
+it was seen). A person who enters between two whole-image searches is found at the next one.
 """
 from __future__ import annotations
 
@@ -44,7 +43,7 @@ class TrackingConfig:
     """gate_cm: largest head displacement between consecutive frames; speed_cm_per_frame:
     added per frame elapsed since the track was last seen (4 cm per frame is 1.2 m/s at
     30 fps); max_gap_frames: a track unseen for longer ends; full_search_frames: whole
-    images are searched at least this often (frame numbers), around the live tracks' heads
+    images are searched at least this often (frame numbers), around the live tracks' faces
     in between (module docstring; 1 = every frame whole)."""
 
     gate_cm: float = 25.0
@@ -100,10 +99,11 @@ class Tracker:
         return out
 
     def search_priors(self, frame: int) -> HeadPriors | None:
-        """Where to search ``frame`` for faces: the live tracks' head spheres (world cm), or
-        None when the whole images must be searched (no live track, or the last whole-image
-        search is ``full_search_frames`` or more frame numbers ago). Call before ``update``;
-        a None return counts as this frame's whole-image search."""
+        """Where to search ``frame`` for faces: spheres about the live tracks' last face
+        centres (world cm; ``HeadPriors`` without anchors), or None when the whole images must
+        be searched (no live track, or the last whole-image search is ``full_search_frames``
+        or more frame numbers ago). Call before ``update``; a None return counts as this
+        frame's whole-image search."""
         live = [k for k, f in enumerate(self.last_frame) if frame - f <= self.config.max_gap_frames]
         due = self.last_full_search is None or frame - self.last_full_search >= self.config.full_search_frames
         if due or not live:
