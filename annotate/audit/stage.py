@@ -48,7 +48,7 @@ class SequenceInputs:
     crosscheck: Path | None = None
     rejections: list[Path] = field(default_factory=list)
     seq_dir: Path | None = None           # the Panoptic folder, for the video sync check
-    frame_source: str = "video"
+    frame_source: str = "auto"         # detect.frames_from
     frame_step: int = 1                   # ingest.frame_step: neighbours in a track are this far apart
     sync_windows: int = 3                 # audit.sync_windows x audit.sync_window_frames frames read per video
     sync_window_frames: int = 150

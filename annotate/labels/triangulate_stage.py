@@ -512,7 +512,7 @@ def selected_frames(bodies_path: str | Path | None, published_faces_path: str | 
 
 def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_path: str | Path | None,
                          frames: np.ndarray, backend: LandmarkBackend, out_dir: str | Path,
-                         config: StageConfig = StageConfig(), frame_source: str = "video",
+                         config: StageConfig = StageConfig(), frame_source: str = "auto",
                          progress: bool | None = None) -> StageSummary:
     """Write ``out_dir/faces3d.parquet`` (source=triangulated), ``out_dir/rejections.parquet``
     and ``out_dir/detections2d.parquet`` (the associated 2D detections, for the audit).
