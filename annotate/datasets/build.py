@@ -53,8 +53,9 @@ STAGE = "dataset.media"
 @dataclass(frozen=True)
 class BuildConfig:
     """crop: geometry and size; jpeg_quality (1-100); shard: size limits; source: 'auto' (per
-    camera its video, else its images), 'video' (hdVideos) or 'images' (hdImgs); threads: cameras processed at once; full_frames:
-    also write each used frame as a JPEG (for the COCO export); crop_device: 'cpu' (OpenCV
+    camera its video, else its images), 'video' (hdVideos) or 'images' (hdImgs); threads:
+    cameras processed at once; full_frames: also write each used frame as a JPEG (for the
+    COCO export); crop_device: 'cpu' (OpenCV
     + libjpeg-turbo) or a torch device for annotate.media.torch_crops ('cuda', 'cuda:N',
     'torch-cpu')."""
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from annotate.detect.base import NUM_FACE70, NUM_IBUG, FaceDetections, ViewInput
 from annotate.detect.faces import FaceBoxes, FaceDetector, faces_in_view, scored_by_face
-from annotate.detect.iris import IrisModel, refined_mesh
+from annotate.detect.iris import ROI_SCALE as EYE_ROI_SCALE, IrisModel, refined_mesh
 from annotate.detect.tflite import load_tflite, output_index
 
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "face_landmark.tflite"
@@ -62,12 +62,13 @@ class FaceMeshConfig:
     box_margin: float = 0.25
     roi_scale: float = 1.5
     refine_eyes: bool = True
-    eye_roi_scale: float = 2.3
+    eye_roi_scale: float = EYE_ROI_SCALE
     threads: int = 1
 
     def __post_init__(self) -> None:
         if self.roi_scale <= 0 or self.eye_roi_scale <= 0 or self.box_margin < 0 or self.threads < 1:
-            raise ValueError(f"facemesh needs roi_scale > 0, box_margin >= 0, threads >= 1; got {self}")
+            raise ValueError(f"facemesh needs roi_scale > 0, eye_roi_scale > 0, box_margin >= 0, threads >= 1; "
+                             f"got {self}")
 
 
 def crop_to_image(boxes_px: np.ndarray, keypoints_px: np.ndarray, roi_scale: float) -> np.ndarray:

@@ -47,6 +47,7 @@ EYE_MESH = np.array([
 # Per eye: the corners whose line is levelled, left to right on the crop.
 EYE_CORNERS_MESH = np.array([[33, 133], [362, 263]])
 MIRRORED = np.array([False, True])
+ROI_SCALE = 2.3           # MediaPipe's crop side over the corner distance
 MIN_EYE_PX = 2.0          # corners closer than this: no crop, the eye keeps its mesh points
 
 
@@ -87,7 +88,7 @@ class IrisModel:
         self._contour = output_index(self._interpreter, NUM_EYE * 3, MODEL_FILE)
         self._iris = output_index(self._interpreter, NUM_IRIS * 3, MODEL_FILE)
 
-    def eyes_in(self, image: np.ndarray, mesh_px: np.ndarray, roi_scale: float = 2.3
+    def eyes_in(self, image: np.ndarray, mesh_px: np.ndarray, roi_scale: float = ROI_SCALE
                 ) -> tuple[np.ndarray, np.ndarray]:
         """Refined points of both eyes of each face, image pixels.
 

@@ -557,8 +557,6 @@ def iter_camera_frames(seq_dir: str | Path, camera: str, frames: Iterable[int] |
     source = camera_frame_source(seq_dir, camera, source)
     if source == "video":
         return iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
-    if source == "images":
-        if frames is None:
-            raise ValueError("reading hdImgs needs the selected frame numbers")
-        return iter_image_frames(camera_image_dir(seq_dir, camera), camera, frames)
-    raise ValueError(f"unknown frame source {source!r} (video or images)")
+    if frames is None:
+        raise ValueError("reading hdImgs needs the selected frame numbers")
+    return iter_image_frames(camera_image_dir(seq_dir, camera), camera, frames)
