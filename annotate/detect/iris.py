@@ -1,11 +1,12 @@
-"""MediaPipe's iris model: each eye's contour, brow and pupil refined on a crop of that eye.
+"""MediaPipe's iris model: each eye's contour and pupil refined on a crop of that eye.
 
 Face Mesh places its eye and brow vertices from a 192 px crop of the whole face, where an
 eye is 10-20 px wide; MediaPipe's own pipeline then refines them with a second model that
 looks at one eye at a time (weights/iris_landmark.tflite, Apache-2.0, shipped beside the
 mesh model). Per eye it returns 71 points (the eyelid contour, four halos around it and the
 brow: the mesh vertices ``EYE_MESH``) and 5 iris points (centre first, then four on the
-iris edge).
+iris edge). The eyelid contour replaces the mesh's (``refined_mesh``); the brow stays the
+mesh's.
 
 The crop follows MediaPipe's: a square of ``roi_scale`` (2.3) times the distance between the
 eye's two corners (mesh vertices 33, 133 for the subject's right eye; 362, 263 for the
@@ -27,6 +28,7 @@ from annotate.detect.tflite import load_tflite, output_index
 MODEL_FILE = Path(__file__).resolve().parent / "weights" / "iris_landmark.tflite"
 INPUT_PX = 64
 NUM_EYE = 71
+NUM_LID = 16              # of the 71: the lower lid then the upper lid (the eye's contour)
 NUM_IRIS = 5
 NUM_MESH = 468
 
@@ -118,11 +120,17 @@ class IrisModel:
 
 
 def refined_mesh(mesh_px: np.ndarray, contour_px: np.ndarray) -> np.ndarray:
-    """(N, 468, 2) the mesh with each eye's ``EYE_MESH`` vertices replaced by the refined
-    contour (N, 2, 71, 2) where it is finite."""
+    """(N, 468, 2) the mesh with each eye's eyelid vertices (the first ``NUM_LID`` of
+    ``EYE_MESH``) replaced by the refined contour (N, 2, 71, 2) where it is finite.
+
+    The halos and the brow are not taken: MediaPipe's pipeline takes them, but the brow sits
+    at the edge of the eye's crop, and on the real test frames the mesh's own brows
+    (re-cropped, ``facemesh.roi_passes``) agree between two views to 2.6 px median against
+    5.5 px for the iris model's (benchmarks/bench_facemesh.py)."""
     mesh = np.array(mesh_px, dtype=np.float64)
     for eye in range(2):
-        new = contour_px[:, eye]
+        new = contour_px[:, eye, :NUM_LID]
         keep = np.isfinite(new).all(axis=-1)[..., None]
-        mesh[:, EYE_MESH[eye]] = np.where(keep, new, mesh[:, EYE_MESH[eye]])
+        lid = EYE_MESH[eye, :NUM_LID]
+        mesh[:, lid] = np.where(keep, new, mesh[:, lid])
     return mesh

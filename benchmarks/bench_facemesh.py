@@ -1,10 +1,12 @@
-"""Face Mesh with and without the iris model's eye refinement, on the real haggling frames.
+"""Face Mesh's settings on the real haggling frames: re-cropping from the mesh, eye refinement.
 
-    python benchmarks/bench_eye_refinement.py
+    python benchmarks/bench_facemesh.py
 
 Runs ingest and triangulate on tests/data/haggling_demo (5 HD cameras, frames 4500 and 9348,
-no body file; Face Mesh on MTCNN faces, cross-view association) with
-``detect.facemesh.refine_eyes`` on (the default) and off, and prints side by side:
+no body file; Face Mesh on MTCNN faces, cross-view association) with the default settings
+(``detect.facemesh.roi_passes`` 3, ``refine_eyes`` on), with one mesh run on the detector's
+box (``roi_passes`` 1), without the iris model's eye refinement, and without both, and
+prints side by side:
 
 - per triangulated person: views used, landmarks, median reprojection px, eye points
   triangulated (of 36-47), eye-centre span and pupils' distance (cm);
@@ -45,10 +47,14 @@ GROUPS = {"brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48), 
 NO_THRESHOLD = TriangulationConfig(inlier_threshold_px=1e9, max_repro_error_px=1e9)
 
 
-def run(refine_eyes: bool, work: Path) -> tuple[list[dict], dict, dict]:
-    """Per-person figures, and the two-view errors per group (used pairs, all pairs)."""
-    cfg = resolve_config({"detect": {"frames_from": "images", "facemesh": {"refine_eyes": refine_eyes}},
-                          "landmarks3d": "triangulated"})
+VARIANTS = {"default": {}, "roi_passes 1": {"roi_passes": 1}, "refine_eyes off": {"refine_eyes": False},
+            "roi_passes 1, refine_eyes off": {"roi_passes": 1, "refine_eyes": False}}
+
+
+def run(facemesh: dict, work: Path) -> tuple[list[dict], dict, dict]:
+    """Per-person figures, and the two-view errors per group (used pairs, all pairs), with
+    these ``detect.facemesh`` settings."""
+    cfg = resolve_config({"detect": {"frames_from": "images", "facemesh": facemesh}, "landmarks3d": "triangulated"})
     run_ingest(cfg, DATA, SEQUENCE, work / "ingest")
     run_triangulate(cfg, DATA, SEQUENCE, work / "ingest", work / "tri")
     rig = load_cameras(work / "ingest" / "cameras.parquet")
@@ -91,26 +97,27 @@ def describe(values: list[float]) -> str:
 
 
 def main() -> None:
-    tmp = Path(tempfile.mkdtemp(prefix="bench_eye_refinement_"))
+    tmp = Path(tempfile.mkdtemp(prefix="bench_facemesh_"))
     try:
-        results = {flag: run(flag, tmp / str(flag)) for flag in (True, False)}
+        results = {name: run(settings, tmp / str(k)) for k, (name, settings) in enumerate(VARIANTS.items())}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\n== per person (refine_eyes on | off)")
-    print(f"{'frame':>5s} {'person':>6s} | {'landmarks':>9s} {'repro px':>8s} {'eye pts':>7s} {'span cm':>7s} "
-          f"{'pupils':>6s} | {'landmarks':>9s} {'repro px':>8s} {'eye pts':>7s} {'span cm':>7s}  views (on | off)")
-    off = {(r["frame"], r["person"]): r for r in results[False][0]}
-    for r in results[True][0]:
-        o = off.get((r["frame"], r["person"]))
-        right = (f"{o['landmarks']:9d} {o['median_repro_px']:8.2f} {o['eye_points']:7d} {o['eye_span_cm']:7.2f}"
-                 if o else f"{'-':>35s}")
-        print(f"{r['frame']:5d} {r['person']:6d} | {r['landmarks']:9d} {r['median_repro_px']:8.2f} "
-              f"{r['eye_points']:7d} {r['eye_span_cm']:7.2f} {r['pupil_span_cm']:6.2f} | {right}  "
-              f"{r['views']} | {o['views'] if o else '-'}")
+    names = list(VARIANTS)
+    print(f"\n== per person: landmarks, median reprojection px, eye points, eye-centre span cm, pupils cm, views"
+          f"\n   ({' | '.join(names)})")
+    people = sorted({(r["frame"], r["person"]) for name in names for r in results[name][0]})
+    for key in people:
+        cells = []
+        for name in names:
+            r = next((r for r in results[name][0] if (r["frame"], r["person"]) == key), None)
+            cells.append(f"{r['landmarks']:2d} {r['median_repro_px']:4.2f} {r['eye_points']:2d} {r['eye_span_cm']:5.2f} "
+                         f"{r['pupil_span_cm']:5.2f} {r['views']}" if r else f"{'-':>22s}")
+        print(f"{key[0]:5d} {key[1]:2d} | " + " | ".join(cells))
     for title, index in (("view pairs the stage used", 1), ("all associated view pairs", 2)):
-        print(f"\n== two-view agreement, {title}: points, median px, under 2 px, under 4 px (on | off)")
+        print(f"\n== two-view agreement, {title}: points, median px, under 2 px, under 4 px"
+              f"\n   ({' | '.join(names)})")
         for group in GROUPS:
-            print(f"{group:>7s}  {describe(results[True][index][group])} | {describe(results[False][index][group])}")
+            print(f"{group:>7s}  " + " | ".join(describe(results[name][index][group]) for name in names))
 
 
 if __name__ == "__main__":
