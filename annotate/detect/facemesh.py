@@ -24,10 +24,10 @@ vertex nearest to dlib's point on near-frontal faces, mirrored so the table is s
 points are the mesh's face oval, a fixed 3D contour; iBUG's jaw is the visible outline,
 which moves over the face as it turns, so the two agree only on frontal faces.
 
-As in MediaPipe's own pipeline, the eyes and brows are then refined by the iris model on a
-crop of each eye (``refine_eyes``, on by default; ``annotate.detect.iris``), which also
-gives the pupils (Panoptic's points 68, 69: the iris centres). Without it the pupils are
-NaN, as with dlib.
+As in MediaPipe's own pipeline, the eyelids are then refined by the iris model on a crop of
+each eye (``refine_eyes``, on by default; ``annotate.detect.iris``), which also gives the
+pupils (Panoptic's points 68, 69: the iris centres); the brows stay the mesh's. Without it
+the pupils are NaN, as with dlib.
 
 Every point of a face gets the face detector's score as confidence, as with dlib.
 """
@@ -65,7 +65,7 @@ class FaceMeshConfig:
     """box_margin: head boxes are searched with this much extra border (fraction of size);
     roi_scale: the crop's side over the face box's longer side; roi_passes: mesh runs per
     face, the first on the detector's box, each later one on the crop the previous mesh
-    gives (``crop_from_mesh``); refine_eyes: eyes, brows and
+    gives (``crop_from_mesh``); refine_eyes: eyelids and
     pupils from MediaPipe's iris model (annotate.detect.iris) on crops of eye_roi_scale
     times the eye's corner distance; threads: the runtime's CPU threads."""
 
