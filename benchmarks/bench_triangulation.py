@@ -39,7 +39,7 @@ from annotate.config import resolve_config, triangulate_stage_config  # noqa: E4
 from annotate.detect.heads import priors_from_bodies  # noqa: E402
 from annotate.geometry.rotations import geodesic_distance  # noqa: E402
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points  # noqa: E402
-from annotate.labels.triangulate_stage import detect_views, make_backend  # noqa: E402
+from annotate.labels.frame_views import detect_views, make_backend  # noqa: E402
 from annotate.panoptic.ingest import load_bodies, load_cameras, load_faces3d  # noqa: E402
 from annotate.stages.head_model import run as run_head_model  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402

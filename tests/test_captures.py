@@ -192,7 +192,7 @@ def test_capture_from_videos_alone(synthetic, tmp_path):
 
 def test_a_sequence_without_synthetic_ground_truth_gets_a_real_detector(synthetic):
     from annotate.config import ConfigError, detect_backend, resolve_config, with_detect_backend
-    from annotate.labels.triangulate_stage import make_backend
+    from annotate.labels.frame_views import make_backend
 
     configs = Path(__file__).resolve().parents[1] / "pipelines" / "config"
     for config in (None, configs / "panoptic.yaml", configs / "default.yaml"):

@@ -177,7 +177,8 @@ def test_a_frame_with_no_person_but_an_unclaimed_face_writes_its_detection(tmp_p
     """Was a crash ("cannot reshape array of size 0"): no person that frame, yet a face."""
     from annotate.core.tables import StreamingTableWriter, read_table
     from annotate.geometry.cameras import CameraRig
-    from annotate.labels.triangulate_stage import FrameViews, StageConfig, _Run
+    from annotate.labels.frame_views import FrameViews
+    from annotate.labels.triangulate_stage import StageConfig, _Run
 
     rig = CameraRig(("00_00", "00_01"), np.tile(np.eye(3), (2, 1, 1)), np.zeros((2, 5)),
                     np.tile(np.eye(3), (2, 1, 1)), np.zeros((2, 3)), np.tile([640, 360], (2, 1)))

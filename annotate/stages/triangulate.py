@@ -12,7 +12,8 @@ from annotate.core.results import INGEST_FILES, TRIANGULATE_FILES
 def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path):
     """Detect and triangulate ``root/sequence``: ``TRIANGULATE_FILES`` faces3d (source
     triangulated), detections2d, rejections and summary in ``out_dir``."""
-    from annotate.labels.triangulate_stage import make_backend, triangulate_sequence
+    from annotate.labels.frame_views import make_backend
+    from annotate.labels.triangulate_stage import triangulate_sequence
     from annotate.panoptic.ingest import load_cameras
 
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)

@@ -1,0 +1,208 @@
+"""One frame's faces in every camera view, assigned to people, for the triangulation stage.
+
+- ``make_backend``: the landmark backend a resolved config names;
+- ``CameraImages``: every camera's frames, from its video or its hdImgs JPEGs;
+- ``BodyIndex``: the body skeletons of the selected frames, the head priors of each;
+- ``detect_views``: the backend on every view, the faces assigned to the body priors'
+  people (``annotate.detect.association``);
+- ``detect_views_cross``: the backend on every view (whole images, or spheres around the
+  tracked heads), the faces grouped into people across views (``annotate.detect.cross_view``)
+  and given ids over frames (``annotate.detect.tracking``).
+
+Both return a ``FrameViews``: (C, P, 70, 2) points per camera and person, the faces nobody
+claimed, the cameras without an image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from annotate.detect.association import associate_view
+from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
+from annotate.detect.cross_view import CrossViewConfig, associate_frame
+from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies, project_priors
+from annotate.detect.tracking import Tracker
+from annotate.geometry.cameras import CameraRig
+from annotate.panoptic.ingest import load_bodies
+
+NUM_LANDMARKS = 70
+
+@dataclass
+class BodyIndex:
+    """Bodies of the selected frames, indexed by frame."""
+
+    rows: dict[int, np.ndarray]            # frame -> row indices into the bodies arrays
+    person: np.ndarray
+    joints: np.ndarray
+    confidence: np.ndarray
+
+    def priors(self, frame: int) -> HeadPriors:
+        r = self.rows.get(frame, np.zeros(0, np.int64))
+        return priors_from_bodies(self.person[r], self.joints[r], self.confidence[r])
+
+
+def body_index(bodies_path: str | Path | None) -> BodyIndex:
+    if bodies_path is None or not Path(bodies_path).is_file():
+        return BodyIndex({}, np.zeros(0, np.int64), np.zeros((0, 19, 3)), np.zeros((0, 19)))
+    b = load_bodies(bodies_path)
+    rows: dict[int, list[int]] = {}
+    for i, f in enumerate(b.frame.tolist()):
+        rows.setdefault(f, []).append(i)
+    return BodyIndex({f: np.array(r) for f, r in rows.items()}, b.person, b.joints, b.confidence)
+
+
+class CameraImages:
+    """Every camera's frames, pulled frame by frame: one sequential decoder per video
+    (``annotate.media.video``), or one JPEG per frame from hdImgs (per camera, source 'auto'
+    taking the video where there is one). ``missing`` says why a
+    camera's last missing image is missing: (a rejection reason code of the video reader,
+    the reader's message naming the file and what is wrong with it)."""
+
+    def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
+        from annotate.media.video import camera_frame_source, iter_camera_frames
+
+        self.seq_dir, self.cameras = seq_dir, cameras
+        self.sources = [camera_frame_source(seq_dir, name, source) for name in cameras]     # per camera
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video") if kind == "video" else None
+                       for name, kind in zip(cameras, self.sources)]
+        self._next: list = [None] * len(cameras)
+        self._done = [False] * len(cameras)
+        self.missing: dict[int, tuple[str, str]] = {}
+
+    def image(self, camera: int, frame: int) -> np.ndarray | None:
+        """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``missing``)."""
+        from annotate.media.video import VIDEO_TOO_SHORT, VideoError, camera_image_dir, read_image_frame
+
+        if self.sources[camera] == "images":
+            name = self.cameras[camera]
+            try:
+                return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
+            except VideoError as err:
+                self.missing[camera] = (err.reason, str(err))
+                return None
+        while not self._done[camera] and (self._next[camera] is None or self._next[camera].index < frame):
+            try:
+                self._next[camera] = next(self._iters[camera])
+            except StopIteration:
+                self._done[camera] = True
+                self.missing[camera] = (VIDEO_TOO_SHORT, f"the {self.cameras[camera]} video ends before frame {frame}")
+            except VideoError as err:
+                self._done[camera], self.missing[camera] = True, (err.reason, str(err))
+        got = self._next[camera]
+        return got.rgb() if got is not None and got.index == frame else None
+
+
+
+@dataclass(frozen=True)
+class FrameViews:
+    """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
+    confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
+    the view, points (70, 2), confidence (70,)) of faces nobody claimed; no_image: cameras
+    skipped for want of an image; views_read: views looked at."""
+
+    points_px: np.ndarray
+    confidence: np.ndarray
+    detections: int
+    unassociated: list
+    no_image: list
+    views_read: int = 0
+
+
+def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
+                 image_of=None) -> FrameViews:
+    """Run the backend on every view of ``frame`` and assign the faces to the priors' people.
+
+    image_of: ``(camera, frame) -> (H, W, 3) RGB or None``, for backends that need images
+    (views without an image are skipped).
+    """
+    C, P = len(rig), len(priors)
+    points = np.full((C, P, NUM_LANDMARKS, 2), np.nan)
+    conf = np.zeros((C, P, NUM_LANDMARKS))
+    boxes = head_boxes_px(rig, priors)                                       # (C, P, 4)
+    anchors_px, centre_px, radius_px = project_priors(rig, priors)
+    detections, unassociated, no_image = 0, [], []
+    for c in range(C):
+        image = image_of(c, frame) if image_of is not None else None
+        if backend.needs_images and image is None:
+            no_image.append(c)
+            continue
+        faces = backend.detect(ViewInput(frame, c, image, boxes[c][np.isfinite(boxes[c]).all(axis=1)])).to_face70()
+        owner = associate_view(faces, anchors_px[c], centre_px[c], radius_px[c], max_cost)
+        detections += len(faces)
+        unassociated += [(c, int(d), len(faces), faces.points_px[d], faces.confidence[d])
+                         for d in np.flatnonzero(owner < 0)]
+        mine = owner >= 0
+        points[c, owner[mine]] = faces.points_px[mine]
+        conf[c, owner[mine]] = faces.confidence[mine]
+    return FrameViews(points, conf, detections, unassociated, no_image, C - len(no_image))
+
+
+def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tracker: Tracker,
+                       config: CrossViewConfig = CrossViewConfig(), image_of=None,
+                       search: HeadPriors | None = None) -> tuple[FrameViews, np.ndarray]:
+    """The prior-free path for one frame: faces in every view, grouped into people across
+    views (``annotate.detect.cross_view``), ids from the tracker. Returns the frame's views
+    and the (G,) person ids of its people (frames in increasing order).
+
+    search: None = whole images; else only these head spheres are searched (the tracker's
+    ``search_priors``), and a view that sees none of them is not searched.
+    """
+    C = len(rig)
+    boxes = None if search is None else head_boxes_px(rig, search)               # (C, P, 4)
+    faces, no_image = [], []
+    for c in range(C):
+        image = image_of(c, frame) if image_of is not None else None
+        if backend.needs_images and image is None:
+            no_image.append(c)
+            faces.append(FaceDetections.empty())
+            continue
+        where = np.zeros((0, 4)) if boxes is None else boxes[c][np.isfinite(boxes[c]).all(axis=1)]
+        if boxes is not None and not len(where):
+            faces.append(FaceDetections.empty())                 # no tracked head in this view
+            continue
+        faces.append(backend.detect(ViewInput(frame, c, image, where)).to_face70())
+    groups = associate_frame(rig, faces, config)
+    person = tracker.update(frame, groups.head_world) if len(groups) else np.zeros(0, np.int64)
+    G = len(groups)
+    points = np.full((C, G, NUM_LANDMARKS, 2), np.nan)
+    conf = np.zeros((C, G, NUM_LANDMARKS))
+    claimed = [set() for _ in range(C)]
+    for g, c in zip(*np.nonzero(groups.members >= 0)):
+        d = groups.members[g, c]
+        points[c, g], conf[c, g] = faces[c].points_px[d], faces[c].confidence[d]
+        claimed[c].add(int(d))
+    unassociated = [(c, d, len(faces[c]), faces[c].points_px[d], faces[c].confidence[d])
+                    for c in range(C) for d in range(len(faces[c])) if d not in claimed[c]]
+    views = FrameViews(points, conf, sum(len(f) for f in faces), unassociated, no_image, C - len(no_image))
+    return views, person
+
+
+
+# ---------------------------------------------------------------------------- backends
+
+def make_backend(config: dict, seq_dir: str | Path, rig: CameraRig) -> LandmarkBackend:
+    """The landmark backend a resolved config names (``detect.backend``), image backends with
+    the face detector ``detect.face_detector``."""
+    d = config["detect"]
+    if d["backend"] == "synthetic":
+        from annotate.detect.synthetic import SyntheticDetector, SyntheticDetectorConfig
+
+        return SyntheticDetector(seq_dir, rig, SyntheticDetectorConfig(**d["synthetic"]))
+    from annotate.detect.faces import make_face_detector
+
+    faces = make_face_detector(d["face_detector"], d.get(d["face_detector"], {}))
+    if d["backend"] == "fan":
+        from annotate.detect.fan import FanConfig, FanDetector
+
+        return FanDetector(FanConfig(**d["fan"]), faces)
+    if d["backend"] == "dlib":
+        from annotate.detect.dlib68 import DlibConfig, DlibDetector
+
+        return DlibDetector(DlibConfig(**d["dlib"]), faces)
+    if d["backend"] == "facemesh":
+        from annotate.detect.facemesh import FaceMeshConfig, FaceMeshDetector
+
+        return FaceMeshDetector(FaceMeshConfig(**d["facemesh"]), faces)
+    raise ValueError(f"unknown detect.backend {d['backend']!r} (synthetic, fan, dlib, facemesh)")
