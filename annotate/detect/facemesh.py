@@ -12,15 +12,17 @@ about the box centre, turned so that the eyes (MTCNN's keypoints) lie level; wit
 keypoints (dlib's detectors) it is not turned. The mesh is then run again (``roi_passes``,
 3 runs in all by default) on the crop its own points give: the square 1.5 times the longer
 side of their bounding box, levelled by the eyes' outer corners, as MediaPipe crops a face
-from the previous video frame's mesh. A detector's box is centred and sized by its own
-convention (MTCNN's is tighter than the BlazeFace box the mesh was trained on, and it
-drifts on faces seen from above or in profile); the mesh's own crop does not depend on the
-detector. On the real test frames this gives every person all 12 eye points and eye spans
-of 6.0-6.3 cm, where one run left one person with 7 eye points (docs/triangulation.md). Each iBUG point is one mesh vertex
-(``IBUG_FROM_MESH``): the eye contours are the vertices every Face Mesh user takes for
-them; the others were chosen on the mesh's contours (face oval, brows, nose, lips) as the
-vertex nearest to dlib's point on near-frontal faces, mirrored so the table is symmetric
-(``tests/test_detect_images.py`` checks the agreement on a frontal photograph). The jaw
+from the previous video frame's mesh. A detector's box is centred and sized by that
+detector's convention, not by the one of the crops the mesh was trained on; the mesh's own
+crop does not depend on the detector. On the real test frames this gives every
+triangulated person all 12 eye points and eye spans of 6.0-6.4 cm, where one run left one
+person with 7 eye points (docs/triangulation.md).
+
+Each iBUG point is one mesh vertex (``IBUG_FROM_MESH``): the eye contours are the vertices
+every Face Mesh user takes for them; the others were chosen on the mesh's contours (face
+oval, brows, nose, lips) as the vertex nearest to dlib's point on near-frontal faces,
+mirrored so the table is symmetric (``tests/test_detect_images.py`` checks the agreement on
+a frontal photograph). The jaw
 points are the mesh's face oval, a fixed 3D contour; iBUG's jaw is the visible outline,
 which moves over the face as it turns, so the two agree only on frontal faces.
 
@@ -65,9 +67,9 @@ class FaceMeshConfig:
     """box_margin: head boxes are searched with this much extra border (fraction of size);
     roi_scale: the crop's side over the face box's longer side; roi_passes: mesh runs per
     face, the first on the detector's box, each later one on the crop the previous mesh
-    gives (``crop_from_mesh``); refine_eyes: eyelids and
-    pupils from MediaPipe's iris model (annotate.detect.iris) on crops of eye_roi_scale
-    times the eye's corner distance; threads: the runtime's CPU threads."""
+    gives (``crop_from_mesh``); refine_eyes: eyelids and pupils from MediaPipe's iris model
+    (annotate.detect.iris) on crops of eye_roi_scale times the eye's corner distance;
+    threads: the runtime's CPU threads."""
 
     box_margin: float = 0.25
     roi_scale: float = 1.5

@@ -123,10 +123,9 @@ def refined_mesh(mesh_px: np.ndarray, contour_px: np.ndarray) -> np.ndarray:
     """(N, 468, 2) the mesh with each eye's eyelid vertices (the first ``NUM_LID`` of
     ``EYE_MESH``) replaced by the refined contour (N, 2, 71, 2) where it is finite.
 
-    The halos and the brow are not taken: MediaPipe's pipeline takes them, but the brow sits
-    at the edge of the eye's crop, and on the real test frames the mesh's own brows
-    (re-cropped, ``facemesh.roi_passes``) agree between two views to 2.6 px median against
-    5.5 px for the iris model's (benchmarks/bench_facemesh.py)."""
+    The halos and the brow are not taken, though MediaPipe's pipeline takes them: on the
+    real test frames the mesh's own brows (re-cropped, ``facemesh.roi_passes``) agree
+    between two views to 2.6 px median, the iris model's to 5.5 px (docs/triangulation.md)."""
     mesh = np.array(mesh_px, dtype=np.float64)
     for eye in range(2):
         new = contour_px[:, eye, :NUM_LID]
