@@ -63,7 +63,8 @@ def test_real_frames_without_bodies_triangulate_the_people_seen_by_two_views(hag
     assert len(found) == len(named)                                           # no person split in two
     # People whose face is visible in >= 2 views: A, B (4500), D, E, F (9348). B's face is
     # found by MTCNN in one view only (seen steeply from above in 00_06); E's three views
-    # disagree pairwise by 5.7 px or more (median reprojection) and E is rejected as such.
+    # disagree pairwise (in every pair, the median reprojection error of one view is 9.9 px or
+    # more without thresholds) and E is rejected as such.
     two_views = {(frame, p) for frame in (4500, 9348)
                  for p in {q for (f, _), lst in faces.items() if f == frame for q, _, _ in lst}
                  if sum(q == p for (f, _), lst in faces.items() if f == frame for q, _, _ in lst) >= 2}
