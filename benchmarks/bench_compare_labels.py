@@ -84,7 +84,7 @@ def truth_errors(table: pd.DataFrame, results: Path, seq_dir: Path) -> tuple[np.
     """Geodesic errors (deg) against the synthetic truth of the other label and of ours, per
     matched entry (NaN elsewhere)."""
     from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
-    from annotate.panoptic.ingest import load_cameras
+    from annotate.panoptic.tables import load_cameras
     from annotate.synth.generate import load_ground_truth
 
     gt = load_ground_truth(seq_dir)

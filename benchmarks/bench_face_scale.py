@@ -31,7 +31,7 @@ from haggling_labels_figure import person_figures  # noqa: E402
 
 from annotate.config import resolve_config  # noqa: E402
 from annotate.labels.triangulate_errors import NothingTriangulatedError  # noqa: E402
-from annotate.panoptic.ingest import load_cameras  # noqa: E402
+from annotate.panoptic.tables import load_cameras  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.triangulate import run as run_triangulate  # noqa: E402
 

@@ -36,7 +36,7 @@ from haggling_labels_figure import person_figures  # noqa: E402
 from annotate.config import resolve_config  # noqa: E402
 from annotate.geometry.cameras import CameraRig  # noqa: E402
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points  # noqa: E402
-from annotate.panoptic.ingest import load_cameras, load_faces3d  # noqa: E402
+from annotate.panoptic.tables import load_cameras, load_faces3d  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.triangulate import run as run_triangulate  # noqa: E402
 

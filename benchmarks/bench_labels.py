@@ -75,7 +75,7 @@ def true_rotations(root: Path, name: str, rig, frame, person, camera_index) -> n
 
 def label_errors(root: Path, name: str, out: Path, config: dict) -> np.ndarray:
     """Geodesic error (deg) of every camera label of every fitted face."""
-    from annotate.panoptic.ingest import load_cameras
+    from annotate.panoptic.tables import load_cameras
 
     t = run_labels(root, name, out, config)
     rig = load_cameras(out / "ingest" / "cameras.parquet")
@@ -95,7 +95,7 @@ def oracle_table(faces3d: Path, cameras: Path):
 
     from annotate.core.tables import fixed_list_to_numpy
     from annotate.head.whenet_oracle import whenet_euler, whenet_fit
-    from annotate.panoptic.ingest import load_cameras
+    from annotate.panoptic.tables import load_cameras
 
     faces = pq.read_table(faces3d)
     rig = load_cameras(cameras)
@@ -113,7 +113,7 @@ def oracle_table(faces3d: Path, cameras: Path):
 
 def oracle_errors(root: Path, name: str, out: Path) -> np.ndarray:
     """Geodesic error (deg) of WHENet's own recipe: every fitted face in every camera."""
-    from annotate.panoptic.ingest import load_cameras
+    from annotate.panoptic.tables import load_cameras
 
     t = oracle_table(out / "ingest" / "faces3d.parquet", out / "ingest" / "cameras.parquet")
     t = t[t["fitted"]]

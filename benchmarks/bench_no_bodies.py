@@ -44,7 +44,7 @@ from no_bodies_runs import association_figures, with_true_ids, without_bodies  #
 
 from annotate.config import resolve_config  # noqa: E402
 from annotate.detect.synthetic import SyntheticDetector  # noqa: E402
-from annotate.panoptic.ingest import load_cameras  # noqa: E402
+from annotate.panoptic.tables import load_cameras  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.synth import run as run_synth  # noqa: E402
 from annotate.stages.triangulate import run as run_triangulate  # noqa: E402

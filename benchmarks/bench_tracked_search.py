@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.config import resolve_config
-from annotate.panoptic.ingest import load_faces3d
+from annotate.panoptic.tables import load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
 

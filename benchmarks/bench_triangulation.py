@@ -40,7 +40,7 @@ from annotate.detect.heads import priors_from_bodies  # noqa: E402
 from annotate.geometry.rotations import geodesic_distance  # noqa: E402
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points  # noqa: E402
 from annotate.labels.frame_views import detect_views, make_backend  # noqa: E402
-from annotate.panoptic.ingest import load_bodies, load_cameras, load_faces3d  # noqa: E402
+from annotate.panoptic.tables import load_bodies, load_cameras, load_faces3d  # noqa: E402
 from annotate.stages.head_model import run as run_head_model  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.label import run as run_label  # noqa: E402

@@ -21,7 +21,8 @@ from annotate.media.jpeg import encode_jpeg_rgb
 from annotate.media.video import count_video_frames, iter_camera_frames
 from annotate.panoptic import errors as E
 from annotate.panoptic.calibration import read_calibration
-from annotate.panoptic.ingest import TABLE_FILES, ingest_sequence, load_cameras, load_frames
+from annotate.panoptic.ingest import TABLE_FILES, ingest_sequence
+from annotate.panoptic.tables import load_cameras, load_frames
 from annotate.panoptic.layout import SequenceLayout
 from annotate.panoptic.media_frames import NoFramesError
 from annotate.panoptic.rigs import convert_calibration

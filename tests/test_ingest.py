@@ -21,9 +21,9 @@ from annotate.panoptic.bodies import write_body_frame
 from annotate.panoptic.calibration import read_calibration, write_calibration
 from annotate.panoptic.errors import PanopticFormatError
 from annotate.panoptic.faces import FacePerson, write_face_frame
-from annotate.panoptic.ingest import (TABLE_FILES, gap_frames, ingest_sequence, iter_faces3d,
-                                      load_bodies, load_camera_info, load_cameras, load_faces3d,
-                                      load_frames, select_frames)
+from annotate.panoptic.ingest import TABLE_FILES, gap_frames, ingest_sequence, select_frames
+from annotate.panoptic.tables import (iter_faces3d, load_bodies, load_camera_info, load_cameras, load_faces3d,
+                                      load_frames)
 from annotate.panoptic.layout import SequenceLayout
 
 DATA = Path(__file__).parent / "data"

@@ -8,7 +8,7 @@ import pytest
 from annotate.cli import main as cli_main
 from annotate.config import resolve_config
 from annotate.geometry.rotations import geodesic_distance, matrix_from_euler
-from annotate.panoptic.ingest import load_cameras
+from annotate.panoptic.tables import load_cameras
 from annotate.stages.label import run as run_label
 from conftest import TINY_SEQUENCE
 from workflow_runs import label_sequence

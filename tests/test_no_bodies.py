@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from annotate.config import resolve_config
-from annotate.panoptic.ingest import load_cameras, load_faces3d
+from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
 

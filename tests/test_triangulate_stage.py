@@ -11,7 +11,7 @@ import yaml
 
 from annotate.config import resolve_config
 from annotate.core.tables import read_table, write_table
-from annotate.panoptic.ingest import load_faces3d
+from annotate.panoptic.tables import load_faces3d
 from annotate.stages.triangulate import crosscheck as run_crosscheck
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.synth import run as run_synth

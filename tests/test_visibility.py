@@ -18,7 +18,7 @@ from annotate.head.head_mesh import build_head_mesh
 from annotate.head.head_model import load_head_model
 from annotate.head.raycast import HeadFrameCaster
 from annotate.labels.stage import iter_frame_chunks, listed_cameras
-from annotate.panoptic.ingest import load_cameras
+from annotate.panoptic.tables import load_cameras
 from annotate.stages.label import run as run_label
 from annotate.synth import render as rd
 from annotate.synth.generate import scene_frames

@@ -6,7 +6,7 @@ import pytest
 from annotate.config import resolve_config
 from annotate.core.tables import fixed_list_to_numpy
 from annotate.head.whenet_oracle import whenet_labels
-from annotate.panoptic.ingest import load_cameras
+from annotate.panoptic.tables import load_cameras
 from annotate.stages.head_model import run as run_head_model
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.label import run as run_label

@@ -26,7 +26,7 @@ from annotate.audit.contact_sheet import Crop, contact_sheet
 from annotate.config import resolve_config
 from annotate.core.atomic import atomic_file
 from annotate.media.jpeg import decode_jpeg_rgb
-from annotate.panoptic.ingest import load_cameras, load_faces3d
+from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.head_model import run as run_head_model
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.label import run as run_label

@@ -121,7 +121,7 @@ def fit_measures(fits: pd.DataFrame, model: HeadModel, bodies: Path | None, cros
 def _bodies_for(path: Path, sequence: np.ndarray, frame: np.ndarray, person: np.ndarray):
     """Body face joints (M, 19, 3) and confidences (M, 19) of the given fits; NaN / -1
     where the person id has no body in that frame."""
-    from annotate.panoptic.ingest import load_bodies
+    from annotate.panoptic.tables import load_bodies
 
     b = load_bodies(path)
     lookup = {(s, int(f), int(p)): i for i, (s, f, p) in enumerate(zip(b.sequence, b.frame, b.person))}

@@ -22,7 +22,7 @@ from annotate.core.schema import SchemaError
 from annotate.core.tables import StreamingTableWriter, fixed_list_to_numpy
 from annotate.head.head_model import HeadModel
 from annotate.head.per_view import REJECT_FIT, ViewConfig, camera_labels
-from annotate.panoptic.ingest import load_cameras
+from annotate.panoptic.tables import load_cameras
 
 
 def _old_file(path: Path, name: str) -> pq.ParquetFile:

@@ -39,7 +39,7 @@ from annotate.labels.subjects import SubjectConfig, SubjectModels, learn_subject
 from annotate.head.visibility import (CODE_NAMES, HeadPoses, LandmarkVisibility, ListAgreement,
                                         face_visible, landmark_visibility, occluder_sets,
                                         untested_codes, visible_fraction)
-from annotate.panoptic.ingest import load_cameras
+from annotate.panoptic.tables import load_cameras
 
 FACE_COLUMNS = ["sequence", "frame", "person", "landmarks_world", "score", "visibility", "source"]
 

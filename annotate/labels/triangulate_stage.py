@@ -64,7 +64,7 @@ from annotate.labels.frame_views import (NUM_LANDMARKS, BodyIndex, CameraImages,
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
-from annotate.panoptic.ingest import SOURCE_TRIANGULATED, load_camera_info, load_faces3d
+from annotate.panoptic.tables import SOURCE_TRIANGULATED, load_camera_info, load_faces3d
 from annotate.core.rowkeys import frame_person_keys
 
 STAGE = "triangulate"

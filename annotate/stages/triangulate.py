@@ -14,7 +14,7 @@ def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, o
     triangulated), detections2d, rejections and summary in ``out_dir``."""
     from annotate.labels.frame_views import make_backend
     from annotate.labels.triangulate_stage import triangulate_sequence
-    from annotate.panoptic.ingest import load_cameras
+    from annotate.panoptic.tables import load_cameras
 
     ingest_dir, out_dir = Path(ingest_dir), Path(out_dir)
     cameras, bodies = ingest_dir / INGEST_FILES["cameras"], ingest_dir / INGEST_FILES["bodies"]
@@ -33,7 +33,7 @@ def _frames(ingest_dir: Path, bodies: Path):
     without 3D files, the frames of its media (the ingest's frames table; an ingest folder
     without that table has its frames only in the bodies and faces)."""
     from annotate.labels.triangulate_stage import selected_frames
-    from annotate.panoptic.ingest import load_frames
+    from annotate.panoptic.tables import load_frames
 
     path = ingest_dir / INGEST_FILES["frames"]
     listed = load_frames(path) if path.is_file() else None
