@@ -12,8 +12,9 @@ from annotate.head import head_mesh as hm
 from annotate.synth import expressions as ex
 from annotate.synth import render as rd
 from annotate.head.face_model import base_face_landmarks, person_shape
-from annotate.synth.generate import (GROUND_TRUTH_NPZ, FaceDeformer, generate_sequence, landmark_views,
-                                     load_ground_truth, scene_frames, truth_frames)
+from annotate.synth.face_deform import FaceDeformer
+from annotate.synth.generate import (GROUND_TRUTH_NPZ, generate_sequence, landmark_views, load_ground_truth,
+                                     scene_frames, truth_frames)
 from annotate.synth.scene import SceneConfig, published_landmarks, simulate_scene
 from tests import scenes
 
