@@ -30,6 +30,7 @@ from annotate.geometry.cameras import CameraRig
 from annotate.geometry.rotations import rot_y
 from annotate.head.head_mesh import build_head_mesh
 from annotate.synth import render as rd
+from annotate.synth.videos import render_videos
 from annotate.head.face_model import base_face_landmarks
 
 DIST = np.array([-0.25, 0.18, 0.0005, 0.0008, -0.04])
@@ -154,7 +155,7 @@ def bench_videos(rig: CameraRig, source: Scene, num_frames: int) -> None:
     for n_jobs in (1, 2):
         seq = tempfile.mkdtemp()
         start = time.perf_counter()
-        rd.render_videos(seq, rig, source, num_frames, n_jobs=n_jobs, show_progress=False)
+        render_videos(seq, rig, source, num_frames, n_jobs=n_jobs, show_progress=False)
         dt = time.perf_counter() - start
         shutil.rmtree(seq)
         print(f"render_videos {num_frames} frames x {len(rig)} cameras, n_jobs={n_jobs}: {dt:.1f} s "

@@ -27,7 +27,8 @@ from annotate.media.video import (CORRUPT_VIDEO, MISSING_VIDEO, UNREADABLE_VIDEO
 from annotate.media.video_writer import VideoWriter
 from workflow_runs import build_dataset
 from annotate.synth.generate import generate_sequence, load_ground_truth, scene_frames
-from annotate.synth.render import make_palette, render_frame, render_videos
+from annotate.synth.render import make_palette, render_frame
+from annotate.synth.videos import render_videos
 from annotate.synth.scene import SceneConfig, simulate_scene
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds

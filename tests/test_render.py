@@ -11,6 +11,7 @@ from annotate.geometry.cameras import CameraRig
 from annotate.head import head_mesh as hm
 from annotate.media.video_writer import video_path, video_rate
 from annotate.synth import render as rd
+from annotate.synth.videos import render_videos
 from tests import scenes
 from tests.scenes import facing
 
@@ -218,7 +219,7 @@ def decode(path) -> tuple[list[np.ndarray], Fraction]:
 def test_videos_decode_to_the_rendered_frames(tmp_path, mesh):
     rig = small_rig()
     source = MovingHead(mesh)
-    paths = rd.render_videos(tmp_path, rig, source, 5, n_jobs=1, show_progress=False)
+    paths = render_videos(tmp_path, rig, source, 5, n_jobs=1, show_progress=False)
     assert [p.name for p in paths] == ["hd_00_02.mp4", "hd_00_03.mp4"]
     assert sorted(f.name for f in (tmp_path / "hdVideos").iterdir()) == ["hd_00_02.mp4", "hd_00_03.mp4"]
     for c, path in enumerate(paths):
@@ -240,7 +241,7 @@ def test_parallel_writer_takes_an_iterable(tmp_path, mesh):
     rig = small_rig()
     source = MovingHead(mesh)
     frames = (source(k) for k in range(10))                          # longer than needed
-    paths = rd.render_videos(tmp_path, rig, frames, 3, n_jobs=2, show_progress=False)
+    paths = render_videos(tmp_path, rig, frames, 3, n_jobs=2, show_progress=False)
     for path in paths:
         decoded, _ = decode(path)
         assert len(decoded) == 3
@@ -248,7 +249,7 @@ def test_parallel_writer_takes_an_iterable(tmp_path, mesh):
 
 def test_failed_render_leaves_no_partial_file(tmp_path, mesh):
     with pytest.raises(RuntimeError, match="scene generator failed"):
-        rd.render_videos(tmp_path, small_rig(), MovingHead(mesh, fail_at=2), 4, n_jobs=1,
+        render_videos(tmp_path, small_rig(), MovingHead(mesh, fail_at=2), 4, n_jobs=1,
                          show_progress=False)
     assert list((tmp_path / "hdVideos").iterdir()) == []
 

@@ -3,7 +3,7 @@
 ``VideoWriter`` encodes RGB frames with libx264 (yuv420p, BT.601 limited range, tagged so
 decoders convert back with the right matrix) into a temporary file that ``close()`` renames
 into place, so a reader never sees a half-written video. Used by the synthetic renderer
-(``annotate.synth.render.render_videos``).
+(``annotate.synth.videos.render_videos``).
 """
 from __future__ import annotations
 

@@ -37,7 +37,8 @@ from annotate.panoptic.faces import FacePerson, write_face_frame
 from annotate.panoptic.layout import SequenceLayout, write_panoptic_json
 from annotate.synth.expressions import EXPRESSION_NAMES, JAW_MAX_DEG, NUM_EXPRESSIONS
 from annotate.synth.face_deform import FaceDeformer
-from annotate.synth.render import RenderPerson, random_palette, render_videos
+from annotate.synth.render import RenderPerson, random_palette
+from annotate.synth.videos import render_videos
 from annotate.synth.scene import (STREAM_APPEARANCE, PublishedLandmarks, SceneConfig, SceneState,
                                   pose_landmarks, published_landmarks, random_streams, simulate_scene)
 
