@@ -2,8 +2,8 @@
 
 ``load_faces3d`` / ``iter_faces3d`` -> ``Faces3D``, ``load_bodies`` -> ``Bodies3D``,
 ``load_frames`` -> ``FrameList``, ``load_camera_info`` -> ``Calibration`` and
-``load_cameras`` -> ``CameraRig``. Each checks the table against its schema
-(``annotate.core.tables.read_table``); a file that holds several sequences needs
+``load_cameras`` -> ``CameraRig``. Each first checks the file's schema name and major
+version (``annotate.core.tables.read_table``); a file that holds several sequences needs
 ``sequence=``. ``SOURCE_PUBLISHED`` and ``SOURCE_TRIANGULATED`` are the values of the
 faces3d ``source`` column.
 """
