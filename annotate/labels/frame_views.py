@@ -25,9 +25,8 @@ from annotate.detect.cross_view import CrossViewConfig, associate_frame
 from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies, project_priors
 from annotate.detect.tracking import Tracker
 from annotate.geometry.cameras import CameraRig
+from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.panoptic.tables import load_bodies
-
-NUM_LANDMARKS = 70
 
 @dataclass
 class BodyIndex:

@@ -59,8 +59,9 @@ from annotate.detect.cross_view import CrossViewConfig
 from annotate.detect.heads import HeadPriors, priors_from_landmarks, stack_priors
 from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
-from annotate.labels.frame_views import (NUM_LANDMARKS, BodyIndex, CameraImages, FrameViews, body_index,
-                                         detect_views, detect_views_cross)
+from annotate.head.head_frame import NUM_LANDMARKS
+from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, body_index, detect_views,
+                                         detect_views_cross)
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
