@@ -248,3 +248,87 @@ def test_the_real_frames_demo_runs_the_whole_workflow(tmp_path):
     card = json.loads((dataset / "card.json").read_text())
     valid = card["labels_not_used"]["labels"] - sum(card["labels_not_used"]["rejected_labels_by_reason"].values())
     assert card["samples"] == valid >= 9 and card["media_rejections_by_reason"] == {}
+
+
+# Cameras stored turned in test_a_rig_with_cameras_on_their_side_gives_the_upright_faces:
+# degrees clockwise the images were turned by (the turn that makes them upright is the rest
+# of a full turn).
+STORED_TURNS = {"00_06": 180, "00_12": 90, "00_23": 270}
+
+
+def turned_camera(camera: dict, degrees_cw: int) -> dict:
+    """A Panoptic calibration entry for the camera's images turned clockwise by degrees_cw:
+    each quarter turn maps pixel (u, v) to (H-1-v, u), i.e. camera axes x' = -y, y' = x, with
+    fx, fy and cx, cy swapped (cx' = H-1-cy) and the tangential terms p1' = p2, p2' = -p1."""
+    K, R = np.asarray(camera["K"], float), np.asarray(camera["R"], float)
+    t, dist = np.asarray(camera["t"], float).reshape(3), np.asarray(camera["distCoef"], float)
+    (w, h) = camera["resolution"]
+    quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    for _ in range(degrees_cw // 90):
+        K = np.array([[K[1, 1], 0.0, h - 1 - K[1, 2]], [0.0, K[0, 0], K[0, 2]], [0.0, 0.0, 1.0]])
+        R, t = quarter @ R, quarter @ t
+        dist = np.array([dist[0], dist[1], dist[3], -dist[2], dist[4]])
+        w, h = h, w
+    return {**camera, "K": K.tolist(), "R": R.tolist(), "t": t.reshape(3, 1).tolist(), "distCoef": dist.tolist(),
+            "resolution": [w, h]}
+
+
+def test_the_turned_calibration_projects_where_the_turned_images_have_the_points():
+    from annotate.detect.orientation import turn_points
+    from annotate.panoptic.calibration import parse_calibration
+
+    doc = json.loads((DATA / "haggling_demo" / "calibration_haggling_demo.json").read_text())
+    camera = next(c for c in doc["cameras"] if c["name"] == "00_12")
+    rig = parse_calibration({"calibDataSource": "test", "cameras": [camera]}, "test").rig
+    world = rig.centres_world[0] + np.random.default_rng(0).normal(size=(50, 3)) * 40 \
+        + 250 * np.asarray(camera["R"])[2]                        # points in front of the camera
+    upright = rig.project_world(world)[0]
+    for degrees in (90, 180, 270):
+        turned = parse_calibration({"calibDataSource": "test", "cameras": [turned_camera(camera, degrees)]}, "test").rig
+        np.testing.assert_allclose(turned.project_world(world)[0], turn_points(upright, degrees, (1920, 1080)),
+                                   atol=1e-6)
+
+
+def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_path):
+    """The test frames with three cameras stored turned (as if mounted on their side and
+    upside down) and their calibration to match: detect.image_rotation auto finds each
+    camera's turn, and the same people are triangulated as from the upright images (the
+    turned JPEGs are re-encoded, quality 100, hence the small tolerance)."""
+    import cv2
+
+    from annotate.detect.orientation import turn_image
+
+    seq = tmp_path / "haggling_demo"
+    doc = json.loads((DATA / "haggling_demo" / "calibration_haggling_demo.json").read_text())
+    doc["cameras"] = [turned_camera(c, STORED_TURNS[c["name"]]) if c["name"] in STORED_TURNS else c
+                      for c in doc["cameras"]]
+    seq.mkdir()
+    (seq / "calibration_haggling_demo.json").write_text(json.dumps(doc))
+    for folder in sorted((DATA / "haggling_demo" / "hdImgs").iterdir()):
+        (seq / "hdImgs" / folder.name).mkdir(parents=True)
+        for jpg in sorted(folder.glob("*.jpg")):
+            image = cv2.imread(str(jpg))
+            if folder.name in STORED_TURNS:
+                image = turn_image(image, STORED_TURNS[folder.name])
+            cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated"})
+    run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
+    summary = run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    turns = summary.image_rotation["degrees_cw"]
+    assert turns == {"00_03": 0, "00_06": 180, "00_12": 270, "00_13": 0, "00_23": 90}, summary.image_rotation
+    # As stored, MTCNN finds no face in a camera turned by a quarter (it does upright).
+    probes = summary.image_rotation["probe_faces"]
+    assert probes["00_12"][0] == 0 and probes["00_23"][0] == 0 and probes["00_12"][3] > 0 and probes["00_23"][1] > 0
+    work, _ = haggling
+    reference = load_faces3d(work / "tri" / "faces3d.parquet")
+    turned = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
+    assert len(turned) == len(reference) >= 3
+    for k in range(len(reference)):
+        # The same person: the face whose landmarks are nearest (median over landmarks, cm;
+        # re-encoding moves A's points by 0.4 cm, the others' by 0.04-0.12 cm; points mapped
+        # back the wrong way would not triangulate at all).
+        distance = [np.nanmedian(np.linalg.norm(turned.landmarks[j] - reference.landmarks[k], axis=-1))
+                    for j in range(len(turned))]
+        j = int(np.argmin(distance))
+        error = turned.repro_error[j]
+        assert distance[j] <= 1.0 and np.median(error[error < 1e4]) <= 3.0, (distance, error)

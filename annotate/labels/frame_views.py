@@ -183,12 +183,24 @@ def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tra
 
 def make_backend(config: dict, seq_dir: str | Path, rig: CameraRig) -> LandmarkBackend:
     """The landmark backend a resolved config names (``detect.backend``), image backends with
-    the face detector ``detect.face_detector``."""
+    the face detector ``detect.face_detector``, seeing each camera's images turned upright
+    (``detect.image_rotation``, ``annotate.detect.orientation``)."""
     d = config["detect"]
     if d["backend"] == "synthetic":
         from annotate.detect.synthetic import SyntheticDetector, SyntheticDetectorConfig
 
         return SyntheticDetector(seq_dir, rig, SyntheticDetectorConfig(**d["synthetic"]))
+    from annotate.detect.orientation import CameraTurns, UprightBackend, parse_rotation_setting
+
+    backend = image_backend(d)
+    settings = parse_rotation_setting(d["image_rotation"], rig.names)
+    if all(s == 0 for s in settings):
+        return backend
+    return UprightBackend(backend, CameraTurns(settings, min_score=d["image_rotation_min_score"]))
+
+
+def image_backend(d: dict) -> LandmarkBackend:
+    """The image landmark backend of the resolved ``detect`` section, on the images as they are."""
     from annotate.detect.faces import make_face_detector
 
     faces = make_face_detector(d["face_detector"], d.get(d["face_detector"], {}))

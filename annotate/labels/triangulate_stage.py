@@ -113,7 +113,9 @@ class StageSummary:
     people_found: (frame, person) pairs the association produced; association: the mode used;
     views_dropped: face views left out because they disagree with the face's other views;
     whole_image_frames: cross-view frames whose whole images were searched for faces (the
-    others: around the tracked heads, ``annotate.detect.tracking``)."""
+    others: around the tracked heads, ``annotate.detect.tracking``); image_rotation: the
+    cameras' turns for detection (``annotate.detect.orientation.UprightBackend.turn_summary``;
+    empty when every camera is taken as it is)."""
 
     frames: int = 0
     faces_written: int = 0
@@ -128,6 +130,7 @@ class StageSummary:
     median_views: float = float("nan")
     median_repro_error_px: float = float("nan")
     whole_image_frames: int = 0
+    image_rotation: dict = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     seconds: float = 0.0
 
@@ -140,6 +143,7 @@ class StageSummary:
                 # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
                 "median_views": None if np.isnan(self.median_views) else self.median_views,
                 "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
+                "image_rotation": self.image_rotation,
                 "rejections": dict(self.rejections), "seconds": round(self.seconds, 3)}
 
     def __str__(self) -> str:
@@ -149,6 +153,8 @@ class StageSummary:
                 f"{self.median_views:.0f} views, {self.median_repro_error_px:.2f} px) in {self.seconds:.1f} s"
                 + (f"; whole images searched in {self.whole_image_frames} of {self.frames} frames, around "
                    f"the tracked heads in the others" if 0 < self.whole_image_frames < self.frames else "")
+                + "".join(f"; camera {name} turned {deg} degrees clockwise for detection"
+                          for name, deg in self.image_rotation.get("degrees_cw", {}).items() if deg)
                 + (f"; rejections {dict(self.rejections)}" if self.rejections else ""))
 
 
@@ -403,6 +409,8 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
             if len(run.pending) >= config.chunk_frames:
                 run.flush()
         summary = run.finish()
+    if hasattr(backend, "turn_summary"):
+        summary.image_rotation = backend.turn_summary(rig.names)
     summary.seconds = time.perf_counter() - start
     if summary.faces_written == 0:
         raise NothingTriangulatedError(nothing_triangulated_message(summary, backend, config, out_dir), summary)
