@@ -16,8 +16,10 @@ from typing import Protocol
 
 import numpy as np
 
+from annotate.head.head_frame import NUM_LANDMARKS
+
 NUM_IBUG = 68
-NUM_FACE70 = 70
+NUM_FACE70 = NUM_LANDMARKS          # Panoptic's face70 (annotate.head.head_frame)
 
 
 @dataclass(frozen=True)

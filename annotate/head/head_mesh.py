@@ -28,6 +28,8 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import ConvexHull, HalfspaceIntersection, cKDTree
 
+from annotate.head.head_frame import NUM_LANDMARKS
+
 # Region codes of ``HeadMesh.triangle_region`` (uint8).
 SKIN = 0
 HAIR = 1
@@ -38,8 +40,6 @@ LIPS = 5
 NOSE = 6
 REGION_NAMES = {SKIN: "skin", HAIR: "hair", EYE_WHITE: "eye_white", IRIS: "iris",
                 BROW: "brow", LIPS: "lips", NOSE: "nose"}
-
-NUM_LANDMARKS = 70
 
 # iBUG-68 index groups of the 70-point layout.
 JAW = np.arange(0, 17)

@@ -32,12 +32,13 @@ from typing import Sequence
 
 import numpy as np
 
+from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.panoptic.errors import (parse_person_records, plain_person_records, ABSURD_VALUE, BAD_SCORE, BAD_VISIBILITY, MISSING_KEY, UNSUPPORTED_LAYOUT,
                                       WRONG_LENGTH, WRONG_TYPE, PanopticFormatError,
                                       RecordProblem, Rejection, numeric_vector, require_key)
 from annotate.panoptic.layout import FACE_FILE, read_json, read_frame_file, write_panoptic_json
 
-N_LANDMARKS = 70
+N_LANDMARKS = NUM_LANDMARKS          # Panoptic's face70
 ABSURD_CM = 1e4          # |coordinate| beyond 100 m is not a person in a 5.5 m dome
 SCORE_MAX = 1.5          # detector heatmap peaks overshoot 1 slightly; far beyond is corrupt
 MAX_CAMERA_INDEX = 32767  # visibility indices are stored as int16

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.head.visibility import NO_POSE, NOT_TESTED, VISIBLE
 from annotate.train.augment import AugmentConfig, eval_transform, train_transform
 
-NUM_LANDMARKS = 70
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

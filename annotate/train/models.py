@@ -30,13 +30,13 @@ import torch
 import torchvision
 from torch import nn
 
+from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.train.bins import BinSpec, expectation_deg
 from annotate.train.fsanet import SSRFeatures
 from annotate.train.ssr import SSRHead
 from annotate.train.rotations_torch import matrix_from_sixd
 
 ANGLES = ("yaw", "pitch", "roll")
-NUM_LANDMARKS = 70
 BACKBONES = ("efficientnet_b0", "resnet18", "resnet50", "mobilenet_v3_small", "mobilenet_v3_large")
 TWO_STREAM = "two_stream"       # SSR-Net / FSA-Net's own CNN (annotate.train.fsanet), with the SSR head only
 
