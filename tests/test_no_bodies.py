@@ -274,7 +274,7 @@ def turned_camera(camera: dict, degrees_cw: int) -> dict:
 
 
 def test_the_turned_calibration_projects_where_the_turned_images_have_the_points():
-    from annotate.detect.orientation import turn_points
+    from annotate.geometry.image_turns import turn_points
     from annotate.panoptic.calibration import parse_calibration
 
     doc = json.loads((DATA / "haggling_demo" / "calibration_haggling_demo.json").read_text())
@@ -296,7 +296,7 @@ def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_
     turned JPEGs are re-encoded, quality 100, hence the small tolerance)."""
     import cv2
 
-    from annotate.detect.orientation import turn_image
+    from annotate.geometry.image_turns import turn_image
 
     seq = tmp_path / "haggling_demo"
     doc = json.loads((DATA / "haggling_demo" / "calibration_haggling_demo.json").read_text())

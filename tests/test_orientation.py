@@ -6,8 +6,8 @@ import pytest
 
 from annotate.config import resolve_config
 from annotate.detect.base import ViewInput
-from annotate.detect.orientation import (TURNS_CW_DEG, CameraTurns, UprightBackend, best_turn, parse_rotation_setting,
-                                         turn_boxes, turn_image, turn_points, unturn_points)
+from annotate.detect.orientation import CameraTurns, UprightBackend, best_turn, parse_rotation_setting
+from annotate.geometry.image_turns import TURNS_CW_DEG, turn_boxes, turn_image, turn_points, unturn_points
 from annotate.media.jpeg import decode_jpeg_rgb
 
 DATA = Path(__file__).resolve().parent / "data"

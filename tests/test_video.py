@@ -344,3 +344,62 @@ def test_auto_frame_source_takes_each_cameras_video_else_its_images(tmp_path):
     assert camera_frame_source(seq, "00_01", "video") == "video"        # forced
     with pytest.raises(ValueError, match="unknown frame source"):
         camera_frame_source(seq, "00_00", "frames")
+
+
+def encode_tagged(path, frames: range, rotation_ccw: float | None, hflip: bool = False) -> None:
+    """The index video, losslessly (qp 0), with a display matrix rotating the pictures
+    counter-clockwise by rotation_ccw (as phones tag portrait video; hflip: then mirrored),
+    or none."""
+    with av.open(str(path), "w", format="mp4") as c:
+        s = c.add_stream("libx264", rate=30, options={"g": str(GOP), "preset": "ultrafast", "qp": "0",
+                                                      "threads": "1"})
+        s.width, s.height, s.pix_fmt = W, H, "yuv420p"
+        if rotation_ccw is not None:
+            s.set_display_rotation(rotation_ccw, hflip=hflip)
+        for k in frames:
+            f = av.VideoFrame.from_ndarray(index_image(k), format="rgb24")
+            f.pts = k - frames.start
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+
+
+@pytest.mark.parametrize("rotation_ccw, turn_cw", [(-90, 90), (90, 270), (180, 180)])
+def test_a_video_with_a_display_matrix_is_handed_over_as_players_show_it(tmp_path, rotation_ccw, turn_cw):
+    """Pictures are turned as the container's display matrix says, in the direction
+    OpenCV's reader (the one calibration tools read videos with) turns them."""
+    import cv2
+
+    from annotate.geometry.image_turns import turn_image
+    from annotate.media.video import VIDEO_SIZE_MISMATCH
+
+    plain, tagged = tmp_path / "hd_00_01.mp4", tmp_path / "hd_00_02.mp4"
+    encode_tagged(plain, range(12), None)
+    encode_tagged(tagged, range(12), rotation_ccw)
+    shown = (W, H) if turn_cw == 180 else (H, W)
+    upright = {f.index: f for f in iter_video_frames(plain, [0, 5, 11])}
+    turned = list(iter_video_frames(tagged, [0, 5, 11], expect_size=shown))
+    assert [f.index for f in turned] == [0, 5, 11]
+    for f in turned:
+        assert (f.width, f.height, f.turn_cw) == (*shown, turn_cw)
+        for got, want in zip(f.yuv420(), upright[f.index].yuv420()):
+            np.testing.assert_array_equal(got, turn_image(want, turn_cw))
+        np.testing.assert_array_equal(f.rgb(), turn_image(upright[f.index].rgb(), turn_cw))
+        assert f.rgb().shape == (shown[1], shown[0], 3)
+    capture = cv2.VideoCapture(str(tagged))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok and bgr.shape[:2] == turned[0].rgb().shape[:2]
+    assert np.abs(bgr[..., ::-1].astype(int) - turned[0].rgb()).mean() < 3     # OpenCV's own YUV -> RGB
+    if turn_cw != 180:
+        with pytest.raises(VideoError) as err:
+            list(iter_video_frames(tagged, [0], expect_size=(W, H)))
+        assert err.value.reason == VIDEO_SIZE_MISMATCH and f"turned {turn_cw} degrees clockwise" in str(err.value)
+
+
+@pytest.mark.parametrize("rotation_ccw, hflip, says", [(30, False, "not a quarter turn"), (90, True, "mirrors")])
+def test_a_display_matrix_that_is_not_a_quarter_turn_is_refused(tmp_path, rotation_ccw, hflip, says):
+    path = tmp_path / "hd_00_01.mp4"
+    encode_tagged(path, range(4), rotation_ccw, hflip)
+    with pytest.raises(VideoError) as err:
+        list(iter_video_frames(path, [0]))
+    assert err.value.reason == UNREADABLE_VIDEO and says in str(err.value) and "hd_00_01.mp4" in str(err.value)

@@ -27,6 +27,13 @@ selected are decoded only if a picture refers to them, and stretches before a ke
 that starts a selected frame's chain are read and dropped. The pictures handed over are
 bit for bit those of decoding every frame.
 
+Pictures are handed over as players show them: a video whose container carries a display
+matrix (phones record portrait video as landscape pictures with one) has its pictures
+turned by the matrix's quarter turn, as FFmpeg's and OpenCV's readers do by default, so a
+calibration made on the shown pictures (aniposelib, OpenCV) fits them. ``expect_size`` is
+the shown size. A display matrix that mirrors the pictures or turns them by other than a
+quarter turn is refused (UNREADABLE_VIDEO).
+
 Failures raise ``VideoError`` with a reason code (``MISSING_VIDEO``, ``UNREADABLE_VIDEO``,
 ``VIDEO_SIZE_MISMATCH`` with ``expect_size``, ``CORRUPT_VIDEO``), after the frames decoded so
 far were yielded, so a caller keeps those and records the rest. A complete video that ends
@@ -42,6 +49,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from annotate.geometry.image_turns import TURNS_CW_DEG, turn_image
 from annotate.media.frame_plan import clean_starts, complete_prefix, decode_segments, presentation_ranks
 from annotate.media.nal import picture_is_referenced, stream_framing
 from annotate.panoptic.layout import SequenceLayout, image_file_pattern
@@ -96,19 +104,33 @@ class DecodedFrame:
     ``rgb()`` (H, W, 3) uint8 RGB; ``yuv420()`` the (Y (H, W), U (H/2, W/2), V (H/2, W/2))
     planes as zero-copy views of the decoder's buffers, or None for a source without them
     (JPEG images). Pixel (col, row) has its centre at (u, v) = (col, row) (OpenCV).
+    width, height: of the picture as decoded; ``turn_cw`` (degrees clockwise, a video's
+    display matrix) turns both accessors' pictures (copies then) and ``width``/``height``
+    are those of the turned picture.
     """
 
     def __init__(self, index: int, width: int, height: int, colour: ColourInfo,
-                 av_frame=None, image_rgb: np.ndarray | None = None):
+                 av_frame=None, image_rgb: np.ndarray | None = None, turn_cw: int = 0):
+        if turn_cw not in TURNS_CW_DEG:
+            raise ValueError(f"turn_cw must be one of {TURNS_CW_DEG}, got {turn_cw!r}")
         self.index = int(index)
-        self.width = int(width)
-        self.height = int(height)
+        self.turn_cw = int(turn_cw)
+        self._decoded_wh = (int(width), int(height))
+        self.width, self.height = self._decoded_wh if turn_cw in (0, 180) else self._decoded_wh[::-1]
         self.colour = colour
         self._av_frame = av_frame
         self._rgb = image_rgb
 
     def yuv420(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(Y, U, V) uint8 plane views for a yuv420p video picture, else None."""
+        """(Y, U, V) uint8 planes of a yuv420p video picture (views of the decoder's buffers,
+        turned copies for a turned picture), else None."""
+        planes = self._decoded_yuv420()
+        if planes is None or not self.turn_cw:
+            return planes
+        y, u, v = (turn_image(p, self.turn_cw) for p in planes)
+        return y, u, v
+
+    def _decoded_yuv420(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         f = self._av_frame
         if f is None or f.format.name not in ("yuv420p", "yuvj420p"):
             return None
@@ -121,15 +143,20 @@ class DecodedFrame:
     def rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB of the whole picture (a new array for video pictures)."""
         if self._rgb is not None:
-            return self._rgb
-        planes = self.yuv420()
+            return self._rgb if not self.turn_cw else turn_image(self._rgb, self.turn_cw)
+        rgb = self._decoded_rgb()
+        return rgb if not self.turn_cw else turn_image(rgb, self.turn_cw)
+
+    def _decoded_rgb(self) -> np.ndarray:
+        planes = self._decoded_yuv420()
         if planes is not None and self.colour.bt601 and not self.colour.full_range:
             import cv2
 
             # cv2's I420 conversion is BT.601 limited range, the inverse of what encoders
             # (and annotate.synth) use, and several times faster than swscale.
+            w, h = self._decoded_wh
             i420 = np.concatenate([np.ascontiguousarray(p).reshape(-1) for p in planes])
-            return cv2.cvtColor(i420.reshape(self.height * 3 // 2, self.width), cv2.COLOR_YUV2RGB_I420)
+            return cv2.cvtColor(i420.reshape(h * 3 // 2, w), cv2.COLOR_YUV2RGB_I420)
         return self._av_frame.to_ndarray(format="rgb24")
 
 
@@ -245,13 +272,53 @@ def _colour(av_frame) -> ColourInfo:
     return ColourInfo(bt601=int(av_frame.colorspace) in _BT601_SPACES, full_range=full)
 
 
+def display_turn_cw(av_frame, path: Path) -> int:
+    """The clockwise quarter turn (degrees) that shows a decoded picture as players do: the
+    opposite of its display matrix's counter-clockwise rotation (FFmpeg's
+    av_display_rotation_get, PyAV's ``VideoFrame.rotation``); 0 without a matrix. A matrix
+    that mirrors the picture or turns it by other than a quarter turn: UNREADABLE_VIDEO."""
+    for side in getattr(av_frame, "side_data", ()):
+        if "DISPLAYMATRIX" in str(side.type):
+            m = np.frombuffer(bytes(side), dtype=np.int32)        # 16.16 fixed point, native order
+            if len(m) == 9 and float(m[0]) * m[4] - float(m[1]) * m[3] < 0:
+                raise VideoError(UNREADABLE_VIDEO, path, "its display matrix mirrors the pictures: re-encode it "
+                                                         "as shown")
+    rotation = float(getattr(av_frame, "rotation", 0) or 0)
+    shown = -rotation % 360 if np.isfinite(rotation) else np.nan
+    turn = int(round(shown / 90)) * 90 % 360 if np.isfinite(shown) else 0
+    if not np.isfinite(shown) or abs((shown - turn + 180) % 360 - 180) > 0.5:
+        raise VideoError(UNREADABLE_VIDEO, path, f"its display matrix turns the pictures by {rotation} degrees "
+                                                 f"counter-clockwise, not a quarter turn: re-encode it upright")
+    return turn
+
+
+def _first_picture_turn(path: Path) -> int:
+    """``display_turn_cw`` of the video's first picture (one picture decoded)."""
+    import av
+
+    container = _open(path)
+    try:
+        for av_frame in container.decode(video=0):
+            return display_turn_cw(av_frame, path)
+    except av.FFmpegError as err:
+        raise VideoError(CORRUPT_VIDEO, path, f"cannot decode its first picture: {err}") from err
+    finally:
+        container.close()
+    return 0
+
+
 def _check_size(stream, expect_size: tuple[int, int] | None, path: Path) -> None:
-    """Raise VIDEO_SIZE_MISMATCH when the stream is not expect_size (width, height) px."""
+    """Raise VIDEO_SIZE_MISMATCH when the stream's pictures, as shown (``display_turn_cw``),
+    are not expect_size (width, height) px."""
     if expect_size is None:
         return
-    got = (int(stream.codec_context.width), int(stream.codec_context.height))
-    if got != tuple(expect_size):
-        raise VideoError(VIDEO_SIZE_MISMATCH, path, f"video is {got[0]}x{got[1]}, calibration says "
+    w, h = int(stream.codec_context.width), int(stream.codec_context.height)
+    turn = _first_picture_turn(path)
+    shown = (w, h) if turn in (0, 180) else (h, w)
+    if shown != tuple(expect_size):
+        turned = (f" as shown (its pictures are {w}x{h}, turned {turn} degrees clockwise for display by its "
+                  f"container's display matrix)" if turn else "")
+        raise VideoError(VIDEO_SIZE_MISMATCH, path, f"video is {shown[0]}x{shown[1]}{turned}, calibration says "
                                                     f"{expect_size[0]}x{expect_size[1]}")
 
 
@@ -420,7 +487,8 @@ def _decoded_segments(path: Path, index: _PacketIndex, selected: np.ndarray, seg
             if k in wanted_frame:
                 expected.discard(k)
                 read += 1
-                yield DecodedFrame(k, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame)
+                yield DecodedFrame(k, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame,
+                                   turn_cw=display_turn_cw(av_frame, path))
 
     try:
         packets = (p for p in container.demux(stream) if p.size)
@@ -478,7 +546,8 @@ def _counted_frames(path: Path, wanted: np.ndarray | None, threads: int, counts:
                 raise VideoError(CORRUPT_VIDEO, path, f"decoder flagged frame {index} as corrupt", read)
             if keep is None or index in keep:
                 read += 1
-                yield DecodedFrame(index, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame)
+                yield DecodedFrame(index, av_frame.width, av_frame.height, _colour(av_frame), av_frame=av_frame,
+                                   turn_cw=display_turn_cw(av_frame, path))
             if last is not None and index >= last:
                 return
     except av.FFmpegError as err:
