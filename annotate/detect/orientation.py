@@ -36,6 +36,7 @@ import numpy as np
 
 from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
 from annotate.geometry.image_turns import TURNS_CW_DEG, turn_boxes, turn_image, unturn_points
+
 AUTO = "auto"
 PROBE_IMAGES = 5            # images of a camera tried by ``auto`` before it settles upright
 PROBE_MIN_SCORE = 0.9       # MTCNN's O-net face probability
