@@ -11,6 +11,7 @@ from annotate.config import resolve_config
 from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
+from turned_rig import turned_camera, write_turned_sequence
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
@@ -250,29 +251,6 @@ def test_the_real_frames_demo_runs_the_whole_workflow(tmp_path):
     assert card["samples"] == valid >= 9 and card["media_rejections_by_reason"] == {}
 
 
-# Cameras stored turned in test_a_rig_with_cameras_on_their_side_gives_the_upright_faces:
-# degrees clockwise the images were turned by (the turn that makes them upright is the rest
-# of a full turn).
-STORED_TURNS = {"00_06": 180, "00_12": 90, "00_23": 270}
-
-
-def turned_camera(camera: dict, degrees_cw: int) -> dict:
-    """A Panoptic calibration entry for the camera's images turned clockwise by degrees_cw:
-    each quarter turn maps pixel (u, v) to (H-1-v, u), i.e. camera axes x' = -y, y' = x, with
-    fx, fy and cx, cy swapped (cx' = H-1-cy) and the tangential terms p1' = p2, p2' = -p1."""
-    K, R = np.asarray(camera["K"], float), np.asarray(camera["R"], float)
-    t, dist = np.asarray(camera["t"], float).reshape(3), np.asarray(camera["distCoef"], float)
-    (w, h) = camera["resolution"]
-    quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    for _ in range(degrees_cw // 90):
-        K = np.array([[K[1, 1], 0.0, h - 1 - K[1, 2]], [0.0, K[0, 0], K[0, 2]], [0.0, 0.0, 1.0]])
-        R, t = quarter @ R, quarter @ t
-        dist = np.array([dist[0], dist[1], dist[3], -dist[2], dist[4]])
-        w, h = h, w
-    return {**camera, "K": K.tolist(), "R": R.tolist(), "t": t.reshape(3, 1).tolist(), "distCoef": dist.tolist(),
-            "resolution": [w, h]}
-
-
 def test_the_turned_calibration_projects_where_the_turned_images_have_the_points():
     from annotate.geometry.image_turns import turn_points
     from annotate.panoptic.calibration import parse_calibration
@@ -294,23 +272,7 @@ def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_
     upside down) and their calibration to match: detect.image_rotation auto finds each
     camera's turn, and the same people are triangulated as from the upright images (the
     turned JPEGs are re-encoded, quality 100, hence the small tolerance)."""
-    import cv2
-
-    from annotate.geometry.image_turns import turn_image
-
-    seq = tmp_path / "haggling_demo"
-    doc = json.loads((DATA / "haggling_demo" / "calibration_haggling_demo.json").read_text())
-    doc["cameras"] = [turned_camera(c, STORED_TURNS[c["name"]]) if c["name"] in STORED_TURNS else c
-                      for c in doc["cameras"]]
-    seq.mkdir()
-    (seq / "calibration_haggling_demo.json").write_text(json.dumps(doc))
-    for folder in sorted((DATA / "haggling_demo" / "hdImgs").iterdir()):
-        (seq / "hdImgs" / folder.name).mkdir(parents=True)
-        for jpg in sorted(folder.glob("*.jpg")):
-            image = cv2.imread(str(jpg))
-            if folder.name in STORED_TURNS:
-                image = turn_image(image, STORED_TURNS[folder.name])
-            cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name), image, [cv2.IMWRITE_JPEG_QUALITY, 100])
+    write_turned_sequence(tmp_path)
     cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated"})
     run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
     summary = run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")

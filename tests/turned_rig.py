@@ -1,0 +1,55 @@
+"""The real test frames (tests/data/haggling_demo) as a rig with cameras on their side or
+upside down: their JPEGs stored turned and their calibration turned to match. Used by
+tests/test_no_bodies.py and benchmarks/bench_image_rotation.py."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+SEQUENCE = "haggling_demo"
+# Degrees clockwise each camera's images are stored turned by (the turn that makes them
+# upright is the rest of a full turn).
+STORED_TURNS = {"00_06": 180, "00_12": 90, "00_23": 270}
+
+
+def turned_camera(camera: dict, degrees_cw: int) -> dict:
+    """A Panoptic calibration entry for the camera's images turned clockwise by degrees_cw:
+    each quarter turn maps pixel (u, v) to (H-1-v, u), i.e. camera axes x' = -y, y' = x, with
+    fx, fy and cx, cy swapped (cx' = H-1-cy) and the tangential terms p1' = p2, p2' = -p1."""
+    K, R = np.asarray(camera["K"], float), np.asarray(camera["R"], float)
+    t, dist = np.asarray(camera["t"], float).reshape(3), np.asarray(camera["distCoef"], float)
+    (w, h) = camera["resolution"]
+    quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    for _ in range(degrees_cw // 90):
+        K = np.array([[K[1, 1], 0.0, h - 1 - K[1, 2]], [0.0, K[0, 0], K[0, 2]], [0.0, 0.0, 1.0]])
+        R, t = quarter @ R, quarter @ t
+        dist = np.array([dist[0], dist[1], dist[3], -dist[2], dist[4]])
+        w, h = h, w
+    return {**camera, "K": K.tolist(), "R": R.tolist(), "t": t.reshape(3, 1).tolist(), "distCoef": dist.tolist(),
+            "resolution": [w, h]}
+
+
+def write_turned_sequence(root: Path, turns: dict = STORED_TURNS, quality: int = 100) -> Path:
+    """``root/haggling_demo``: the test frames with the cameras of ``turns`` stored turned
+    (JPEGs re-encoded at ``quality``, the others too, so every camera is encoded alike) and
+    the calibration to match. Returns the sequence folder."""
+    import cv2
+
+    from annotate.geometry.image_turns import turn_image
+
+    seq = Path(root) / SEQUENCE
+    doc = json.loads((DATA / SEQUENCE / f"calibration_{SEQUENCE}.json").read_text())
+    doc["cameras"] = [turned_camera(c, turns[c["name"]]) if c["name"] in turns else c for c in doc["cameras"]]
+    seq.mkdir(parents=True)
+    (seq / f"calibration_{SEQUENCE}.json").write_text(json.dumps(doc))
+    for folder in sorted((DATA / SEQUENCE / "hdImgs").iterdir()):
+        (seq / "hdImgs" / folder.name).mkdir(parents=True)
+        for jpg in sorted(folder.glob("*.jpg")):
+            image = cv2.imread(str(jpg))
+            if folder.name in turns:
+                image = turn_image(image, turns[folder.name])
+            cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return seq
