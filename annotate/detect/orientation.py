@@ -157,6 +157,7 @@ class UprightBackend:
         self.name = backend.name
         self.needs_images = backend.needs_images
         self.searches_head_boxes = getattr(backend, "searches_head_boxes", False)
+        self.face_detector = getattr(backend, "face_detector", None)
 
     def detect(self, view: ViewInput) -> FaceDetections:
         degrees = self.turns.turn(view.camera, view.image)

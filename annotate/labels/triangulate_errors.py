@@ -35,7 +35,10 @@ def nothing_triangulated_message(summary, backend, config, out_dir: Path) -> str
         what = f"the face detector {detector}" if detector else f"the {backend.name} backend"
         return head + (f"{what} found no face in any of the {summary.views_read} views read. Check that the "
                        f"frames show faces; for small or turned faces try detect.face_detector: mtcnn with "
-                       f"a smaller detect.mtcnn.min_face_px or lower detect.mtcnn.thresholds.")
+                       f"a smaller detect.mtcnn.min_face_px or lower detect.mtcnn.thresholds. Cameras on their "
+                       f"side or upside down: detect.image_rotation (the turns used: "
+                       f"{summary.image_rotation.get('degrees_cw', 'none')}); the detectors find faces rolled "
+                       f"by up to about 30 degrees from a quarter turn.")
     if summary.people_found == 0:
         if summary.association == "priors":
             return head + (f"{summary.detections} faces were detected but none lies within "
