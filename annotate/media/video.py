@@ -292,16 +292,18 @@ def display_turn_cw(av_frame, path: Path) -> int:
     return turn
 
 
-def _first_picture_turn(path: Path) -> int:
-    """``display_turn_cw`` of the video's first picture (one picture decoded)."""
+def _first_picture_turn(path: Path) -> int | None:
+    """``display_turn_cw`` of the video's first picture (one picture decoded); None when it
+    cannot be decoded (the frames selected may not need it: decoding errors are reported
+    where they are met)."""
     import av
 
     container = _open(path)
     try:
         for av_frame in container.decode(video=0):
             return display_turn_cw(av_frame, path)
-    except av.FFmpegError as err:
-        raise VideoError(CORRUPT_VIDEO, path, f"cannot decode its first picture: {err}") from err
+    except av.FFmpegError:
+        return None
     finally:
         container.close()
     return 0
@@ -313,7 +315,7 @@ def _check_size(stream, expect_size: tuple[int, int] | None, path: Path) -> None
     if expect_size is None:
         return
     w, h = int(stream.codec_context.width), int(stream.codec_context.height)
-    turn = _first_picture_turn(path)
+    turn = _first_picture_turn(path) or 0
     shown = (w, h) if turn in (0, 180) else (h, w)
     if shown != tuple(expect_size):
         turned = (f" as shown (its pictures are {w}x{h}, turned {turn} degrees clockwise for display by its "
