@@ -231,4 +231,5 @@ def triangulate_stage_config(config: dict):
     return StageConfig(association_max_cost=d["association_max_cost"], min_landmarks=t["min_landmarks"],
                        max_view_error_px=t["max_view_error_px"], threshold_face_px=t["threshold_face_px"],
                        full_score_views=t["full_score_views"], chunk_frames=t["chunk_frames"], triangulation=solver,
-                       association=d["association"], cross_view=cross, tracking=TrackingConfig(**d["tracking"]))
+                       association=d["association"], cross_view=cross, tracking=TrackingConfig(**d["tracking"]),
+                       face_scale_range=None if t["face_scale_range"] is None else tuple(t["face_scale_range"]))

@@ -9,7 +9,7 @@ what it costs, on the real test frames.
 2. MTCNN's faces at that score with the images turned by 0-60 degrees (how far from a
    quarter turn a camera may be rolled).
 3. The triangulation stage on the upright frames with ``image_rotation`` 0 and ``auto``, and
-   on the frames with three cameras stored turned (tests/turned_rig.py) with ``auto`` and 0:
+   on the frames with three cameras stored turned (tests/haggling_variants.py) with ``auto`` and 0:
    the turns found, faces triangulated, CPU and wall seconds, and the turned run's median
    landmark distance to the upright run per person.
 """
@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from turned_rig import DATA, SEQUENCE, STORED_TURNS, write_turned_sequence  # noqa: E402
+from haggling_variants import DATA, SEQUENCE, STORED_TURNS, write_turned_sequence  # noqa: E402
 
 from annotate.config import resolve_config  # noqa: E402
 from annotate.detect.faces import make_face_detector  # noqa: E402

@@ -66,3 +66,20 @@ def test_whenet_axes_refuse_missing_points():
     with pytest.raises(ValueError, match="finite"):
         whenet_axes(face)
     assert np.isfinite(canonicalize_landmarks(base_face_landmarks())).all()
+
+
+def test_a_faces_size_against_the_mean_face_ignores_pose_and_missing_points():
+    from annotate.geometry.rotations import matrix_from_rotvec
+    from annotate.head.face_model import MIN_INNER_POINTS, scale_against_mean_face
+
+    base = base_face_landmarks()
+    posed = 1.3 * base @ matrix_from_rotvec(np.array([0.3, -1.2, 0.4])).T + np.array([10.0, -150.0, 300.0])
+    partial = posed.copy()
+    partial[36:48] = np.nan                                          # no eye, no jaw: still judged
+    partial[:17] = np.nan
+    few = np.full_like(base, np.nan)
+    few[17:17 + MIN_INNER_POINTS - 1] = base[17:17 + MIN_INNER_POINTS - 1]
+    scale, rms, used = scale_against_mean_face(np.stack([base, posed, partial, few]))
+    np.testing.assert_allclose(scale[:3], [1.0, 1.3, 1.3])
+    assert np.all(rms[:3] < 1e-9) and list(used) == [51, 51, 39, MIN_INNER_POINTS - 1]
+    assert np.isnan(scale[3]) and np.isnan(rms[3])                   # too few points to tell

@@ -11,7 +11,7 @@ from annotate.config import resolve_config
 from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
-from turned_rig import turned_camera, write_turned_sequence
+from haggling_variants import turned_camera, write_scaled_sequence, write_turned_sequence
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
@@ -294,3 +294,30 @@ def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_
         j = int(np.argmin(distance))
         error = turned.repro_error[j]
         assert distance[j] <= 1.0 and np.median(error[error < 1e4]) <= 3.0, (distance, error)
+
+
+def test_a_face_whose_views_disagree_on_small_faces_is_rejected_as_implausible(tmp_path):
+    """The test frames at half resolution (faces 25-60 px): the pixel thresholds, fixed
+    below triangulate.threshold_face_px, let E's views (landmarks on different parts of the
+    face, see above) agree, and E would come out nearly twice a face's size; the size check
+    against the mean adult face rejects it, and A, D and F are triangulated as at full size."""
+    write_scaled_sequence(tmp_path, 0.5)
+    results = {}
+    for name, scale_range in (("checked", [0.75, 1.33]), ("unchecked", None)):
+        cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated",
+                              "triangulate": {"face_scale_range": scale_range}})
+        run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / name / "ingest")
+        run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / name / "ingest", tmp_path / name / "tri")
+        results[name] = load_faces3d(tmp_path / name / "tri" / "faces3d.parquet")
+    from annotate.head.face_model import scale_against_mean_face
+
+    unchecked, checked = results["unchecked"], results["checked"]
+    scale, _, _ = scale_against_mean_face(unchecked.landmarks)
+    assert len(unchecked) == 4 and (scale > 1.33).sum() == 1, scale          # E, nearly twice a face
+    assert len(checked) == 3 and np.all(np.abs(scale_against_mean_face(checked.landmarks)[0] - 1) < 0.15)
+    rejected = pq.read_table(tmp_path / "checked" / "tri" / "rejections.parquet").to_pandas()
+    implausible = rejected[rejected.reason == "implausible_face"]
+    assert len(implausible) == 1 and implausible.frame.iloc[0] == 9348 and "face_scale_range" in implausible.detail.iloc[0]
+    lm = checked.landmarks
+    span = np.linalg.norm(lm[:, 36:42].mean(axis=1) - lm[:, 42:48].mean(axis=1), axis=-1)
+    assert np.isfinite(span).all() and np.all((span >= 5.0) & (span <= 7.5)), span

@@ -37,7 +37,8 @@ landmark triangulated) and which settings to change; the outputs are written fir
 and writes the combined table the labels then use.
 
 Rejection reason codes of this stage (rejections table, stage ``triangulate``):
-``unassociated_face``, ``too_few_landmarks``, and the video reader's codes
+``unassociated_face``, ``inconsistent_views``, ``too_few_landmarks``, ``implausible_face``,
+and the video reader's codes
 (``annotate.media.video``: missing_video, unreadable_video, corrupt_video,
 video_too_short, missing_image, unreadable_image) for views whose image could not be read.
 """
@@ -59,6 +60,7 @@ from annotate.detect.cross_view import CrossViewConfig
 from annotate.detect.heads import HeadPriors, priors_from_landmarks, stack_priors
 from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
+from annotate.head.face_model import scale_against_mean_face
 from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, body_index, detect_views,
                                          detect_views_cross)
@@ -72,6 +74,7 @@ STAGE = "triangulate"
 UNASSOCIATED_FACE = "unassociated_face"
 TOO_FEW_LANDMARKS = "too_few_landmarks"
 INCONSISTENT_VIEWS = "inconsistent_views"
+IMPLAUSIBLE_FACE = "implausible_face"
 NOT_RECONSTRUCTED_REPRO_ERROR_PX = 1e5      # Panoptic's marker, as in published rows
 ASSOCIATION_MODES = ("auto", "priors", "cross_view")
 
@@ -88,7 +91,10 @@ class StageConfig:
     full_score_views: views needed for a full score.
     chunk_frames: frames triangulated together. triangulation: the solver's settings.
     association: ``auto``, ``priors`` or ``cross_view`` (module docstring); cross_view and
-    tracking: the settings of the prior-free path."""
+    tracking: the settings of the prior-free path. face_scale_range: a triangulated face
+    whose size against the mean adult face (``annotate.head.face_model.
+    scale_against_mean_face``) is outside it is an ``implausible_face`` rejection (None =
+    off)."""
 
     association_max_cost: float = 0.6
     min_landmarks: int = 8
@@ -100,6 +106,7 @@ class StageConfig:
     association: str = "auto"
     cross_view: CrossViewConfig = CrossViewConfig()
     tracking: TrackingConfig = TrackingConfig()
+    face_scale_range: tuple[float, float] | None = (0.75, 1.33)
 
     def __post_init__(self) -> None:
         if self.association not in ASSOCIATION_MODES:
@@ -283,11 +290,10 @@ class _Run:
         for frame, person in self.pending.frames:
             sl = slice(start, start + len(person))
             start = sl.stop
-            self._write_frame(frame, person, tri.points_world[sl], tri.repro_error_px[sl], tri.inliers[sl],
-                              tri.confidence[sl])
-            # People followed into the next frame: those with a face this frame.
-            found = np.isfinite(tri.points_world[sl]).all(-1).sum(-1) >= self.config.min_landmarks
-            self.previous = (person[found], tri.points_world[sl][found])
+            written = self._write_frame(frame, person, tri.points_world[sl], tri.repro_error_px[sl],
+                                        tri.inliers[sl], tri.confidence[sl])
+            # People followed into the next frame: those with a face written this frame.
+            self.previous = (person[written], tri.points_world[sl][written])
         self.pending = _Pending()
 
     def _consistent_views(self, points: np.ndarray, conf: np.ndarray, tolerance: np.ndarray
@@ -313,16 +319,18 @@ class _Run:
         return "" if size is None else f"; in proportion for faces over triangulate.threshold_face_px = {size} px"
 
     def _write_frame(self, frame: int, person: np.ndarray, landmarks: np.ndarray, error: np.ndarray,
-                     inliers: np.ndarray, confidence: np.ndarray) -> None:
-        """faces3d rows of one frame: landmarks (P, 70, 3), error (P, 70), inliers (P, 70, C)."""
+                     inliers: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+        """faces3d rows of one frame: landmarks (P, 70, 3), error (P, 70), inliers (P, 70, C).
+        Returns (P,) the faces written (the others are rejections)."""
         ok = np.isfinite(landmarks).all(axis=-1)
         count = ok.sum(axis=1)
         keep = count >= self.config.min_landmarks
         for p in np.flatnonzero(~keep):
             self._reject(frame, int(person[p]), None, TOO_FEW_LANDMARKS,
                          f"{int(count[p])} landmarks triangulated, fewer than {self.config.min_landmarks}")
+        keep &= self._plausible(frame, person, landmarks, keep)
         if not keep.any():
-            return
+            return keep
         views = inliers[keep].sum(axis=-1)
         full = max(self.config.full_score_views - 1, 1)
         score = np.where(ok[keep], confidence[keep] * np.clip((views - 1) / full, 0.0, 1.0), 0.0)
@@ -342,6 +350,25 @@ class _Run:
         self.summary.landmarks_triangulated += int(ok[keep].sum())
         self._views.append(views[ok[keep]])
         self._errors.append(error[keep][ok[keep]])
+        return keep
+
+    def _plausible(self, frame: int, person: np.ndarray, landmarks: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """(P,) False for the candidate faces whose size against the mean adult face is
+        outside ``face_scale_range`` (each recorded as an ``implausible_face`` rejection);
+        faces with too few brow, nose, eye and mouth points to tell stay."""
+        plausible = np.ones(len(person), dtype=bool)
+        if self.config.face_scale_range is None or not candidates.any():
+            return plausible
+        low, high = self.config.face_scale_range
+        scale, rms, used = scale_against_mean_face(landmarks)
+        for p in np.flatnonzero(candidates & ((scale < low) | (scale > high))):
+            plausible[p] = False
+            self._reject(frame, int(person[p]), None, IMPLAUSIBLE_FACE,
+                         f"{scale[p]:.2f} times the size of a mean adult face (similarity fit of its {int(used[p])} "
+                         f"brow, nose, eye and mouth landmarks, RMS {rms[p]:.2f} cm), outside "
+                         f"triangulate.face_scale_range = [{low}, {high}]: its views' landmarks lie on different "
+                         f"parts of the face")
+        return plausible
 
     def _reject(self, frame, person, camera, reason: str, detail: str) -> None:
         self.summary.rejections[reason] += 1

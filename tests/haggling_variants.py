@@ -1,6 +1,6 @@
-"""The real test frames (tests/data/haggling_demo) as a rig with cameras on their side or
-upside down: their JPEGs stored turned and their calibration turned to match. Used by
-tests/test_no_bodies.py and benchmarks/bench_image_rotation.py."""
+"""Variants of the real test frames (tests/data/haggling_demo), each with its calibration to
+match: cameras on their side or upside down (JPEGs stored turned), and the frames at a
+lower resolution. Used by tests/test_no_bodies.py and benchmarks/bench_image_rotation.py."""
 from __future__ import annotations
 
 import json
@@ -52,4 +52,35 @@ def write_turned_sequence(root: Path, turns: dict = STORED_TURNS, quality: int =
             if folder.name in turns:
                 image = turn_image(image, turns[folder.name])
             cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name), image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return seq
+
+
+def scaled_camera(camera: dict, scale: float) -> dict:
+    """A Panoptic calibration entry for the camera's images resized by ``scale``: focal
+    lengths scaled, and the principal point where pixel centres (OpenCV's (u, v) = (col,
+    row)) put it, c' = (c + 0.5) scale - 0.5."""
+    K = np.asarray(camera["K"], float).copy()
+    K[:2, :2] *= scale
+    K[:2, 2] = (K[:2, 2] + 0.5) * scale - 0.5
+    w, h = camera["resolution"]
+    return {**camera, "K": K.tolist(), "resolution": [round(w * scale), round(h * scale)]}
+
+
+def write_scaled_sequence(root: Path, scale: float, quality: int = 95) -> Path:
+    """``root/haggling_demo``: the test frames resized by ``scale`` (area averaging, JPEG
+    ``quality``) and the calibration to match. Returns the sequence folder."""
+    import cv2
+
+    seq = Path(root) / SEQUENCE
+    doc = json.loads((DATA / SEQUENCE / f"calibration_{SEQUENCE}.json").read_text())
+    doc["cameras"] = [scaled_camera(c, scale) for c in doc["cameras"]]
+    seq.mkdir(parents=True)
+    (seq / f"calibration_{SEQUENCE}.json").write_text(json.dumps(doc))
+    for folder in sorted((DATA / SEQUENCE / "hdImgs").iterdir()):
+        (seq / "hdImgs" / folder.name).mkdir(parents=True)
+        for jpg in sorted(folder.glob("*.jpg")):
+            image = cv2.imread(str(jpg))
+            size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+            cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name),
+                        cv2.resize(image, size, interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, quality])
     return seq
