@@ -1,11 +1,14 @@
-"""Triangulation of the real haggling frames at higher resolutions, with and without pixel
+"""Triangulation of the real haggling frames at other resolutions, with and without pixel
 thresholds that grow with the face.
 
     python benchmarks/bench_face_scale.py [--scales 1 2 3] [--threshold-face-px none 120 80]
+    python benchmarks/bench_face_scale.py --scales 0.75 0.5 0.4 0.33 --threshold-face-px 120
 
-tests/data/haggling_demo (5 HD cameras, frames 4500 and 9348, no body file) is upscaled by
-each factor (bicubic, JPEG quality 95; factor 1 keeps the original files; the
-calibration's K scaled alike, pixel centres kept), as a 4K camera or a close-up rig would see the same faces, and triangulated with the
+tests/data/haggling_demo (5 HD cameras, frames 4500 and 9348, no body file) is resized by
+each factor (tests/haggling_variants.py: bicubic up, area averaging down, JPEG quality 95;
+factor 1 keeps the original files; the calibration's K scaled alike, pixel centres kept),
+as a 4K camera, a close-up rig or a lower-resolution camera would see the same faces, and
+triangulated with the
 default backend (Face Mesh on MTCNN faces, cross-view association) for each
 ``triangulate.threshold_face_px``. Printed per run: the people triangulated, and per person
 the views used, landmarks, median reprojection error (px of the scaled frames) and eye-centre
@@ -15,54 +18,23 @@ pupils' distance (cm).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from haggling_labels_figure import person_figures  # noqa: E402
+from haggling_variants import SEQUENCE, write_scaled_sequence  # noqa: E402
 
 from annotate.config import resolve_config  # noqa: E402
 from annotate.labels.triangulate_errors import NothingTriangulatedError  # noqa: E402
 from annotate.panoptic.tables import load_cameras  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
 from annotate.stages.triangulate import run as run_triangulate  # noqa: E402
-
-SEQUENCE = "haggling_demo"
-SOURCE = REPO / "tests" / "data" / SEQUENCE
-
-
-def scaled_copy(factor: float, root: Path) -> Path:
-    """root/haggling_demo: the test frames and calibration at ``factor`` times the size."""
-    out = root / SEQUENCE
-    doc = json.loads((SOURCE / f"calibration_{SEQUENCE}.json").read_text())
-    for cam in doc["cameras"]:
-        K = cam["K"]
-        K[0][0] *= factor
-        K[1][1] *= factor
-        # pixel centres at integer coordinates: x' + 0.5 = factor (x + 0.5)
-        K[0][2] = factor * (K[0][2] + 0.5) - 0.5
-        K[1][2] = factor * (K[1][2] + 0.5) - 0.5
-        cam["resolution"] = [round(cam["resolution"][0] * factor), round(cam["resolution"][1] * factor)]
-    out.mkdir(parents=True)
-    (out / f"calibration_{SEQUENCE}.json").write_text(json.dumps(doc))
-    for image in sorted((SOURCE / "hdImgs").rglob("*.jpg")):
-        target = out / image.relative_to(SOURCE)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if factor == 1:                     # the original bytes: re-encoding alone moves the landmarks
-            target.write_bytes(image.read_bytes())
-            continue
-        pixels = cv2.resize(cv2.imread(str(image)), None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(target), pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    return root
-
 
 def run(root: Path, threshold_face_px: float | None, work: Path) -> list[dict] | str:
     cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated",
@@ -85,7 +57,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_face_scale_"))
     try:
         for factor in args.scales:
-            root = scaled_copy(factor, tmp / f"x{factor:g}")
+            root = tmp / f"x{factor:g}"
+            write_scaled_sequence(root, factor)
             for size in sizes:
                 result = run(root, size, tmp / f"x{factor:g}_{size}")
                 print(f"\n== {factor:g}x, threshold_face_px {size}: "

@@ -1,6 +1,7 @@
 """Variants of the real test frames (tests/data/haggling_demo), each with its calibration to
 match: cameras on their side or upside down (JPEGs stored turned), and the frames at a
-lower resolution. Used by tests/test_no_bodies.py and benchmarks/bench_image_rotation.py."""
+lower or higher resolution. Used by tests/test_no_bodies.py and benchmarks (bench_image_rotation,
+bench_face_scale)."""
 from __future__ import annotations
 
 import json
@@ -67,8 +68,9 @@ def scaled_camera(camera: dict, scale: float) -> dict:
 
 
 def write_scaled_sequence(root: Path, scale: float, quality: int = 95) -> Path:
-    """``root/haggling_demo``: the test frames resized by ``scale`` (area averaging, JPEG
-    ``quality``) and the calibration to match. Returns the sequence folder."""
+    """``root/haggling_demo``: the test frames resized by ``scale`` (area averaging down,
+    bicubic up; JPEG ``quality``; at scale 1 the original files, since re-encoding alone
+    moves the landmarks) and the calibration to match. Returns the sequence folder."""
     import cv2
 
     seq = Path(root) / SEQUENCE
@@ -79,8 +81,12 @@ def write_scaled_sequence(root: Path, scale: float, quality: int = 95) -> Path:
     for folder in sorted((DATA / SEQUENCE / "hdImgs").iterdir()):
         (seq / "hdImgs" / folder.name).mkdir(parents=True)
         for jpg in sorted(folder.glob("*.jpg")):
+            target = seq / "hdImgs" / folder.name / jpg.name
+            if scale == 1:
+                target.write_bytes(jpg.read_bytes())
+                continue
             image = cv2.imread(str(jpg))
             size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
-            cv2.imwrite(str(seq / "hdImgs" / folder.name / jpg.name),
-                        cv2.resize(image, size, interpolation=cv2.INTER_AREA), [cv2.IMWRITE_JPEG_QUALITY, quality])
+            resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+            cv2.imwrite(str(target), resized, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return seq
