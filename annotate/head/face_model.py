@@ -245,7 +245,7 @@ def scale_against_mean_face(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarr
     the best fit of the mean face's ``INNER_FACE`` points onto each face's finite ones,
     (P,) the fit's RMS residual, cm, and (P,) the points fitted; scale and RMS are NaN for a
     face with fewer than ``MIN_INNER_POINTS`` of them. The real test faces triangulated
-    right come out at 1.02-1.09; a face triangulated from landmarks that sit on different
+    right come out at 1.00-1.16; a face triangulated from landmarks that sit on different
     parts of the face in different views comes out far from 1 (1.83 and 1.91 there,
     docs/triangulation.md).
     """
