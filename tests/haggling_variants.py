@@ -90,3 +90,38 @@ def write_scaled_sequence(root: Path, scale: float, quality: int = 95) -> Path:
             resized = cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
             cv2.imwrite(str(target), resized, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return seq
+
+
+def write_video_sequence(root: Path, display_rotation_ccw: dict, crf: int = 12) -> Path:
+    """``root/haggling_demo`` with each camera's two test frames as a 2-frame video
+    ``hdVideos/hd_<camera>.mp4`` (frames 0 and 1: the JPEGs of frames 4500 and 9348) and the
+    calibration as it is. The cameras of ``display_rotation_ccw`` get a display matrix
+    rotating their pictures counter-clockwise by that many degrees, as phones tag portrait
+    video, and their pictures are stored turned the other way, so that shown they are the
+    original frames. Returns the sequence folder."""
+    import shutil
+
+    import av
+
+    from annotate.geometry.image_turns import turn_image
+    from annotate.media.jpeg import decode_jpeg_rgb
+
+    seq = Path(root) / SEQUENCE
+    (seq / "hdVideos").mkdir(parents=True)
+    shutil.copy(DATA / SEQUENCE / f"calibration_{SEQUENCE}.json", seq)
+    for folder in sorted((DATA / SEQUENCE / "hdImgs").iterdir()):
+        shown_cw = -display_rotation_ccw.get(folder.name, 0) % 360         # what a player turns them by
+        stored = [turn_image(decode_jpeg_rgb(p.read_bytes()), (360 - shown_cw) % 360)
+                  for p in sorted(folder.glob("*.jpg"))]
+        with av.open(str(seq / "hdVideos" / f"hd_{folder.name}.mp4"), "w", format="mp4") as container:
+            stream = container.add_stream("libx264", rate=30, options={"crf": str(crf), "preset": "ultrafast"})
+            stream.height, stream.width = stored[0].shape[:2]
+            stream.pix_fmt = "yuv420p"
+            if folder.name in display_rotation_ccw:
+                stream.set_display_rotation(display_rotation_ccw[folder.name])
+            for k, picture in enumerate(stored):
+                frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+                frame.pts = k
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    return seq

@@ -11,7 +11,7 @@ from annotate.config import resolve_config
 from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
-from haggling_variants import turned_camera, write_scaled_sequence, write_turned_sequence
+from haggling_variants import turned_camera, write_scaled_sequence, write_turned_sequence, write_video_sequence
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
@@ -321,3 +321,23 @@ def test_a_face_whose_views_disagree_on_small_faces_is_rejected_as_implausible(t
     lm = checked.landmarks
     span = np.linalg.norm(lm[:, 36:42].mean(axis=1) - lm[:, 42:48].mean(axis=1), axis=-1)
     assert np.isfinite(span).all() and np.all((span >= 5.0) & (span <= 7.5)), span
+
+
+def test_videos_with_a_display_matrix_are_used_as_players_show_them(haggling, tmp_path):
+    """The test frames as 2-frame videos, two of them stored turned with a display matrix
+    that turns them back (as phones record portrait video), the calibration that of the
+    shown pictures: the same three people are triangulated as from the JPEGs (the videos
+    are lossy, hence the tolerance; frame numbers are the videos' 0 and 1)."""
+    write_video_sequence(tmp_path, {"00_12": -90, "00_23": 180})
+    cfg = resolve_config({"detect": {"frames_from": "video", "tracking": {"full_search_frames": 1}},
+                          "landmarks3d": "triangulated"})
+    run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
+    run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    work, _ = haggling
+    reference = load_faces3d(work / "tri" / "faces3d.parquet")
+    videos = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
+    assert len(videos) == len(reference) >= 3
+    for k in range(len(reference)):
+        distance = [np.nanmedian(np.linalg.norm(videos.landmarks[j] - reference.landmarks[k], axis=-1))
+                    for j in range(len(videos))]
+        assert min(distance) <= 1.0, distance
