@@ -25,7 +25,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from haggling_variants import DATA, SEQUENCE, STORED_TURNS, write_turned_sequence  # noqa: E402
+from haggling_variants import DATA, SEQUENCE, STORED_TURNS, nearest_faces, write_turned_sequence  # noqa: E402
 
 from annotate.config import resolve_config  # noqa: E402
 from annotate.detect.faces import make_face_detector  # noqa: E402
@@ -103,10 +103,9 @@ def stage_table(work: Path) -> None:
         print(f"{label:<27} faces {0 if faces is None else len(faces)}, {cpu:5.1f} s CPU, {wall:5.1f} s wall; "
               f"turns {turns.get('degrees_cw', {})}; probed images {turns.get('probe_images', {})}")
     reference, turned = runs["upright, image_rotation 0"], runs["turned, auto"]
-    for k in range(len(reference)):
-        distance = [np.nanmedian(np.linalg.norm(turned.landmarks[j] - reference.landmarks[k], axis=-1))
-                    for j in range(len(turned))]
-        print(f"  frame {reference.frame[k]}: turned run's nearest face {min(distance):.3f} cm (median over landmarks)")
+    _, distance = nearest_faces(reference.landmarks, turned.landmarks)
+    for frame, d in zip(reference.frame, distance):
+        print(f"  frame {frame}: turned run's nearest face {d:.3f} cm (median over landmarks)")
 
 
 def main() -> None:

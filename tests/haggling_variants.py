@@ -125,3 +125,14 @@ def write_video_sequence(root: Path, display_rotation_ccw: dict, crf: int = 12) 
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
     return seq
+
+
+def nearest_faces(reference_landmarks: np.ndarray, other_landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each reference face (R, 70, 3), the face of ``other`` (O, 70, 3) nearest to it:
+    (R,) its index and (R,) the median distance over their common landmarks, cm (the same
+    person, when a variant of the frames gives the same people)."""
+    with np.errstate(invalid="ignore"):
+        distance = np.linalg.norm(np.asarray(other_landmarks)[None] - np.asarray(reference_landmarks)[:, None], axis=-1)
+    median = np.nanmedian(distance, axis=-1)                                           # (R, O)
+    index = np.argmin(median, axis=1)
+    return index, median[np.arange(len(median)), index]

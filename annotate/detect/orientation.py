@@ -118,9 +118,9 @@ class CameraTurns:
     settings: list
     detector: object = None
     min_score: float = PROBE_MIN_SCORE
-    degrees: dict = field(default_factory=dict)
-    probes: dict = field(default_factory=dict)
-    probed: dict = field(default_factory=dict)
+    degrees: dict = field(init=False)
+    probes: dict = field(init=False, default_factory=dict)
+    probed: dict = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.degrees = {c: s for c, s in enumerate(self.settings) if s != AUTO}

@@ -142,10 +142,8 @@ class DecodedFrame:
 
     def rgb(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB of the whole picture (a new array for video pictures)."""
-        if self._rgb is not None:
-            return self._rgb if not self.turn_cw else turn_image(self._rgb, self.turn_cw)
-        rgb = self._decoded_rgb()
-        return rgb if not self.turn_cw else turn_image(rgb, self.turn_cw)
+        rgb = self._rgb if self._rgb is not None else self._decoded_rgb()
+        return turn_image(rgb, self.turn_cw) if self.turn_cw else rgb
 
     def _decoded_rgb(self) -> np.ndarray:
         planes = self._decoded_yuv420()
