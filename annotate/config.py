@@ -102,7 +102,15 @@ def resolve_config(config: dict | str | Path | None = None) -> dict:
     elif doc["download"]["enabled"]:
         raise ConfigError(f"{where}: download.enabled needs source: panoptic (a synthetic sequence is generated, "
                           f"not downloaded)")
+    _check_offset_sequences(doc, where)
     return doc
+
+
+def _check_offset_sequences(doc: dict, where: str) -> None:
+    unknown = sorted(set(doc["ingest"]["frame_offsets"]) - set(sequence_names(doc)))
+    if unknown:
+        raise ConfigError(f"{where}: ingest.frame_offsets names sequences this config does not read: {unknown} "
+                          f"(its sequences: {sequence_names(doc)})")
 
 
 def sequence_names(config: dict) -> list[str]:
@@ -128,14 +136,21 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def stage_config(config: dict, stage: str) -> dict:
+def stage_config(config: dict, stage: str, sequence: str | None = None) -> dict:
     """The part of a resolved config that ``stage`` reads (a rule's ``params``), with every
     mapping's keys sorted: Snakemake compares the params' text, so the same settings written
-    in another order must not rerun a stage."""
+    in another order must not rerun a stage. With ``sequence`` (a per-sequence rule), the
+    per-sequence settings (``ingest.frame_offsets``) keep that sequence's entry only, so
+    changing one sequence's reruns that sequence alone."""
     try:
-        return _sorted_keys({section: config[section] for section in STAGE_SECTIONS[stage]})
+        part = {section: config[section] for section in STAGE_SECTIONS[stage]}
     except KeyError as err:
         raise ConfigError(f"stage_config: unknown stage or section {err}") from None
+    if sequence is not None and "ingest" in part:
+        offsets = part["ingest"]["frame_offsets"]
+        part["ingest"] = {**part["ingest"], "frame_offsets": {sequence: offsets[sequence]} if sequence in offsets
+                          else {}}
+    return _sorted_keys(part)
 
 
 def _sorted_keys(value):

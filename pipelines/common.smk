@@ -79,6 +79,7 @@ def audit_inputs(wildcards):
         "fits": each_sequence(SEQ.labels("head_fits")),
         "model": str(LAYOUT.head_model),
         "bodies": each_sequence(SEQ.ingest("bodies")),
+        "cameras": each_sequence(SEQ.ingest("cameras")),     # frame_offset, for the video sync check
         "dataset": f"{DATASET}/index.json",
     }
     if audit_detections_wanted():

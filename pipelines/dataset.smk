@@ -10,6 +10,8 @@ rule dataset_plan:
         labels=label_outputs(),
         # frame_choice cheapest_to_decode reads every camera video's packets.
         videos=all_sequence_inputs() if CFG["dataset"]["frame_choice"] == "cheapest_to_decode" else [],
+        # ... and which picture shows which frame (ingest.frame_offsets).
+        cameras=each_sequence(SEQ.ingest("cameras")) if CFG["dataset"]["frame_choice"] == "cheapest_to_decode" else [],
     output:
         plan=f"{DATASET}/plan.parquet",
         summary=f"{DATASET}/plan_summary.json",

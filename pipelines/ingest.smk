@@ -12,7 +12,7 @@ rule ingest:
         rejections=str(SEQ.ingest("rejections")),
     params:
         root=SEQUENCE_ROOT,
-        config=stage_config(CFG, "ingest"),
+        config=lambda wildcards: stage_config(CFG, "ingest", wildcards.sequence),
     log:
         log("ingest"),
     conda:

@@ -1,10 +1,11 @@
 """Variants of the real test frames (tests/data/haggling_demo), each with its calibration to
-match: cameras on their side or upside down (JPEGs stored turned), and the frames at a
-lower or higher resolution. Used by tests/test_no_bodies.py and benchmarks (bench_image_rotation,
+match: cameras on their side or upside down (JPEGs stored turned), the frames at a lower or
+higher resolution, and cameras started at different times (images renumbered). Used by tests/test_no_bodies.py and benchmarks (bench_image_rotation,
 bench_face_scale)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,19 @@ def nearest_faces(reference_landmarks: np.ndarray, other_landmarks: np.ndarray) 
     median = np.nanmedian(distance, axis=-1)                                           # (R, O)
     index = np.argmin(median, axis=1)
     return index, median[np.arange(len(median)), index]
+
+
+def write_renumbered_sequence(root: Path, shifts: dict[str, int]) -> Path:
+    """The test frames with camera c's images renumbered picture = frame + shifts[c] (the
+    same bytes, the same calibration), as a rig whose cameras were started at different
+    times: ``ingest.frame_offsets`` = shifts puts them back in step."""
+    source = DATA / SEQUENCE
+    seq = root / SEQUENCE
+    shutil.copytree(source, seq, ignore=shutil.ignore_patterns("hdImgs"))
+    for cam_dir in sorted((source / "hdImgs").iterdir()):
+        out = seq / "hdImgs" / cam_dir.name
+        out.mkdir(parents=True)
+        for image in sorted(cam_dir.glob("*.jpg")):
+            frame = int(image.stem.rsplit("_", 1)[1])
+            shutil.copyfile(image, out / f"{cam_dir.name}_{frame + shifts.get(cam_dir.name, 0):08d}.jpg")
+    return seq

@@ -105,3 +105,8 @@ def test_shifted_video_is_found(source, tmp_path):
     assert row["sync_lag_frames"] == 3 and row["flagged"]
     others = result.cameras[result.cameras["camera"] != camera]
     assert (others["sync_lag_frames"] == 0).all() and not others["flagged"].any()
+    # The remedy the report names: that camera's ingest.frame_offsets lowered by the lag.
+    fixed = label_and_audit({**SMALL, "ingest": {"frame_offsets": {SEQ: {camera: -3}}}}, tmp_path / "seq", SEQ,
+                            tmp_path / "fixed")
+    assert (fixed.cameras["sync_lag_frames"] == 0).all() and not fixed.cameras["flagged"].any()
+    assert "ingest.frame_offsets" in (tmp_path / "results" / "audit" / "report.html").read_text()

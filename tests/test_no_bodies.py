@@ -11,8 +11,8 @@ from annotate.config import resolve_config
 from annotate.panoptic.tables import load_cameras, load_faces3d
 from annotate.stages.ingest import run as run_ingest
 from annotate.stages.triangulate import run as run_triangulate
-from haggling_variants import (nearest_faces, turned_camera, write_scaled_sequence, write_turned_sequence,
-                               write_video_sequence)
+from haggling_variants import (nearest_faces, turned_camera, write_renumbered_sequence, write_scaled_sequence,
+                               write_turned_sequence, write_video_sequence)
 
 pytestmark = pytest.mark.slow            # end to end: tens of seconds
 
@@ -293,6 +293,25 @@ def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_
     for j, d in zip(index, distance):
         error = turned.repro_error[j]
         assert d <= 1.0 and np.median(error[error < 1e4]) <= 3.0, (distance, error)
+
+
+def test_cameras_started_at_different_times_are_put_back_in_step_by_their_offsets(haggling, tmp_path):
+    """The test frames with two cameras' images renumbered, as if started 7 pictures late and
+    4500 early: with ingest.frame_offsets the stage reads the same pictures for each frame and
+    triangulates exactly the same faces (without the offsets, ingest lists those pictures as
+    other frames: tests/test_frame_offsets.py)."""
+    shifts = {"00_12": 7, "00_23": -4500}
+    write_renumbered_sequence(tmp_path, shifts)
+    cfg = resolve_config({"source": "panoptic", "panoptic": {"root": str(tmp_path), "sequences": ["haggling_demo"]},
+                          "ingest": {"frame_offsets": {"haggling_demo": shifts}},
+                          "detect": {"frames_from": "images"}, "landmarks3d": "triangulated"})
+    run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
+    run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    work, _ = haggling
+    reference = load_faces3d(work / "tri" / "faces3d.parquet")
+    shifted = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
+    assert len(reference) >= 3 and shifted.frame.tolist() == reference.frame.tolist()
+    np.testing.assert_array_equal(shifted.landmarks, reference.landmarks)
 
 
 def test_a_face_whose_views_disagree_on_small_faces_is_rejected_as_implausible(tmp_path):

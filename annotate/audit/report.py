@@ -288,6 +288,8 @@ def cameras_section(cameras: pd.DataFrame, samples: pd.DataFrame, metrics: dict)
             image(figures.histogram(column(samples, "reprojection_rel"), "reprojection per label (box sides)",
                                     threshold(metrics, "reprojection")), "reprojection_rel distribution")),
         "<h3>Video synchronisation</h3>",
+        "<p>A camera whose video is L frames out of step is corrected by lowering its "
+        "<code>ingest.frame_offsets</code> entry by L (docs/captures.md).</p>",
         row(image(figures.bar_chart(names, column(cameras, "sync_lag_frames"), "frames",
                                     "estimated video lag per camera (frames; 0 = in sync)", highlight=flagged),
                   "sync lag per camera"),

@@ -52,6 +52,7 @@ class SequenceInputs:
     frame_step: int = 1                   # ingest.frame_step: neighbours in a track are this far apart
     sync_windows: int = 3                 # audit.sync_windows x audit.sync_window_frames frames read per video
     sync_window_frames: int = 150
+    frame_offsets: dict = field(default_factory=dict)   # camera -> picture number of frame 0 (ingest)
 
 
 @dataclass
@@ -191,6 +192,7 @@ def _sync(inputs: SequenceInputs, camera: str, frame, person, box) -> sync.SyncE
 
     try:
         return sync.camera_sync(inputs.seq_dir, camera, frame, person, box, source=inputs.frame_source,
+                                offset=int(inputs.frame_offsets.get(camera, 0)),
                                 windows=inputs.sync_windows, window_frames=inputs.sync_window_frames)
     except (VideoError, FileNotFoundError) as err:
         print(f"audit: {inputs.sequence} camera {camera}: video sync not measured: {err}")

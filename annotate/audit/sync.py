@@ -96,26 +96,28 @@ def sync_windows(frames: np.ndarray, windows: int, length: int) -> list[np.ndarr
 
 def camera_sync(seq_dir: str | Path, camera: str, frame: np.ndarray, person: np.ndarray, box: np.ndarray,
                 max_lag: int = 5, source: str = "video", threads: int = 1, windows: int = 3,
-                window_frames: int = 150) -> SyncEstimate:
+                window_frames: int = 150, offset: int = 0) -> SyncEstimate:
     """Estimate one camera's video lag from its labels.
 
     frame, person: (N,); box: (N, 4) unclipped head boxes px (their centre is the projected
     head centre), all of this camera's valid labels. Only ``windows`` windows of
     ``window_frames`` frames spread over the video are read (a shift is usually the same
     all along; this bounds the cost on long videos, each window starting at a seek).
+    offset: the camera's picture number of frame 0 (``ingest.frame_offsets``), already
+    applied: the lag found is what is left.
     Raises the video reader's ``VideoError`` for an unreadable video (the caller records it).
     """
     parts = [w for w in sync_windows(np.unique(frame), windows, window_frames) if len(w)]
     frames = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     if len(frames) < MIN_PAIRS:
         return SyncEstimate(None, float("nan"), 0)
-    background = _background(seq_dir, camera, parts, source, threads)
+    background = _background(seq_dir, camera, parts, source, threads, offset)
     label_centre = {(int(p), int(f)): (b[:2] + b[2:]) / 2 for p, f, b in zip(person, frame, box)}
     rows_of: dict = {}
     for i, f in enumerate(frame.tolist()):
         rows_of.setdefault(f, []).append(i)
     image_centre: dict = {}
-    for decoded in _frames(seq_dir, camera, parts, source, threads):
+    for decoded in _frames(seq_dir, camera, parts, source, threads, offset):
         luma = _luma(decoded)
         for i in rows_of.get(decoded.index, ()):
             c = foreground_centroid(luma, background, box[i])
@@ -124,19 +126,20 @@ def camera_sync(seq_dir: str | Path, camera: str, frame: np.ndarray, person: np.
     return best_lag(image_centre, label_centre, max_lag)
 
 
-def _frames(seq_dir, camera, parts: list[np.ndarray], source, threads):
+def _frames(seq_dir, camera, parts: list[np.ndarray], source, threads, offset: int = 0):
     """The pictures of each window's frames, window after window (each read from a seek)."""
     from annotate.media.video import iter_camera_frames
 
     for frames in parts:
-        yield from iter_camera_frames(seq_dir, camera, frames.tolist(), source=source, threads=threads)
+        yield from iter_camera_frames(seq_dir, camera, frames.tolist(), source=source, threads=threads, offset=offset)
 
 
-def _background(seq_dir, camera: str, parts: list[np.ndarray], source: str, threads: int) -> np.ndarray:
+def _background(seq_dir, camera: str, parts: list[np.ndarray], source: str, threads: int,
+                offset: int = 0) -> np.ndarray:
     """Per-pixel median luma of up to BACKGROUND_FRAMES pictures spread over the windows."""
     per_window = max(BACKGROUND_FRAMES // len(parts), 1)
     picks = [w[np.unique(np.linspace(0, len(w) - 1, min(per_window, len(w))).astype(int))] for w in parts]
-    stack = np.stack([_luma(d) for d in _frames(seq_dir, camera, picks, source, threads)])
+    stack = np.stack([_luma(d) for d in _frames(seq_dir, camera, picks, source, threads, offset)])
     return np.median(stack, axis=0).astype(np.uint8)
 
 

@@ -41,3 +41,18 @@ def check_relative_path(value, root: str | Path, what: str, source: str | Path) 
     for part in parts:
         check_name(part, f"{what} component of {value!r}", source)
     return Path(root).joinpath(*parts)
+
+
+def check_camera_mapping(mapping, camera_names, setting: str) -> dict:
+    """``mapping`` (a config setting camera name -> value) if every key is one of
+    ``camera_names``; else ValueError naming ``setting``. YAML reads an unquoted ``00_12`` as
+    the octal number 10, so non-string keys get their own message."""
+    numbers = [k for k in mapping if not isinstance(k, str)]
+    if numbers:
+        raise ValueError(f"{setting}: camera names must be strings, got {numbers}; quote them in YAML "
+                         f"('00_12': ...): unquoted, 00_12 reads as the octal number 10")
+    unknown = sorted(set(mapping) - set(camera_names))
+    if unknown:
+        raise ValueError(f"{setting} names cameras the calibration does not have: {unknown}; its cameras are "
+                         f"{list(camera_names)}")
+    return dict(mapping)

@@ -43,9 +43,10 @@ from annotate.datasets.unit_samples import (UnitSamples, camera_groups, camera_t
 from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windows, crop_yuv420_window
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
-from annotate.media.video import (VIDEO_TOO_SHORT, VideoError, camera_frame_source, camera_image_dir,
-                                  camera_video_path, iter_video_frames, read_image_frame)
+from annotate.media.video import (MISSING_IMAGE, VIDEO_TOO_SHORT, VideoError, camera_frame_source,
+                                  camera_image_dir, camera_video_path, iter_video_frames, read_image_frame)
 from annotate.core.names import check_name
+from annotate.panoptic.frame_offsets import pictures_of
 
 STAGE = "dataset.media"
 
@@ -127,10 +128,14 @@ class SequenceBuild:
         return "\n".join(lines)
 
 
-def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.DataFrame) -> str:
-    """A digest of what a unit's output depends on: the build config and its planned rows."""
+def fingerprint(config: BuildConfig, sequence: str, camera: str, plan_rows: pd.DataFrame,
+                frame_offset: int = 0) -> str:
+    """A digest of what a unit's output depends on: the build config, its planned rows and
+    which pictures show its frames (``frame_offset``)."""
     h = hashlib.sha256(json.dumps(config.fingerprint_doc(), sort_keys=True, default=str).encode())
     h.update(f"{sequence}/{camera}".encode())
+    if frame_offset:
+        h.update(f"frame_offset {int(frame_offset)}".encode())
     for column in ("frame", "person", "sample_weight", "yaw"):
         h.update(np.ascontiguousarray(plan_rows[column].to_numpy(), dtype=np.float64).tobytes())
     h.update("\n".join(plan_rows["split"].astype(str)).encode())
@@ -177,21 +182,35 @@ def frame_path(out_dir: str | Path, sequence: str, camera: str, frame: int) -> P
 
 
 def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str, threads: int, reject,
-                    size: tuple[int, int]):
-    """Yield the decoded frames; per-image problems are passed to ``reject`` and skipped.
+                    size: tuple[int, int], offset: int = 0):
+    """Yield the decoded frames, each DecodedFrame's ``index`` the capture frame; per-image
+    problems are passed to ``reject`` and skipped.
 
+    offset: the camera's picture number of frame 0 (``annotate.panoptic.frame_offsets``); a
+    frame the camera has no picture of (frame + offset < 0) is rejected as MISSING_IMAGE.
     For videos a VideoError propagates (after the good frames): the caller rejects the rest;
     a video that is not ``size`` (width, height) px yields nothing (VIDEO_SIZE_MISMATCH).
     """
+    pictures = pictures_of(frames, offset)
+    for k in np.asarray(frames)[pictures < 0]:
+        reject(int(k), MISSING_IMAGE, str(seq_dir), f"camera {camera} has no picture of frame {int(k)}: its "
+                                                    f"pictures are frame + {offset} (ingest.frame_offsets)")
+    frames, pictures = np.asarray(frames)[pictures >= 0], pictures[pictures >= 0]
     if source == "video":
-        yield from iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads, expect_size=size)
+        for frame in iter_video_frames(camera_video_path(seq_dir, camera), pictures, threads=threads,
+                                       expect_size=size):
+            frame.index -= offset
+            yield frame
         return
     image_dir = camera_image_dir(seq_dir, camera)
-    for k in frames:
+    for k, picture in zip(frames.tolist(), pictures.tolist()):
         try:
-            yield read_image_frame(image_dir, camera, int(k))
+            frame = read_image_frame(image_dir, camera, picture)
         except VideoError as err:
-            reject(int(k), err.reason, err.path, err.detail)
+            reject(k, err.reason, err.path, err.detail)
+            continue
+        frame.index = k
+        yield frame
 
 
 # ------------------------------------------------------------------------------- a unit
@@ -267,7 +286,8 @@ class _Unit:
         try:
             try:
                 for frame in _decoded_frames(self.seq_dir, self.s.camera, self.frames, self.source,
-                                             self.decoder_threads, reject, size):
+                                             self.decoder_threads, reject, size,
+                                             self.s.camera_info.get("frame_offset", 0)):
                     self.result.frames_decoded += 1
                     if self.config.full_frames:
                         _write_full_frame(frame, frame_path(self.out_dir, self.s.sequence, self.s.camera,
@@ -389,7 +409,7 @@ def build_sequence(sequence: str, plan_path: str | Path, labels_path: str | Path
         # worker, so it overlaps the other cameras' decoding instead of delaying them all.
         camera, labels = job
         rows, arrays = label_rows(labels, camera, plan_of[camera], labels_path)
-        digest = fingerprint(config, sequence, camera, rows)
+        digest = fingerprint(config, sequence, camera, rows, cameras[camera]["frame_offset"])
         done = _finished(out_dir, sequence, camera, digest)
         if done is not None:
             progress(len(rows))

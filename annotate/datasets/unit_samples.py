@@ -21,6 +21,7 @@ from annotate.core.tables import fixed_list_to_numpy, read_table, to_arrow
 from annotate.media.crops import CropSpec, apply_transform, crop_fraction_inside, transform_boxes
 from annotate.core.rowkeys import frame_person_keys, match_keys
 from annotate.geometry.rotations import sixd_6drepnet_from_matrix
+from annotate.panoptic.tables import load_frame_offsets
 
 # Label columns copied into every sample (the rest of the samples schema is built here).
 LABEL_COLUMNS = ["camera_index", "yaw", "pitch", "roll", "R_cam_head", "rot6d", "quat_cam_head", "head_centre_cam",
@@ -36,13 +37,16 @@ CROP_LANDMARKS = {"landmarks_2d": "landmarks_crop", "landmarks_2d_observed": "la
 
 
 def camera_table(cameras_path: str | Path) -> dict[str, dict]:
-    """camera name -> {K (9,), dist (5,), width, height}."""
+    """camera name -> {K (9,), dist (5,), width, height, frame_offset (the picture number of
+    frame 0, ``annotate.panoptic.frame_offsets``)}."""
     t = read_table(cameras_path, "cameras", columns=["camera", "width", "height", "K", "dist"])
     K = fixed_list_to_numpy(t.column("K"), (9,))
     dist = fixed_list_to_numpy(t.column("dist"), (5,))
     names = t.column("camera").to_pylist()
+    offsets = load_frame_offsets(cameras_path)
     return {n: {"K": K[i], "dist": dist[i], "width": int(t.column("width")[i].as_py()),
-                "height": int(t.column("height")[i].as_py())} for i, n in enumerate(names)}
+                "height": int(t.column("height")[i].as_py()), "frame_offset": offsets[n]}
+            for i, n in enumerate(names)}
 
 
 # Cameras whose labels are read together: one scan of labels.parquet per group (its rows are

@@ -34,6 +34,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from annotate.core.names import check_camera_mapping
 from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
 from annotate.geometry.image_turns import TURNS_CW_DEG, turn_boxes, turn_image, unturn_points
 
@@ -94,14 +95,7 @@ def parse_rotation_setting(setting, camera_names: Sequence[str]) -> list:
                          f"that turn the camera's images upright), got {value!r}")
 
     if isinstance(setting, Mapping):
-        numbers = [k for k in setting if not isinstance(k, str)]
-        if numbers:
-            raise ValueError(f"detect.image_rotation: camera names must be strings, got {numbers}; quote them in "
-                             f"YAML ('00_12': 90): unquoted, 00_12 reads as the octal number 10")
-        unknown = sorted(set(setting) - set(camera_names))
-        if unknown:
-            raise ValueError(f"detect.image_rotation names cameras the calibration does not have: {unknown}; its "
-                             f"cameras are {list(camera_names)}")
+        setting = check_camera_mapping(setting, camera_names, "detect.image_rotation")
         return [check(setting.get(name, 0), f"[{name!r}]") for name in camera_names]
     return [check(setting, "")] * len(camera_names)
 

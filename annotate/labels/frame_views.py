@@ -57,27 +57,36 @@ class CameraImages:
     (``annotate.media.video``), or one JPEG per frame from hdImgs (per camera, source 'auto'
     taking the video where there is one). ``missing`` says why a
     camera's last missing image is missing: (a rejection reason code of the video reader,
-    the reader's message naming the file and what is wrong with it)."""
+    the reader's message naming the file and what is wrong with it). offsets: camera ->
+    the picture number of frame 0 (``annotate.panoptic.frame_offsets``; absent: 0)."""
 
-    def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str):
+    def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str,
+                 offsets: dict[str, int] | None = None):
         from annotate.media.video import camera_frame_source, iter_camera_frames
 
         self.seq_dir, self.cameras = seq_dir, cameras
+        self.offsets = [int((offsets or {}).get(name, 0)) for name in cameras]
         self.sources = [camera_frame_source(seq_dir, name, source) for name in cameras]     # per camera
-        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video") if kind == "video" else None
-                       for name, kind in zip(cameras, self.sources)]
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video", offset=offset)
+                       if kind == "video" else None
+                       for name, kind, offset in zip(cameras, self.sources, self.offsets)]
         self._next: list = [None] * len(cameras)
         self._done = [False] * len(cameras)
         self.missing: dict[int, tuple[str, str]] = {}
 
     def image(self, camera: int, frame: int) -> np.ndarray | None:
         """(H, W, 3) RGB of ``frame``; None when it cannot be had (see ``missing``)."""
-        from annotate.media.video import VIDEO_TOO_SHORT, VideoError, camera_image_dir, read_image_frame
+        from annotate.media.video import (MISSING_IMAGE, VIDEO_TOO_SHORT, VideoError, camera_image_dir,
+                                          read_image_frame)
 
+        name, picture = self.cameras[camera], frame + self.offsets[camera]
+        if picture < 0:
+            self.missing[camera] = (MISSING_IMAGE, f"camera {name} has no picture of frame {frame}: its "
+                                                   f"pictures are frame + {self.offsets[camera]} (ingest.frame_offsets)")
+            return None
         if self.sources[camera] == "images":
-            name = self.cameras[camera]
             try:
-                return read_image_frame(camera_image_dir(self.seq_dir, name), name, frame).rgb()
+                return read_image_frame(camera_image_dir(self.seq_dir, name), name, picture).rgb()
             except VideoError as err:
                 self.missing[camera] = (err.reason, str(err))
                 return None

@@ -67,7 +67,7 @@ from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, bo
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
-from annotate.panoptic.tables import SOURCE_TRIANGULATED, load_camera_info, load_faces3d
+from annotate.panoptic.tables import SOURCE_TRIANGULATED, load_camera_info, load_faces3d, load_frame_offsets
 from annotate.core.rowkeys import frame_person_keys
 
 STAGE = "triangulate"
@@ -413,7 +413,8 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
     info = load_camera_info(cameras_path)
     rig, sequence = info.rig, str(read_table(cameras_path, "cameras", columns=["sequence"]).column("sequence")[0])
     frames = np.asarray(frames, dtype=np.int64)
-    images = CameraImages(Path(seq_dir), rig.names, frames, frame_source) if backend.needs_images else None
+    images = CameraImages(Path(seq_dir), rig.names, frames, frame_source,
+                          load_frame_offsets(cameras_path)) if backend.needs_images else None
     bodies = body_index(bodies_path)
     out_dir = Path(out_dir)
     if not len(frames):

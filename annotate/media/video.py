@@ -52,6 +52,7 @@ import numpy as np
 from annotate.geometry.image_turns import TURNS_CW_DEG, turn_image
 from annotate.media.frame_plan import clean_starts, complete_prefix, decode_segments, presentation_ranks
 from annotate.media.nal import picture_is_referenced, stream_framing
+from annotate.panoptic.frame_offsets import pictures_of
 from annotate.panoptic.layout import SequenceLayout, image_file_pattern
 
 # Reason codes of the rejections a decoding problem produces (annotate.datasets rejections).
@@ -616,16 +617,33 @@ def camera_frame_source(seq_dir: str | Path, camera: str, source: str) -> str:
 
 
 def iter_camera_frames(seq_dir: str | Path, camera: str, frames: Iterable[int] | None = None,
-                       source: str = "video", threads: int = 0) -> Iterator[DecodedFrame]:
+                       source: str = "video", threads: int = 0, offset: int = 0) -> Iterator[DecodedFrame]:
     """The selected frames of one camera of a Panoptic sequence folder.
 
     source: 'video' reads ``hdVideos/hd_<camera>.mp4``; 'images' reads
     ``hdImgs/<camera>/<camera>_%08d.jpg`` (frames must then be given); 'auto' picks per
-    ``camera_frame_source``.
+    ``camera_frame_source``. offset: the camera's picture number of capture frame 0
+    (``annotate.panoptic.frame_offsets``): frame f is read from picture f + offset, and every
+    DecodedFrame's ``index`` is the capture frame; frames the camera has no picture of
+    (f + offset < 0) are not yielded.
     """
     source = camera_frame_source(seq_dir, camera, source)
+    pictures = None
+    if frames is not None:
+        pictures = pictures_of(list(frames), offset)
+        pictures = pictures[pictures >= 0].tolist()
     if source == "video":
-        return iter_video_frames(camera_video_path(seq_dir, camera), frames, threads=threads)
-    if frames is None:
+        decoded = iter_video_frames(camera_video_path(seq_dir, camera), pictures, threads=threads)
+    elif pictures is None:
         raise ValueError("reading hdImgs needs the selected frame numbers")
-    return iter_image_frames(camera_image_dir(seq_dir, camera), camera, frames)
+    else:
+        decoded = iter_image_frames(camera_image_dir(seq_dir, camera), camera, pictures)
+    return _as_capture_frames(decoded, offset) if offset else decoded
+
+
+def _as_capture_frames(decoded: Iterator[DecodedFrame], offset: int) -> Iterator[DecodedFrame]:
+    """The pictures numbered as capture frames (picture - offset); those before frame 0 left out."""
+    for frame in decoded:
+        frame.index -= offset
+        if frame.index >= 0:
+            yield frame

@@ -53,6 +53,7 @@ from annotate.panoptic.errors import (BAD_VISIBILITY, MISSING_FRAME, UNEXPECTED_
 from annotate.core.results import INGEST_FILES
 from annotate.panoptic.layout import BODY_FILE, FACE_FILE, SequenceLayout, list_frames
 from annotate.panoptic.tables import SOURCE_PUBLISHED
+from annotate.panoptic.frame_offsets import parse_frame_offsets
 from annotate.panoptic.media_frames import (MediaListing, NoFramesError, list_media, media_rejections,
                                             no_frames_message, select_present)
 
@@ -75,6 +76,7 @@ class IngestSummary:
     frames_from: ``"3d files"`` or ``"media"`` (a capture without 3D files).
     media_cameras: with frames from the media, how many cameras have images / a video.
     without_media: with frames from the media, the cameras that have neither.
+    frame_offsets: cameras whose pictures are not in step (``ingest.frame_offsets``) -> offset.
     paths: table name -> written file.
     """
 
@@ -91,6 +93,7 @@ class IngestSummary:
     frames_from: str = FRAMES_FROM_FILES
     media_cameras: dict[str, int] = field(default_factory=dict)
     without_media: list[str] = field(default_factory=list)
+    frame_offsets: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     rejections_by_reason: dict[str, int] = field(default_factory=dict)
     negative_scores: int = 0
@@ -117,6 +120,9 @@ class IngestSummary:
             lines.append(f"  frames:     {self.frame_range[0]}..{self.frame_range[1]} step {self.frame_step} "
                          f"({self.frames_selected} selected; {self.face_files} face files, "
                          f"{self.body_files} body files read)")
+        if self.frame_offsets:
+            lines.append("  offsets:    picture = frame + "
+                         + ", ".join(f"{v} ({k})" for k, v in self.frame_offsets.items()))
         if not self.has_faces:
             lines.append("  hdFace3d/:  absent (no published faces; triangulate them)")
         if not self.has_bodies:
@@ -158,10 +164,12 @@ def gap_frames(selected: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 # --- table columns -----------------------------------------------------------------------------
-def camera_columns(calib: Calibration, sequence: str) -> dict[str, object]:
-    """Columns of the ``cameras`` table for ``calib`` (C rows)."""
+def camera_columns(calib: Calibration, sequence: str, offsets: dict[str, int] | None = None) -> dict[str, object]:
+    """Columns of the ``cameras`` table for ``calib`` (C rows); offsets: camera -> picture
+    number of frame 0 (absent: 0)."""
     rig = calib.rig
     c = len(rig)
+    offsets = offsets or {}
     return {
         "sequence": [sequence] * c,
         "camera": list(rig.names),
@@ -176,6 +184,7 @@ def camera_columns(calib: Calibration, sequence: str) -> dict[str, object]:
         "R_cam_world": rig.R_cam_world.reshape(c, 9),
         "t_cam_world": rig.t_cam_world,
         "centre_world": rig.centres_world,
+        "frame_offset": np.array([offsets.get(n, 0) for n in rig.names], dtype=np.int32),
     }
 
 
@@ -342,7 +351,7 @@ def _chunks(frames: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 
 def _select(run: _Ingest, frame_start: int | None, frame_end: int | None, frame_step: int,
-            count_video_frames) -> tuple[np.ndarray, MediaListing | None]:
+            count_video_frames, offsets: dict[str, int]) -> tuple[np.ndarray, MediaListing | None]:
     """(F,) selected frames, and the media listing when they come from the media (no 3D files)."""
     present = np.union1d(run.faces.frames, run.bodies.frames)
     if len(present):
@@ -354,7 +363,8 @@ def _select(run: _Ingest, frame_start: int | None, frame_end: int | None, frame_
                 f"frame_start={frame_start}, frame_end={frame_end}, frame_step={frame_step} select none of "
                 f"them; change the ingest frame settings")
         return selected, None
-    media = list_media(run.layout, run.calib.names, run.calib.type_names or run.calib.names, count_video_frames)
+    media = list_media(run.layout, run.calib.names, run.calib.type_names or run.calib.names, count_video_frames,
+                       offsets)
     selected = select_present(select_frames(media.present, frame_start, frame_end, frame_step), media.present)
     if not len(selected):
         raise NoFramesError(no_frames_message(run.layout, media, (run.faces, run.bodies), frame_start, frame_end,
@@ -375,7 +385,7 @@ def _frames_table(run: _Ingest, selected: np.ndarray, media: MediaListing | None
 def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, cameras="hd",
                     frame_start: int | None = None, frame_end: int | None = None,
                     frame_step: int = 1, chunk_frames: int = 500,
-                    on_error: str = "reject", count_video_frames=None) -> IngestSummary:
+                    on_error: str = "reject", count_video_frames=None, frame_offsets=None) -> IngestSummary:
     """Ingest ``<root>/<sequence>/`` into ``out_dir`` (see the module docstring).
 
     cameras: ``"hd"`` (all HD cameras) or a list of HD camera names.
@@ -383,6 +393,8 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
     chunk_frames: frames read per streamed chunk. on_error: ``"reject"`` or ``"raise"``.
     count_video_frames: ``(path) -> int`` frames of a video, for a capture whose frames come
     from its media (``annotate.media.video.count_video_frames``; None: images only).
+    frame_offsets: this sequence's ``ingest.frame_offsets``, camera -> picture number of
+    frame 0 (``annotate.panoptic.frame_offsets``; None: every camera in step).
     Raises ``NoFramesError`` when no frame is selected.
     """
     if on_error not in ("reject", "raise"):
@@ -393,8 +405,9 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
     if not layout.directory.is_dir():
         raise FileNotFoundError(f"sequence directory {layout.directory} does not exist")
     calib = _read_calibration(layout, cameras)
+    offsets = parse_frame_offsets(frame_offsets, calib.rig.names)
     run = _Ingest(layout, calib, on_error)
-    selected, media = _select(run, frame_start, frame_end, frame_step, count_video_frames)
+    selected, media = _select(run, frame_start, frame_end, frame_step, count_video_frames, offsets)
     out_dir = Path(out_dir)
     paths = {name: out_dir / file for name, file in TABLE_FILES.items()}
     with ExitStack() as stack:
@@ -416,7 +429,7 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
         rows = {name: w.rows for name, w in writers.items()}
     frames = _frames_table(run, selected, media)
     write_table(frames, paths["frames"], "frames")
-    write_table(camera_columns(calib, sequence), paths["cameras"], "cameras")
+    write_table(camera_columns(calib, sequence, offsets), paths["cameras"], "cameras")
     rows["cameras"], rows["frames"] = len(calib.rig), len(frames["frame"])
     return IngestSummary(
         sequence=sequence, out_dir=out_dir, cameras=len(calib.rig),
@@ -429,6 +442,7 @@ def ingest_sequence(root: str | Path, sequence: str, out_dir: str | Path, camera
             "images": sum(len(c.images.frames) > 0 for c in media.cameras),
             "video": sum(c.video_frames > 0 for c in media.cameras)},
         without_media=[] if media is None else media.without_media,
+        frame_offsets={k: v for k, v in offsets.items() if v},
         rejections_by_reason=dict(run.reasons), negative_scores=run.negative_scores, paths=paths)
 
 

@@ -6,7 +6,9 @@ or a rig of one's own), ingest takes its frame list from the media of the camera
     hdImgs/<camera>/<camera>_%08d.jpg    the frame numbers in the file names
     hdVideos/hd_<camera>.mp4             frames 0 .. n-1 of a video of n frames
 
-A camera's frames are the union of both. The frames present are those of any camera; a
+A camera's frames are the union of both, shifted by its offset where its pictures are not
+in step with the capture's frames (``annotate.panoptic.frame_offsets``). The frames present
+are those of any camera; a
 camera with neither is named (a ``missing_media`` rejection), and so is every entry of
 ``hdImgs/`` or ``hdVideos/`` that is not a camera of the calibration. Counting a video's
 frames needs a decoder library, which lives above this package (``annotate.media.video``):
@@ -16,11 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from annotate.panoptic.errors import MISSING_FRAME, MISSING_MEDIA, UNEXPECTED_FILE, Rejection
+from annotate.panoptic.frame_offsets import frames_of, pictures_of
 from annotate.panoptic.layout import (IMAGE_DIR, VIDEO_DIR, FrameListing, SequenceLayout, image_file_pattern,
                                       list_frames)
 
@@ -35,19 +38,21 @@ class NoFramesError(ValueError):
 class CameraMedia:
     """The media of one camera.
 
-    images: the listing of ``hdImgs/<camera>/``. video: ``hdVideos/hd_<camera>.mp4`` when it
-    is a file, else None. video_frames: its frame count (0 without a video).
+    images: the listing of ``hdImgs/<camera>/`` (picture numbers). video:
+    ``hdVideos/hd_<camera>.mp4`` when it is a file, else None. video_frames: its picture count
+    (0 without a video). offset: the picture number of capture frame 0.
     """
 
     camera: str
     images: FrameListing
     video: Path | None
     video_frames: int
+    offset: int = 0
 
     @property
     def frames(self) -> np.ndarray:
-        """(F,) int64 sorted frame numbers with an image or a video frame."""
-        return np.union1d(self.images.frames, np.arange(self.video_frames, dtype=np.int64))
+        """(F,) int64 sorted capture frames with an image or a video picture."""
+        return frames_of(np.union1d(self.images.frames, np.arange(self.video_frames, dtype=np.int64)), self.offset)
 
     @property
     def has_media(self) -> bool:
@@ -86,10 +91,13 @@ def _strays(folder: Path, known: set[str]) -> list[Path]:
 
 
 def list_media(layout: SequenceLayout, cameras: Sequence[str], all_cameras: Sequence[str],
-               count_video_frames: Callable[[Path], int] | None) -> MediaListing:
+               count_video_frames: Callable[[Path], int] | None,
+               offsets: Mapping[str, int] | None = None) -> MediaListing:
     """The media of ``cameras``; strays are entries not named after any of ``all_cameras``
     (every camera of the calibration). ``count_video_frames(path) -> int`` counts a video's
-    frames; None refuses a camera whose only media is a video (it cannot be counted here)."""
+    frames; None refuses a camera whose only media is a video (it cannot be counted here).
+    offsets: camera -> picture number of frame 0 (absent: 0)."""
+    offsets = offsets or {}
     listed = []
     for cam in cameras:
         images = list_frames(layout.image_dir(cam), image_file_pattern(cam))
@@ -100,7 +108,7 @@ def list_media(layout: SequenceLayout, cameras: Sequence[str], all_cameras: Sequ
                 raise ValueError(f"{video}: counting a video's frames needs count_video_frames "
                                  f"(annotate.media.video.count_video_frames)")
             count = int(count_video_frames(video))
-        listed.append(CameraMedia(cam, images, video if video.is_file() else None, count))
+        listed.append(CameraMedia(cam, images, video if video.is_file() else None, count, int(offsets.get(cam, 0))))
     strays = _strays(layout.image_root, set(all_cameras)) + \
         _strays(layout.video_dir, {layout.video_file(c).name for c in all_cameras})
     return MediaListing(tuple(listed), tuple(strays))
@@ -135,9 +143,10 @@ def media_rejections(listing: MediaListing, selected: np.ndarray, sequence: str)
         inside = selected[(selected >= frames[0]) & (selected <= frames[-1])]
         for f in inside[~np.isin(inside, frames)].tolist():
             out.append(Rejection(sequence, STAGE, int(f), None, cam.camera,
-                                 str(cam.images.folder / pattern.name(f)), MISSING_FRAME,
-                                 f"frame {f} is absent while this camera has frames {int(frames[0])}.."
-                                 f"{int(frames[-1])} and another camera has it"))
+                                 str(cam.images.folder / pattern.name(int(pictures_of([f], cam.offset)[0]))),
+                                 MISSING_FRAME, f"frame {f} is absent while this camera has frames "
+                                 f"{int(frames[0])}..{int(frames[-1])} and another camera has it"
+                                 + (f" (its pictures are frame + {cam.offset})" if cam.offset else "")))
     return out
 
 

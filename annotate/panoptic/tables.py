@@ -173,6 +173,16 @@ def load_camera_info(path: str | Path, sequence: str | None = None) -> Calibrati
                        type_count=int(index.max()) + 1)
 
 
+def load_frame_offsets(path: str | Path, sequence: str | None = None) -> dict[str, int]:
+    """camera -> the picture number of capture frame 0 (``annotate.panoptic.frame_offsets``),
+    from a ``cameras`` table; 0 for every camera of a 1.0 table, which has no such column."""
+    table = _only_sequence(read_table(path, "cameras"), path, sequence)
+    names = _strings(table.column("camera")).tolist()
+    if "frame_offset" not in table.column_names:
+        return {name: 0 for name in names}
+    return dict(zip(names, (int(v) for v in table.column("frame_offset").to_numpy())))
+
+
 def load_cameras(path: str | Path, sequence: str | None = None) -> CameraRig:
     """Read a ``cameras`` table back as the ``CameraRig`` it was written from."""
     return load_camera_info(path, sequence).rig

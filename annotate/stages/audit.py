@@ -12,6 +12,7 @@ def inputs(config: dict, results: str | Path, sequences: list[str], root: str | 
     ``audit.detections`` (and when present), the videos (under ``root``, default the
     config's sequence root) only with ``audit.video_sync``."""
     from annotate.audit.stage import SequenceInputs
+    from annotate.panoptic.tables import load_frame_offsets
 
     layout = ResultsLayout(results)
     out = []
@@ -26,7 +27,8 @@ def inputs(config: dict, results: str | Path, sequences: list[str], root: str | 
                         layout.dataset / "parts" / f"{seq}-rejections.parquet"],
             seq_dir=Path(root or sequence_root(config)) / seq if config["audit"]["video_sync"] else None,
             frame_source=config["detect"]["frames_from"], frame_step=config["ingest"]["frame_step"],
-            sync_windows=config["audit"]["sync_windows"], sync_window_frames=config["audit"]["sync_window_frames"]))
+            sync_windows=config["audit"]["sync_windows"], sync_window_frames=config["audit"]["sync_window_frames"],
+            frame_offsets=load_frame_offsets(s.ingest("cameras")) if s.ingest("cameras").is_file() else {}))
     return out
 
 

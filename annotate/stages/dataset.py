@@ -23,12 +23,14 @@ import numpy as np
 
 from annotate.core.atomic import write_json_atomic
 from annotate.core.names import check_name
+from annotate.core.tables import read_table
 from annotate.datasets.build import BuildConfig, SequenceBuild, build_sequence
 from annotate.datasets.plan import PlanConfig, PlanSummary, write_plan
 from annotate.datasets.shards import ShardLimits
 from annotate.datasets.splits import SplitConfig
 from annotate.media.crops import CropSpec
 from annotate.media.video import VideoError, camera_video_path, frame_kinds
+from annotate.panoptic.frame_offsets import frames_of
 
 EXPORTS = ("whenet", "w300lp", "coco")
 # Export name -> its folder under <out>/exports.
@@ -72,10 +74,12 @@ class VideoFrameKinds:
     records the video's problem); ``unknown`` lists those cameras, and those whose
     reference pictures are not marked, with the reason."""
 
-    def __init__(self, sequence_root: str | Path, show_progress: bool = True):
+    def __init__(self, sequence_root: str | Path, show_progress: bool = True,
+                 offsets: dict[str, dict[str, int]] | None = None):
         from tqdm import tqdm
 
         self.root = Path(sequence_root)
+        self.offsets = offsets or {}          # sequence -> camera -> picture number of frame 0
         self.unknown: list[str] = []
         # One demuxing pass per video: seconds each for long videos.
         self.progress = tqdm(desc="read frame kinds", unit="video", disable=None if show_progress else True)
@@ -93,16 +97,32 @@ class VideoFrameKinds:
         elif kinds.reference is None:
             self.unknown.append(f"{sequence}/{camera} (reference pictures not read: H.264 and HEVC packets "
                                 f"whose every picture has a slice only; key frames used)")
-        return kinds.key, kinds.reference
+        offset = self.offsets.get(sequence, {}).get(camera, 0)
+        reference = None if kinds.reference is None else frames_of(kinds.reference, offset)
+        return frames_of(kinds.key, offset), reference
+
+
+def sequence_frame_offsets(cameras_paths: Sequence[str | Path]) -> dict[str, dict[str, int]]:
+    """sequence -> camera -> picture number of frame 0, from the sequences' cameras tables."""
+    from annotate.panoptic.tables import load_frame_offsets
+
+    out = {}
+    for path in cameras_paths:
+        sequence = read_table(path, "cameras", columns=["sequence"]).column("sequence")
+        if len(sequence):
+            out[str(sequence[0])] = load_frame_offsets(path)
+    return out
 
 
 def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | Path,
-             summary_path: str | Path, sequence_root: str | Path | None = None) -> PlanSummary:
+             summary_path: str | Path, sequence_root: str | Path | None = None,
+             cameras_paths: Sequence[str | Path] = ()) -> PlanSummary:
     """Write plan.parquet and plan_summary.json from the sequences' labels tables.
 
     sequence_root: the folder of sequence folders, whose camera videos are read (packets
     only) with ``dataset.frame_choice: cheapest_to_decode`` (refused with ``dataset.source: images``;
-    with ``auto``, a camera without a video has unknown frame kinds).
+    with ``auto``, a camera without a video has unknown frame kinds); cameras_paths: the
+    sequences' cameras tables, whose ``frame_offset`` turns picture numbers into frames.
     """
     plan = plan_config(config)
     kinds_of = None
@@ -112,7 +132,7 @@ def run_plan(config: dict, labels_paths: Sequence[str | Path], plan_path: str | 
                              "(got 'images': every image decodes alone)")
         if sequence_root is None:
             raise ValueError("dataset.frame_choice: cheapest_to_decode needs the sequences' folder to read the videos")
-        kinds_of = VideoFrameKinds(sequence_root)
+        kinds_of = VideoFrameKinds(sequence_root, offsets=sequence_frame_offsets(cameras_paths))
     try:
         summary = write_plan(labels_paths, plan_path, plan, kinds_of)
     finally:

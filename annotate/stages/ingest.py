@@ -12,4 +12,5 @@ def run(config: dict, root: str | Path, sequence: str, out_dir: str | Path):
     ing = config["ingest"]
     return ingest_sequence(root, sequence, out_dir, cameras=ing["cameras"], frame_start=ing["frame_start"],
                            frame_end=ing["frame_end"], frame_step=ing["frame_step"], on_error=ing["on_error"],
-                           count_video_frames=count_video_frames)
+                           count_video_frames=count_video_frames,
+                           frame_offsets=ing["frame_offsets"].get(sequence, {}))

@@ -5,4 +5,4 @@ from annotate.core.logs import logged
 with logged(snakemake.log[0]):
     config = resolve_config(snakemake.config)
     print(run_plan(config, list(snakemake.input.labels), snakemake.output.plan, snakemake.output.summary,
-                   sequence_root(config)))
+                   sequence_root(config), list(snakemake.input.cameras)))
