@@ -115,6 +115,13 @@ def cmd_convert_calibration(args) -> None:
                               image_size=args.image_size))
 
 
+def cmd_sync_offsets(args) -> None:
+    from annotate.media.audio_sync import offsets_report, sequence_offsets
+
+    seq_dir = Path(args.sequence_dir)
+    print(offsets_report(seq_dir.name, sequence_offsets(seq_dir, args.reference, args.max_offset_s, args.duration_s)))
+
+
 def cmd_audit(args) -> None:
     from annotate.audit.checks import AuditFailed, audit_summary
 
@@ -207,6 +214,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--names", nargs="+", help="opencv: the cameras' names, in file order (default cam1, cam2, ...)")
     sp.add_argument("--image-size", nargs=2, type=int, metavar=("WIDTH", "HEIGHT"),
                     help="image size for files that store none (stereo pairs)")
+
+    sp = sub.add_parser("sync-offsets", help="frame offsets of cameras started by hand, from their videos' sound",
+                        description="Estimate ingest.frame_offsets of a capture whose cameras were not triggered "
+                                    "together, by cross-correlating the sound of its videos (docs/captures.md)")
+    sp.set_defaults(func=cmd_sync_offsets)
+    sp.add_argument("sequence_dir", help="the capture's folder (hdVideos/hd_<camera>.mp4)")
+    sp.add_argument("--reference", help="the camera whose pictures are the frames (offset 0; default: the first)")
+    sp.add_argument("--max-offset-s", type=float, default=60.0, help="largest offset looked for, seconds")
+    sp.add_argument("--duration-s", type=float, default=300.0, help="seconds of sound read from each video's start")
 
     sp = add("audit", cmd_audit, "audit the labels of a results folder: report.html, metrics.json, flags.parquet")
     sp.add_argument("--results", help="the pipeline's results folder (results/<sequence>/...; default: the config's)")

@@ -1,6 +1,7 @@
 """Variants of the real test frames (tests/data/haggling_demo), each with its calibration to
 match: cameras on their side or upside down (JPEGs stored turned), the frames at a lower or
-higher resolution, and cameras started at different times (images renumbered). Used by tests/test_no_bodies.py and benchmarks (bench_image_rotation,
+higher resolution, and cameras started at different times (images renumbered). Used by
+tests/test_no_bodies.py, tests/test_frame_offsets.py and benchmarks (bench_image_rotation,
 bench_face_scale)."""
 from __future__ import annotations
 

@@ -44,7 +44,8 @@ from annotate.media.crops import CropSpec, crop_rgb, crop_transforms, crop_windo
 from annotate.media.jpeg import encode_jpeg_rgb, encode_jpeg_yuv420
 from annotate.media.torch_crops import TorchCropEncoder, check_crop_device, is_torch_device
 from annotate.media.video import (MISSING_IMAGE, VIDEO_TOO_SHORT, VideoError, camera_frame_source,
-                                  camera_image_dir, camera_video_path, iter_video_frames, read_image_frame)
+                                  as_capture_frames, camera_image_dir, camera_video_path, iter_video_frames,
+                                  read_image_frame)
 from annotate.core.names import check_name
 from annotate.panoptic.frame_offsets import pictures_of
 
@@ -197,10 +198,8 @@ def _decoded_frames(seq_dir: Path, camera: str, frames: np.ndarray, source: str,
                                                     f"pictures are frame + {offset} (ingest.frame_offsets)")
     frames, pictures = np.asarray(frames)[pictures >= 0], pictures[pictures >= 0]
     if source == "video":
-        for frame in iter_video_frames(camera_video_path(seq_dir, camera), pictures, threads=threads,
-                                       expect_size=size):
-            frame.index -= offset
-            yield frame
+        decoded = iter_video_frames(camera_video_path(seq_dir, camera), pictures, threads=threads, expect_size=size)
+        yield from as_capture_frames(decoded, offset)
         return
     image_dir = camera_image_dir(seq_dir, camera)
     for k, picture in zip(frames.tolist(), pictures.tolist()):

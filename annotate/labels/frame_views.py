@@ -81,8 +81,8 @@ class CameraImages:
 
         name, picture = self.cameras[camera], frame + self.offsets[camera]
         if picture < 0:
-            self.missing[camera] = (MISSING_IMAGE, f"camera {name} has no picture of frame {frame}: its "
-                                                   f"pictures are frame + {self.offsets[camera]} (ingest.frame_offsets)")
+            self.missing[camera] = (MISSING_IMAGE, f"camera {name} has no picture of frame {frame}: its pictures "
+                                                   f"are frame + {self.offsets[camera]} (ingest.frame_offsets)")
             return None
         if self.sources[camera] == "images":
             try:

@@ -638,10 +638,10 @@ def iter_camera_frames(seq_dir: str | Path, camera: str, frames: Iterable[int] |
         raise ValueError("reading hdImgs needs the selected frame numbers")
     else:
         decoded = iter_image_frames(camera_image_dir(seq_dir, camera), camera, pictures)
-    return _as_capture_frames(decoded, offset) if offset else decoded
+    return as_capture_frames(decoded, offset) if offset else decoded
 
 
-def _as_capture_frames(decoded: Iterator[DecodedFrame], offset: int) -> Iterator[DecodedFrame]:
+def as_capture_frames(decoded: Iterator[DecodedFrame], offset: int) -> Iterator[DecodedFrame]:
     """The pictures numbered as capture frames (picture - offset); those before frame 0 left out."""
     for frame in decoded:
         frame.index -= offset
