@@ -4,9 +4,10 @@
 
 Runs ingest and triangulate on tests/data/haggling_demo (5 HD cameras, frames 4500 and 9348,
 no body file; Face Mesh on MTCNN faces, cross-view association) with the default settings
-(``detect.facemesh.roi_passes`` 3, ``refine_eyes`` on), with one mesh run on the detector's
-box (``roi_passes`` 1), without the iris model's eye refinement, and without both, and
-prints side by side:
+(``detect.facemesh.roi_passes`` 3, ``refine_eyes`` on, ``crop_alternatives`` on: the crop
+consensus), with the detector's crop only (``crop_alternatives`` off), and, from the
+detector's crop only, with one mesh run on the detector's box (``roi_passes`` 1), without
+the iris model's eye refinement, and without both, and prints side by side:
 
 - per triangulated person: views used, landmarks, median reprojection px, eye points
   triangulated (of 36-47), eye-centre span and pupils' distance (cm);
@@ -47,8 +48,10 @@ GROUPS = {"brows": range(17, 27), "nose": range(27, 36), "eyes": range(36, 48), 
 NO_THRESHOLD = TriangulationConfig(inlier_threshold_px=1e9, max_repro_error_px=1e9)
 
 
-VARIANTS = {"default": {}, "roi_passes 1": {"roi_passes": 1}, "refine_eyes off": {"refine_eyes": False},
-            "roi_passes 1, refine_eyes off": {"roi_passes": 1, "refine_eyes": False}}
+ALONE = {"crop_alternatives": False}          # the detector's crop only: no crop consensus
+VARIANTS = {"default": {}, "detector's crop": ALONE, "roi_passes 1": {**ALONE, "roi_passes": 1},
+            "refine_eyes off": {**ALONE, "refine_eyes": False},
+            "roi_passes 1, refine_eyes off": {**ALONE, "roi_passes": 1, "refine_eyes": False}}
 
 
 def run(facemesh: dict, work: Path) -> tuple[list[dict], dict, dict]:

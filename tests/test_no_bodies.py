@@ -64,16 +64,18 @@ def test_real_frames_without_bodies_triangulate_the_people_seen_by_two_views(hag
     found = {(frame, next(iter(who))) for (frame, _), who in named.items()}
     assert len(found) == len(named)                                           # no person split in two
     # People whose face is visible in >= 2 views: A, B (4500), D, E, F (9348). B's face is
-    # found by MTCNN in one view only (seen steeply from above in 00_06); E's three views
-    # disagree pairwise (in every pair, the median reprojection error of one view is 9.9 px or
-    # more without thresholds) and E is rejected as such.
+    # found by MTCNN in one view only (seen steeply from above in 00_06). The other four are
+    # triangulated; E (seen from above in 00_06 and 00_13, in profile in 00_12) from the crops
+    # of 00_06 and 00_13 that agree (the crop consensus; from the detector's crops alone its
+    # views disagree and it is rejected: test_crop_consensus_finds_the_face_seen_from_above).
     two_views = {(frame, p) for frame in (4500, 9348)
                  for p in {q for (f, _), lst in faces.items() if f == frame for q, _, _ in lst}
                  if sum(q == p for (f, _), lst in faces.items() if f == frame for q, _, _ in lst) >= 2}
-    assert len(two_views) == 5 and found <= two_views and len(found) >= 3
+    assert len(two_views) == 5 and found <= two_views
+    assert found == {(4500, "A"), (9348, "D"), (9348, "E"), (9348, "F")}, found
+    assert summary.crop_consensus_faces >= 4
     rejected = pq.read_table(work / "tri" / "rejections.parquet").to_pandas()
-    inconsistent = rejected[rejected.reason == "inconsistent_views"]
-    assert len(found) + len(inconsistent) >= 4 and "max_view_error_px" in inconsistent.detail.iloc[0]
+    assert set(rejected.reason) == {"unassociated_face"}, rejected.reason.value_counts()
     triangulated = load_faces3d(work / "tri" / "faces3d.parquet")
     assert len(triangulated) == len({key for key in named if key in
                                      set(zip(triangulated.frame.tolist(), triangulated.person.tolist()))})
@@ -90,8 +92,30 @@ def test_real_frames_without_bodies_triangulate_the_people_seen_by_two_views(hag
     # leans toward them; with one mesh run on the detector's box, A has 7 eye points and
     # no pupils: docs/triangulation.md has each figure).
     assert whole_eyes.all() and len(pupils) == len(triangulated), (whole_eyes, pupils)
-    assert len(span) >= 3, span
+    assert len(span) == 4, span
     assert np.all((span >= 5.0) & (span <= 7.5)) and np.all((pupils >= 5.0) & (pupils <= 7.5)), (span, pupils)
+
+
+def test_crop_consensus_finds_the_face_seen_from_above(haggling, tmp_path):
+    """From the detector's crops alone, E's mesh in 00_13 (seen steeply from above, the
+    detector's box taking in much hair) sits one feature too high and E's views disagree:
+    E is rejected. The crop consensus takes the 00_13 crops that agree with 00_06: E is
+    triangulated with a plausible eye span (the others are triangulated either way)."""
+    cfg = resolve_config({"detect": {"frames_from": "images", "facemesh": {"crop_alternatives": False}},
+                          "landmarks3d": "triangulated"})
+    run_ingest(cfg, DATA, "haggling_demo", tmp_path / "ingest")
+    summary = run_triangulate(cfg, DATA, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    assert summary.crop_consensus_faces == 0 and summary.faces_written == 3
+    rejected = pq.read_table(tmp_path / "tri" / "rejections.parquet").to_pandas()
+    assert rejected[rejected.reason == "inconsistent_views"].frame.tolist() == [9348]
+    work, with_consensus = haggling
+    faces = load_faces3d(work / "tri" / "faces3d.parquet")
+    alone = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
+    _, distance = nearest_faces(faces.landmarks, alone.landmarks)
+    new = faces.landmarks[np.argmax(distance)]                  # the face the detector's crops do not give: E
+    assert with_consensus.faces_written == 4 and distance.max() > 20
+    span = np.linalg.norm(new[36:42].mean(0) - new[42:48].mean(0))
+    assert 5.5 <= span <= 7.0, span
 
 
 def test_a_capture_where_no_face_is_matched_says_so(tmp_path):
@@ -202,8 +226,8 @@ def test_the_head_model_names_the_step_that_found_no_face(tmp_path):
 
 def test_frames_between_whole_image_searches_are_searched_around_the_tracked_heads(tmp_path):
     """Frame 9348 of the real frames, repeated as 9349 and 9350: the first frame's whole
-    images find D and F, the next two are searched only around their tracked heads and find
-    them again with the same ids; with full_search_frames 1 every frame is searched whole."""
+    images find D, E and F, the next two are searched only around their tracked heads and
+    find them again with the same ids; with full_search_frames 1 every frame is searched whole."""
     seq = tmp_path / "haggling_demo"
     (seq / "hdImgs").mkdir(parents=True)
     (seq / "calibration_haggling_demo.json").write_bytes(
@@ -228,7 +252,7 @@ def test_frames_between_whole_image_searches_are_searched_around_the_tracked_hea
             lm = faces.landmarks[faces.person == p]                                  # (3, 70, 3)
             assert np.nanmedian(np.linalg.norm(lm[1:] - lm[0], axis=-1)) < 1.0
     people = {p for _, p in found[30]}
-    assert found[30] == found[1] and len(people) == 2
+    assert found[30] == found[1] and len(people) == 3
     assert found[30] == [(frame, p) for frame in (9348, 9349, 9350) for p in sorted(people)]
 
 
@@ -344,8 +368,10 @@ def test_a_face_whose_views_disagree_on_small_faces_is_rejected_as_implausible(t
 def test_videos_with_a_display_matrix_are_used_as_players_show_them(haggling, tmp_path):
     """The test frames as 2-frame videos, two of them stored turned with a display matrix
     that turns them back (as phones record portrait video), the calibration that of the
-    shown pictures: the same three people are triangulated as from the JPEGs (the videos
-    are lossy, hence the tolerance; frame numbers are the videos' 0 and 1)."""
+    shown pictures: the people triangulated are those of the JPEGs (the videos are lossy,
+    hence the tolerance; frame numbers are the videos' 0 and 1). A, D and F are; MTCNN does
+    not find E's face in the re-encoded 00_13 picture, which leaves E two views that
+    disagree (00_06 from above, 00_12 in profile)."""
     write_video_sequence(tmp_path, {"00_12": -90, "00_23": 180})
     cfg = resolve_config({"detect": {"frames_from": "video", "tracking": {"full_search_frames": 1}},
                           "landmarks3d": "triangulated"})
@@ -354,6 +380,6 @@ def test_videos_with_a_display_matrix_are_used_as_players_show_them(haggling, tm
     work, _ = haggling
     reference = load_faces3d(work / "tri" / "faces3d.parquet")
     videos = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
-    assert len(videos) == len(reference) >= 3
-    _, distance = nearest_faces(reference.landmarks, videos.landmarks)
+    assert len(reference) >= len(videos) >= 3
+    _, distance = nearest_faces(videos.landmarks, reference.landmarks)
     assert np.all(distance <= 1.0), distance

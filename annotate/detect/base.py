@@ -30,11 +30,15 @@ class FaceDetections:
     confidence: (N, L) float64 per-point confidence (heatmap peak or similar, ~[0, 1]);
         0 where the point is NaN.
     boxes_px: (N, 4) float64 face boxes (x0, y0, x1, y1) the landmarks were found in.
+    alternatives_px: (N, K, L, 2) the same faces' points from K other crops of the image
+        (a landmark model's answers under small changes of its crop, for
+        ``annotate.geometry.crop_consensus``); None when the backend gives none.
     """
 
     points_px: np.ndarray
     confidence: np.ndarray
     boxes_px: np.ndarray
+    alternatives_px: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.points_px)
@@ -43,6 +47,9 @@ class FaceDetections:
         if self.confidence.shape != self.points_px.shape[:2] or self.boxes_px.shape != (n, 4):
             raise ValueError(f"confidence must be {self.points_px.shape[:2]} and boxes_px ({n}, 4), got "
                              f"{self.confidence.shape} and {self.boxes_px.shape}")
+        alt = self.alternatives_px
+        if alt is not None and (alt.ndim != 4 or alt.shape[0] != n or alt.shape[2:] != self.points_px.shape[1:]):
+            raise ValueError(f"alternatives_px must be ({n}, K, {self.points_px.shape[1]}, 2), got {alt.shape}")
 
     def __len__(self) -> int:
         return len(self.points_px)
@@ -66,7 +73,10 @@ class FaceDetections:
         n = len(self)
         pts = np.concatenate([self.points_px, np.full((n, 2, 2), np.nan)], axis=1)
         conf = np.concatenate([self.confidence, np.zeros((n, 2))], axis=1)
-        return FaceDetections(pts, conf, self.boxes_px)
+        alt = self.alternatives_px
+        if alt is not None:
+            alt = np.concatenate([alt, np.full(alt.shape[:2] + (2, 2), np.nan)], axis=2)
+        return FaceDetections(pts, conf, self.boxes_px, alt)
 
 
 @dataclass(frozen=True)

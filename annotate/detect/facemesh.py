@@ -62,6 +62,32 @@ IBUG_FROM_MESH = np.array([
 ])
 
 
+# The alternative first crops of a face (FaceMeshConfig.crop_alternatives): the crop side
+# over the detector box's longer side, and the crop centre's shift from the box centre in
+# box sides, along x and along y. The mesh lands on different features depending on its
+# first crop when a face is seen steeply or the detector's box takes in much hair (on the
+# real test frames a face seen from above gets its eyes on the hairline from the box's crop,
+# and on its eyes from a crop 0.15 box sides lower and right and 0.6 times the size).
+ALTERNATIVE_SCALES = (0.9, 1.1, 1.3, 1.5)
+ALTERNATIVE_SHIFTS = (-0.15, 0.0, 0.15)
+
+
+def alternative_boxes(boxes_px: np.ndarray) -> np.ndarray:
+    """(N, K, 4) the boxes whose crops (at roi_scale 1) are a face's alternative first crops:
+    K = len(ALTERNATIVE_SCALES) x len(ALTERNATIVE_SHIFTS)^2, scale-major."""
+    boxes = np.asarray(boxes_px, dtype=np.float64).reshape(-1, 4)
+    side = np.max(boxes[:, 2:] - boxes[:, :2], axis=1)                             # (N,)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    out = []
+    for scale in ALTERNATIVE_SCALES:
+        for dx in ALTERNATIVE_SHIFTS:
+            for dy in ALTERNATIVE_SHIFTS:
+                c = centre + np.stack([dx * side, dy * side], axis=1)
+                half = (scale * side / 2)[:, None]
+                out.append(np.concatenate([c - half, c + half], axis=1))
+    return np.stack(out, axis=1)
+
+
 @dataclass(frozen=True)
 class FaceMeshConfig:
     """box_margin: head boxes are searched with this much extra border (fraction of size);
@@ -69,11 +95,14 @@ class FaceMeshConfig:
     face, the first on the detector's box, each later one on the crop the previous mesh
     gives (``crop_from_mesh``); refine_eyes: eyelids and pupils from MediaPipe's iris model
     (annotate.detect.iris) on crops of eye_roi_scale times the eye's corner distance;
+    crop_alternatives: also each face's points from the ``ALTERNATIVE_CROPS`` about its
+    detector box (``FaceDetections.alternatives_px``, for ``annotate.geometry.crop_consensus``);
     threads: the runtime's CPU threads."""
 
     box_margin: float = 0.25
     roi_scale: float = 1.5
     roi_passes: int = 3
+    crop_alternatives: bool = True
     refine_eyes: bool = True
     eye_roi_scale: float = EYE_ROI_SCALE
     threads: int = 1
@@ -165,19 +194,40 @@ class FaceMeshDetector:
             out[k] = xy @ A[:, :2].T + A[:, 2]
         return out
 
+    def alternative_meshes(self, image: np.ndarray, faces: FaceBoxes) -> np.ndarray:
+        """(N, K, 468, 2) each face's mesh from each of its alternative first crops
+        (``alternative_boxes``, turned like the detector's), run once more on its own crop."""
+        n = len(faces)
+        boxes = alternative_boxes(faces.boxes_px)                                      # (N, K, 4)
+        k = boxes.shape[1]
+        keypoints = np.repeat(np.asarray(faces.keypoints_px, dtype=np.float64), k, axis=0)
+        mesh = self.mesh_on_crops(image, crop_to_image(boxes.reshape(-1, 4), keypoints, 1.0))
+        mesh = self.mesh_on_crops(image, crop_from_mesh(mesh, self.config.roi_scale))
+        return mesh.reshape(n, k, NUM_MESH, 2)
+
+    def points_from_meshes(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
+        """(N, L, 2) the iBUG points of (N, 468, 2) meshes, with the iris model's eyelids and
+        pupils when refine_eyes (L = 70), else L = 68."""
+        if self._iris is None:
+            return mesh[:, IBUG_FROM_MESH]
+        contour, iris = self._iris.eyes_in(image, mesh, self.config.eye_roi_scale)
+        # Panoptic's pupils: 68 the subject's right (iris eye 0), 69 the left.
+        return np.concatenate([refined_mesh(mesh, contour)[:, IBUG_FROM_MESH], iris[:, :, 0]], axis=1)
+
     def landmarks_in(self, image: np.ndarray, faces: FaceBoxes) -> FaceDetections:
         """Points in each face (module docstring): 70 (iBUG 68 + the pupils) with refine_eyes,
-        else 68."""
+        else 68; with crop_alternatives, also from each alternative crop."""
         if not len(faces):
             return FaceDetections.empty(NUM_FACE70 if self._iris is not None else NUM_IBUG)
         image = np.ascontiguousarray(image, dtype=np.uint8)
-        mesh = self.mesh_in(image, faces)
-        if self._iris is None:
-            return scored_by_face(mesh[:, IBUG_FROM_MESH], faces)
-        contour, iris = self._iris.eyes_in(image, mesh, self.config.eye_roi_scale)
-        # Panoptic's pupils: 68 the subject's right (iris eye 0), 69 the left.
-        points = np.concatenate([refined_mesh(mesh, contour)[:, IBUG_FROM_MESH], iris[:, :, 0]], axis=1)
-        return scored_by_face(points, faces)
+        found = scored_by_face(self.points_from_meshes(image, self.mesh_in(image, faces)), faces)
+        if not self.config.crop_alternatives:
+            return found
+        meshes = self.alternative_meshes(image, faces)                                 # (N, K, 468, 2)
+        n, k = meshes.shape[:2]
+        alternatives = self.points_from_meshes(image, meshes.reshape(n * k, NUM_MESH, 2))
+        return FaceDetections(found.points_px, found.confidence, found.boxes_px,
+                              alternatives.reshape(n, k, *alternatives.shape[1:]))
 
     def detect(self, view: ViewInput) -> FaceDetections:
         if view.image is None:

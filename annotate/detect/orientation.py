@@ -48,8 +48,10 @@ PROBE_LONG_SIDE_PX = 960
 
 def detections_unturned(faces: FaceDetections, degrees_cw: int, size_wh: Sequence[int]) -> FaceDetections:
     """Detections made in the turned image, in the pixels of the original (width, height)."""
+    alt = faces.alternatives_px
     return FaceDetections(unturn_points(faces.points_px, degrees_cw, size_wh), faces.confidence,
-                          turn_boxes(faces.boxes_px, degrees_cw, size_wh, inverse=True))
+                          turn_boxes(faces.boxes_px, degrees_cw, size_wh, inverse=True),
+                          None if alt is None else unturn_points(alt, degrees_cw, size_wh))
 
 
 def probe_image(image: np.ndarray, long_side_px: int = PROBE_LONG_SIDE_PX) -> np.ndarray:

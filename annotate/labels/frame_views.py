@@ -14,7 +14,7 @@ claimed, the cameras without an image.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from annotate.detect.cross_view import CrossViewConfig, associate_frame
 from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies, project_priors
 from annotate.detect.tracking import Tracker
 from annotate.geometry.cameras import CameraRig
+from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
+from annotate.geometry.face_views import threshold_tolerance
 from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.panoptic.tables import load_bodies
 
@@ -108,7 +110,9 @@ class FrameViews:
     """One frame's detections, assigned to people: points_px (C, P, 70, 2) (NaN = none),
     confidence (C, P, 70); detections: faces found; unassociated: (camera, face, faces in
     the view, points (70, 2), confidence (70,)) of faces nobody claimed; no_image: cameras
-    skipped for want of an image; views_read: views looked at."""
+    skipped for want of an image; views_read: views looked at; alternatives: (camera,
+    person) -> (K, 70, 2) the face's points from other crops, where the backend gives them
+    (``FaceDetections.alternatives_px``)."""
 
     points_px: np.ndarray
     confidence: np.ndarray
@@ -116,6 +120,7 @@ class FrameViews:
     unassociated: list
     no_image: list
     views_read: int = 0
+    alternatives: dict = field(default_factory=dict)
 
 
 def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
@@ -130,7 +135,7 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
     conf = np.zeros((C, P, NUM_LANDMARKS))
     boxes = head_boxes_px(rig, priors)                                       # (C, P, 4)
     anchors_px, centre_px, radius_px = project_priors(rig, priors)
-    detections, unassociated, no_image = 0, [], []
+    detections, unassociated, no_image, alternatives = 0, [], [], {}
     for c in range(C):
         image = image_of(c, frame) if image_of is not None else None
         if backend.needs_images and image is None:
@@ -144,7 +149,9 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
         mine = owner >= 0
         points[c, owner[mine]] = faces.points_px[mine]
         conf[c, owner[mine]] = faces.confidence[mine]
-    return FrameViews(points, conf, detections, unassociated, no_image, C - len(no_image))
+        if faces.alternatives_px is not None:
+            alternatives.update({(c, int(owner[d])): faces.alternatives_px[d] for d in np.flatnonzero(mine)})
+    return FrameViews(points, conf, detections, unassociated, no_image, C - len(no_image), alternatives)
 
 
 def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tracker: Tracker,
@@ -177,15 +184,43 @@ def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tra
     points = np.full((C, G, NUM_LANDMARKS, 2), np.nan)
     conf = np.zeros((C, G, NUM_LANDMARKS))
     claimed = [set() for _ in range(C)]
+    alternatives = {}
     for g, c in zip(*np.nonzero(groups.members >= 0)):
         d = groups.members[g, c]
         points[c, g], conf[c, g] = faces[c].points_px[d], faces[c].confidence[d]
         claimed[c].add(int(d))
+        if faces[c].alternatives_px is not None:
+            alternatives[(int(c), int(g))] = faces[c].alternatives_px[d]
     unassociated = [(c, d, len(faces[c]), faces[c].points_px[d], faces[c].confidence[d])
                     for c in range(C) for d in range(len(faces[c])) if d not in claimed[c]]
-    views = FrameViews(points, conf, sum(len(f) for f in faces), unassociated, no_image, C - len(no_image))
+    views = FrameViews(points, conf, sum(len(f) for f in faces), unassociated, no_image, C - len(no_image),
+                       alternatives)
     return views, person
 
+
+
+def with_crop_consensus(rig: CameraRig, views: FrameViews, threshold_face_px: float | None,
+                        config: ConsensusConfig = ConsensusConfig()) -> tuple[FrameViews, int]:
+    """The frame's views with each person's points taken from the alternative crops the
+    views agree on (``annotate.geometry.crop_consensus``), where the backend gave
+    alternatives; and how many people changed. threshold_face_px: as the triangulation's
+    (pixel thresholds grow with faces over it)."""
+    if not views.alternatives:
+        return views, 0
+    C, P = views.points_px.shape[:2]
+    tolerance = threshold_tolerance(views.points_px, threshold_face_px)                  # (C, P)
+    points = views.points_px.copy()
+    changed = 0
+    for p in range(P):
+        alternatives = [views.alternatives.get((c, p)) for c in range(C)]
+        if sum(a is not None for a in alternatives) < 2:
+            continue
+        chosen = choose_alternatives(rig, alternatives, tolerance[:, p], config).choice
+        for c in np.flatnonzero(chosen >= 0):
+            points[c, p] = alternatives[c][chosen[c]]
+        changed += bool((chosen >= 0).any())
+    confidence = np.where(np.isfinite(points).all(-1), views.confidence, 0.0)      # an alternative may lack a pupil
+    return replace(views, points_px=points, confidence=confidence), changed
 
 
 # ---------------------------------------------------------------------------- backends

@@ -63,7 +63,7 @@ from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.head.face_model import scale_against_mean_face
 from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, body_index, detect_views,
-                                         detect_views_cross)
+                                         detect_views_cross, with_crop_consensus)
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
@@ -122,7 +122,9 @@ class StageSummary:
     whole_image_frames: cross-view frames whose whole images were searched for faces (the
     others: around the tracked heads, ``annotate.detect.tracking``); image_rotation: the
     cameras' turns for detection (``annotate.detect.orientation.UprightBackend.turn_summary``;
-    empty when every camera is taken as it is)."""
+    empty when every camera is taken as it is); crop_consensus_faces: (frame, person) pairs
+    whose points some views took from other crops of the face
+    (``annotate.geometry.crop_consensus``)."""
 
     frames: int = 0
     faces_written: int = 0
@@ -137,6 +139,7 @@ class StageSummary:
     median_views: float = float("nan")
     median_repro_error_px: float = float("nan")
     whole_image_frames: int = 0
+    crop_consensus_faces: int = 0
     image_rotation: dict = field(default_factory=dict)
     rejections: Counter = field(default_factory=Counter)
     seconds: float = 0.0
@@ -147,6 +150,7 @@ class StageSummary:
                 "association": self.association, "views_read": self.views_read,
                 "views_no_image": self.views_no_image, "people_found": self.people_found,
                 "views_dropped": self.views_dropped, "whole_image_frames": self.whole_image_frames,
+                "crop_consensus_faces": self.crop_consensus_faces,
                 # None, not NaN, when nothing was triangulated: NaN is not valid JSON.
                 "median_views": None if np.isnan(self.median_views) else self.median_views,
                 "median_repro_error_px": None if np.isnan(self.median_repro_error_px) else self.median_repro_error_px,
@@ -235,6 +239,8 @@ class _Run:
                    f"{self.config.cross_view.max_epipolar} face sizes, plausible depth, reprojection <= "
                    f"{self.config.cross_view.max_reprojection} face sizes): seen in one view only, or not "
                    f"consistent with the calibration")
+        views, changed = with_crop_consensus(self.rig, views, self.config.threshold_face_px)
+        self.summary.crop_consensus_faces += changed
         self.summary.detections += views.detections
         self.summary.associated += views.detections - len(views.unassociated)
         self.summary.views_read += views.views_read

@@ -1,0 +1,84 @@
+"""The crop consensus (annotate.geometry.crop_consensus): which of each view's alternative
+landmark sets a face is triangulated from."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
+from annotate.head.face_model import base_face_landmarks
+from scenes import facing, make_rig
+
+HEAD = np.array([0.0, 160.0, 0.0])
+
+
+def scene():
+    """Three cameras 3 m away around a face turned toward the first; the face's landmarks
+    (70, 3) in the world."""
+    rig = make_rig([[0, 200, 300], [250, 220, 150], [-260, 180, 160]], [HEAD] * 3)
+    face = base_face_landmarks() @ facing(HEAD, [0, 200, 300]).T + HEAD
+    return rig, face
+
+
+def alternatives_of(rig, face, rng, right: int, wrong_shift_px: float, wrong: int, wrong_views=(0,)):
+    """Per view: ``wrong`` alternatives first, then ``right`` ones on the true projections
+    (0.5 px noise). In ``wrong_views`` the wrong ones sit one feature too high (one wrong
+    answer, as crops that take in the hair give), elsewhere they are right too."""
+    true = rig.project_world(face)                                                  # (C, 70, 2)
+    out = []
+    for c in range(len(rig)):
+        shift = [0.0, -wrong_shift_px] if c in wrong_views else [0.0, 0.0]
+        bad = true[c][None] + shift + rng.normal(scale=0.5, size=(wrong, 70, 2))
+        good = true[c][None] + rng.normal(scale=0.5, size=(right, 70, 2))
+        out.append(np.concatenate([bad, good]))
+    return out
+
+
+def test_a_view_takes_the_crops_the_other_views_agree_with_even_when_most_of_its_own_are_wrong():
+    """View 0 answers one feature too high from 10 of its 16 crops (as a face seen from
+    above does from crops that take in the hair); views 1 and 2 see the face well. View 0's
+    wrong answer does not triangulate with theirs, so it takes one of its 6 right crops."""
+    rng = np.random.default_rng(0)
+    rig, face = scene()
+    alternatives = alternatives_of(rig, face, rng, right=6, wrong_shift_px=25, wrong=10)
+    result = choose_alternatives(rig, alternatives, np.ones(3))
+    assert result.pair is not None and result.choice[0] >= 10 and (result.choice >= 0).all(), result
+    assert result.support >= 0.05 * result.combinations
+
+
+def test_a_single_wrong_pair_that_agrees_does_not_win():
+    """Two wrong answers can agree (a smaller face farther along the epipolar lines): one
+    such combination among many right ones is outvoted, although it agrees as well."""
+    rng = np.random.default_rng(1)
+    rig, face = scene()
+    alternatives = alternatives_of(rig, face, rng, right=8, wrong_shift_px=0, wrong=0)
+    small = HEAD + (face - HEAD) * 0.6 + [0, 0, 8]                                  # another 3D face
+    impostor = rig.project_world(small)
+    for c in range(3):
+        alternatives[c] = np.concatenate([impostor[c][None], alternatives[c]])
+    result = choose_alternatives(rig, alternatives, np.ones(3))
+    assert (result.choice >= 1).all(), result
+
+
+def test_alternatives_that_scatter_change_nothing():
+    """Crops whose answers all differ (a profile given a frontal mesh): no combination has
+    the support asked for, and every view keeps its own points."""
+    rng = np.random.default_rng(2)
+    rig, face = scene()
+    true = rig.project_world(face)
+    alternatives = [true[c][None] + rng.uniform(-30, 30, size=(12, 1, 2)) + rng.normal(scale=3, size=(12, 70, 2))
+                    for c in range(3)]
+    result = choose_alternatives(rig, alternatives, np.ones(3), ConsensusConfig(min_support=0.2))
+    assert result.pair is None and (result.choice == -1).all()
+
+
+def test_views_without_alternatives_keep_their_points_and_bad_settings_are_refused():
+    rng = np.random.default_rng(3)
+    rig, face = scene()
+    alternatives = alternatives_of(rig, face, rng, right=5, wrong_shift_px=25, wrong=3)
+    alternatives[2] = None
+    result = choose_alternatives(rig, alternatives, np.ones(3))
+    assert result.choice[2] == -1 and result.choice[0] >= 3 and result.choice[1] >= 0
+    assert (choose_alternatives(rig, [alternatives[0], None, None], np.ones(3)).choice == -1).all()
+    with pytest.raises(ValueError, match="cluster_cm"):
+        ConsensusConfig(cluster_cm=0)
