@@ -1,6 +1,6 @@
 """Faces searched in whole images every frame, against around the tracked heads in between.
 
-    python benchmarks/bench_tracked_search.py [--frames 10]
+    python benchmarks/bench_tracked_search.py [--frames 10] [--no-crop-alternatives]
 
 Frame 9348 of tests/data/haggling_demo (5 real HD cameras, 3 people, no body file) is
 repeated as ``--frames`` consecutive frames and triangulated with the default backend (Face
@@ -9,7 +9,8 @@ Mesh on MTCNN faces, cross-view association) twice: with ``detect.tracking.full_
 tracked heads in the others). Printed side by side: CPU seconds of the triangulate stage per
 frame, the frames searched whole, detections, faces triangulated, and how far the tracked
 run's landmarks lie from the whole-image run's (the same images: any difference is the
-search's).
+search's). ``--no-crop-alternatives``: Face Mesh on the detector's crops only
+(``detect.facemesh.crop_alternatives: false``, no crop consensus).
 """
 from __future__ import annotations
 
@@ -50,8 +51,9 @@ def repeated_frames(root: Path, count: int) -> Path:
     return root
 
 
-def run(root: Path, full_search_frames: int, work: Path) -> dict:
-    cfg = resolve_config({"detect": {"frames_from": "images", "tracking": {"full_search_frames": full_search_frames}},
+def run(root: Path, full_search_frames: int, work: Path, crop_alternatives: bool = True) -> dict:
+    cfg = resolve_config({"detect": {"frames_from": "images", "tracking": {"full_search_frames": full_search_frames},
+                                     "facemesh": {"crop_alternatives": crop_alternatives}},
                           "landmarks3d": "triangulated"})
     run_ingest(cfg, root, SEQUENCE, work / "ingest")
     cpu = time.process_time()
@@ -63,14 +65,17 @@ def run(root: Path, full_search_frames: int, work: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=10)
+    parser.add_argument("--no-crop-alternatives", action="store_true",
+                        help="Face Mesh on the detector's crops only (no crop consensus)")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench_tracked_search_"))
     try:
         root = repeated_frames(tmp / "data", args.frames)
-        whole, tracked = (run(root, every, tmp / f"every{every}") for every in (1, 30))
+        whole, tracked = (run(root, every, tmp / f"every{every}", not args.no_crop_alternatives) for every in (1, 30))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"\n== frame {FRAME} of 5 real HD cameras repeated {args.frames} times")
+    print(f"\n== frame {FRAME} of 5 real HD cameras repeated {args.frames} times"
+          + (", the detector's crops only" if args.no_crop_alternatives else ", crop consensus"))
     print(f"{'':36s} {'whole images':>14s} {'tracked (30)':>14s}")
     rows = [("CPU s per frame", lambda r: f"{r['cpu_s'] / args.frames:14.2f}"),
             ("frames searched whole", lambda r: f"{r['summary'].whole_image_frames:14d}"),

@@ -34,15 +34,27 @@ def alternatives_of(rig, face, rng, right: int, wrong_shift_px: float, wrong: in
     return out
 
 
-def test_a_view_takes_the_crops_the_other_views_agree_with_even_when_most_of_its_own_are_wrong():
+def test_a_view_takes_the_crops_the_other_view_agrees_with_even_when_most_of_its_own_are_wrong():
     """View 0 answers one feature too high from 10 of its 16 crops (as a face seen from
-    above does from crops that take in the hair); views 1 and 2 see the face well. View 0's
-    wrong answer does not triangulate with theirs, so it takes one of its 6 right crops."""
+    above does from crops that take in the hair); view 1 sees the face well, view 2 gives no
+    alternatives. View 0's wrong answer does not triangulate with view 1's, so it takes one
+    of its 6 right crops; view 2 keeps its points."""
     rng = np.random.default_rng(0)
     rig, face = scene()
     alternatives = alternatives_of(rig, face, rng, right=6, wrong_shift_px=25, wrong=10)
+    alternatives[2] = None
     result = choose_alternatives(rig, alternatives, np.ones(3))
-    assert result.pair is not None and result.choice[0] >= 10 and (result.choice >= 0).all(), result
+    assert result.pair == (0, 1) and result.choice[0] >= 10 and result.choice[1] >= 0, result
+    assert result.choice[2] == -1
+
+
+def test_the_best_supported_pair_decides_and_the_other_views_keep_their_points():
+    rng = np.random.default_rng(4)
+    rig, face = scene()
+    alternatives = alternatives_of(rig, face, rng, right=6, wrong_shift_px=25, wrong=10)
+    result = choose_alternatives(rig, alternatives, np.ones(3))
+    # Views 1 and 2 agree on all 16 x 16 combinations, view 0 on 6 of its crops only.
+    assert result.pair == (1, 2) and result.choice[0] == -1 and (result.choice[1:] >= 0).all(), result
     assert result.support >= 0.05 * result.combinations
 
 
@@ -57,7 +69,8 @@ def test_a_single_wrong_pair_that_agrees_does_not_win():
     for c in range(3):
         alternatives[c] = np.concatenate([impostor[c][None], alternatives[c]])
     result = choose_alternatives(rig, alternatives, np.ones(3))
-    assert (result.choice >= 1).all(), result
+    decided = result.choice[list(result.pair)]
+    assert (decided >= 1).all(), result                      # index 0, the impostor, is not taken
 
 
 def test_alternatives_that_scatter_change_nothing():
@@ -72,13 +85,10 @@ def test_alternatives_that_scatter_change_nothing():
     assert result.pair is None and (result.choice == -1).all()
 
 
-def test_views_without_alternatives_keep_their_points_and_bad_settings_are_refused():
+def test_one_view_with_alternatives_changes_nothing_and_bad_settings_are_refused():
     rng = np.random.default_rng(3)
     rig, face = scene()
     alternatives = alternatives_of(rig, face, rng, right=5, wrong_shift_px=25, wrong=3)
-    alternatives[2] = None
-    result = choose_alternatives(rig, alternatives, np.ones(3))
-    assert result.choice[2] == -1 and result.choice[0] >= 3 and result.choice[1] >= 0
     assert (choose_alternatives(rig, [alternatives[0], None, None], np.ones(3)).choice == -1).all()
     with pytest.raises(ValueError, match="cluster_cm"):
         ConsensusConfig(cluster_cm=0)

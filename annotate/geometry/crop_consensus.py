@@ -15,9 +15,9 @@ alternatives_px``), for every two views a and b:
 The pair of views whose best-supported combination has the most support wins, if that
 support is at least ``min_support`` of all Ka x Kb combinations: of the combinations within
 ``cluster_cm`` of it, the one with the most agreeing landmarks (then the smallest median
-error) gives the two alternatives taken, and every other view takes the alternative nearest the projections of that
-combination's 3D face (its median distance within ``inlier_px`` times the tolerance), or
-keeps its own points.
+error) gives the two alternatives taken. Every other view keeps its own points (the view
+consistency check that follows keeps or leaves it out), as do both views of a pair whose
+face is smaller than ``min_face_px`` in either.
 
 Why support rather than the best agreement: two views constrain a point only across its
 epipolar line, so among K x K combinations some pair of wrong answers always agrees well
@@ -49,17 +49,20 @@ class ConsensusConfig:
     tolerance); min_inlier_fraction: of the landmarks both views have; cluster_cm: two 3D
     faces are the same within this median distance; min_support: the winning combination's
     support over all combinations; max_kept: combinations compared at most (those with
-    the most agreeing landmarks)."""
+    the most agreeing landmarks); min_face_px: views whose face (the longer side of its
+    landmarks' bounding box) is smaller take no part, since inlier_px is then too wide a
+    tolerance to tell crops apart."""
 
     inlier_px: float = 4.0
     min_inlier_fraction: float = 0.5
     cluster_cm: float = 1.0
     min_support: float = 0.05
     max_kept: int = 600
+    min_face_px: float = 40.0
 
     def __post_init__(self) -> None:
         if not (self.inlier_px > 0 and 0 < self.min_inlier_fraction <= 1 and self.cluster_cm > 0
-                and 0 <= self.min_support <= 1 and self.max_kept >= 1):
+                and 0 <= self.min_support <= 1 and self.max_kept >= 1 and self.min_face_px >= 0):
             raise ValueError(f"crop consensus needs inlier_px > 0, 0 < min_inlier_fraction <= 1, cluster_cm > 0, "
                              f"0 <= min_support <= 1, max_kept >= 1; got {self}")
 
@@ -121,7 +124,8 @@ def _pair(rig: CameraRig, a: int, b: int, alt_a: np.ndarray, alt_b: np.ndarray, 
 
 def choose_alternatives(rig: CameraRig, alternatives: Sequence[np.ndarray | None], tolerance: np.ndarray,
                         config: ConsensusConfig = ConsensusConfig()) -> Consensus:
-    """Which alternative each of one face's C views takes (module docstring).
+    """Which alternative each of one face's C views takes (module docstring): the winning
+    pair's two views, the others -1.
 
     alternatives: per view (K, L, 2) pixels, or None (the view did not see the face or has
     no alternatives); tolerance: (C,) >= 1 each view's factor on inlier_px.
@@ -140,13 +144,4 @@ def choose_alternatives(rig: CameraRig, alternatives: Sequence[np.ndarray | None
                          0 if best is None else best[2].combinations)
     a, b, found = best
     choice[a], choice[b] = found.i, found.j
-    for c in views:
-        if c in (a, b):
-            continue
-        alt = np.asarray(alternatives[c], float)
-        projected = rig.subset([c]).project_world(found.face)[0]                            # (L, 2)
-        error = np.nanmedian(np.linalg.norm(alt - projected[None], axis=-1), axis=-1)        # (K,)
-        k = int(np.nanargmin(error)) if np.isfinite(error).any() else -1
-        if k >= 0 and error[k] <= config.inlier_px * float(tolerance[c]):
-            choice[c] = k
     return Consensus(choice, (a, b), found.support, found.combinations)

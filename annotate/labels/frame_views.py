@@ -26,7 +26,7 @@ from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies,
 from annotate.detect.tracking import Tracker
 from annotate.geometry.cameras import CameraRig
 from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
-from annotate.geometry.face_views import threshold_tolerance
+from annotate.geometry.face_views import face_size_px, threshold_tolerance
 from annotate.head.head_frame import NUM_LANDMARKS
 from annotate.panoptic.tables import load_bodies
 
@@ -209,10 +209,12 @@ def with_crop_consensus(rig: CameraRig, views: FrameViews, threshold_face_px: fl
         return views, 0
     C, P = views.points_px.shape[:2]
     tolerance = threshold_tolerance(views.points_px, threshold_face_px)                  # (C, P)
+    size = face_size_px(views.points_px)                                                 # (C, P)
     points = views.points_px.copy()
     changed = 0
     for p in range(P):
-        alternatives = [views.alternatives.get((c, p)) for c in range(C)]
+        alternatives = [views.alternatives.get((c, p)) if size[c, p] >= config.min_face_px else None
+                        for c in range(C)]
         if sum(a is not None for a in alternatives) < 2:
             continue
         chosen = choose_alternatives(rig, alternatives, tolerance[:, p], config).choice
