@@ -92,3 +92,26 @@ def test_one_view_with_alternatives_changes_nothing_and_bad_settings_are_refused
     assert (choose_alternatives(rig, [alternatives[0], None, None], np.ones(3)).choice == -1).all()
     with pytest.raises(ValueError, match="cluster_cm"):
         ConsensusConfig(cluster_cm=0)
+
+
+def test_a_frames_views_take_the_chosen_crops():
+    """with_crop_consensus on one frame's views: the person's points in the winning pair of
+    views become the chosen crops' (a crop without pupils leaves them unseen, confidence 0);
+    a face under min_face_px in a view keeps its points."""
+    from annotate.labels.frame_views import FrameViews, with_crop_consensus
+
+    rng = np.random.default_rng(5)
+    rig, face = scene()
+    alternatives = alternatives_of(rig, face, rng, right=6, wrong_shift_px=25, wrong=10)
+    for alt in alternatives:
+        alt[:, 68:] = np.nan                                                # no pupils from these crops
+    default = np.stack([alt[0] for alt in alternatives])[:, None]            # (C, 1, 70, 2): view 0 wrong
+    views = FrameViews(default.copy(), np.ones((3, 1, 70)), 3, [], [], 3,
+                       {(0, 0): alternatives[0], (1, 0): alternatives[1]})
+    chosen, changed = with_crop_consensus(rig, views, None)
+    assert changed == 1
+    assert np.nanmedian(np.linalg.norm(chosen.points_px[0, 0] - rig.project_world(face)[0], axis=-1)) < 2
+    np.testing.assert_array_equal(chosen.points_px[2], default[2])           # no alternatives: unchanged
+    assert (chosen.confidence[:2, 0, 68:] == 0).all() and (chosen.confidence[:, 0, :68] == 1).all()
+    small, changed = with_crop_consensus(rig, views, None, ConsensusConfig(min_face_px=10_000))
+    assert changed == 0 and np.array_equal(small.points_px, default, equal_nan=True)
