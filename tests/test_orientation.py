@@ -110,6 +110,9 @@ def test_a_sideways_camera_is_found_and_gives_the_upright_detections():
     order = np.argsort(np.nanmean(faces.points_px[:, :, 0], axis=1))
     order_expected = np.argsort(np.nanmean(expected[:, :, 0], axis=1))
     np.testing.assert_allclose(faces.points_px[order], expected[order_expected], atol=1e-6)
+    # The alternative crops' points (crop consensus) come back in the stored pixels too.
+    alternatives = turn_points(faces_upright.alternatives_px, 90, (w, h))
+    np.testing.assert_allclose(faces.alternatives_px[order], alternatives[order_expected], atol=1e-6)
     # Searching around head boxes given in the stored image's pixels finds the same faces.
     boxes = faces.boxes_px
     again = wrapped.detect(ViewInput(9348, 0, stored, boxes))
