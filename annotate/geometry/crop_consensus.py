@@ -29,6 +29,7 @@ face).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Sequence
@@ -64,7 +65,7 @@ class ConsensusConfig:
         if not (self.inlier_px > 0 and 0 < self.min_inlier_fraction <= 1 and self.cluster_cm > 0
                 and 0 <= self.min_support <= 1 and self.max_kept >= 1 and self.min_face_px >= 0):
             raise ValueError(f"crop consensus needs inlier_px > 0, 0 < min_inlier_fraction <= 1, cluster_cm > 0, "
-                             f"0 <= min_support <= 1, max_kept >= 1; got {self}")
+                             f"0 <= min_support <= 1, max_kept >= 1, min_face_px >= 0; got {self}")
 
 
 @dataclass(frozen=True)
@@ -81,11 +82,10 @@ class Consensus:
 
 @dataclass(frozen=True)
 class _PairResult:
-    support: int
-    i: int
+    support: int              # the winning combination's support
+    i: int                    # the alternatives taken in views a and b
     j: int
-    face: np.ndarray          # (L, 3) the winning combination's landmarks, world cm
-    combinations: int
+    combinations: int         # Ka x Kb
 
 
 def _pair(rig: CameraRig, a: int, b: int, alt_a: np.ndarray, alt_b: np.ndarray, tol_a: float, tol_b: float,
@@ -109,17 +109,19 @@ def _pair(rig: CameraRig, a: int, b: int, alt_a: np.ndarray, alt_b: np.ndarray, 
     kept = kept[np.argsort(-count.ravel()[kept], kind="stable")[:config.max_kept]]
     faces = X.reshape(ka * kb, n, 3)[kept]
     key = faces[:, list(CLUSTER_POINTS)]                                                 # (Q, P, 3)
-    distance = np.nanmedian(np.linalg.norm(key[:, None] - key[None], axis=-1), axis=-1)   # (Q, Q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)             # faces with no key point in common: NaN
+        distance = np.nanmedian(np.linalg.norm(key[:, None] - key[None], axis=-1), axis=-1)   # (Q, Q)
+        worst = np.fmax(err_a, err_b).reshape(ka * kb, n)[kept]
+        median = np.nanmedian(worst, axis=1)
     near = np.nan_to_num(distance, nan=np.inf) <= config.cluster_cm
     support = near.sum(axis=1)
     centre = int(np.argmax(support))
     # The cluster's member whose landmarks agree best: most agreeing, then smallest median error.
-    worst = np.fmax(err_a, err_b).reshape(ka * kb, n)[kept]
-    median = np.nanmedian(np.where(np.isfinite(worst), worst, np.nan), axis=1)
     members = np.flatnonzero(near[centre])
     best = members[np.lexsort((median[members], -count.ravel()[kept][members]))[0]]
     i, j = divmod(int(kept[best]), kb)
-    return _PairResult(int(support[centre]), i, j, faces[best], ka * kb)
+    return _PairResult(int(support[centre]), i, j, ka * kb)
 
 
 def choose_alternatives(rig: CameraRig, alternatives: Sequence[np.ndarray | None], tolerance: np.ndarray,
