@@ -70,6 +70,7 @@ IBUG_FROM_MESH = np.array([
 # and on its eyes from a crop 0.15 box sides lower and right and 0.6 times the size).
 ALTERNATIVE_SCALES = (0.9, 1.1, 1.3, 1.5)
 ALTERNATIVE_SHIFTS = (-0.15, 0.0, 0.15)
+ALTERNATIVE_PASSES = 2          # mesh runs per alternative crop: on it, then on the mesh's own crop
 
 
 def alternative_boxes(boxes_px: np.ndarray) -> np.ndarray:
@@ -95,8 +96,9 @@ class FaceMeshConfig:
     face, the first on the detector's box, each later one on the crop the previous mesh
     gives (``crop_from_mesh``); refine_eyes: eyelids and pupils from MediaPipe's iris model
     (annotate.detect.iris) on crops of eye_roi_scale times the eye's corner distance;
-    crop_alternatives: also each face's points from the ``ALTERNATIVE_CROPS`` about its
-    detector box (``FaceDetections.alternatives_px``, for ``annotate.geometry.crop_consensus``);
+    crop_alternatives: also each face's points from the alternative first crops about its
+    detector box (``alternative_boxes``; ``FaceDetections.alternatives_px``, for
+    ``annotate.geometry.crop_consensus``);
     threads: the runtime's CPU threads."""
 
     box_margin: float = 0.25
@@ -173,8 +175,14 @@ class FaceMeshDetector:
     def mesh_in(self, image: np.ndarray, faces: FaceBoxes) -> np.ndarray:
         """(N, 468, 2) mesh vertices in image pixels, one mesh per face: ``roi_passes`` runs,
         the first on the detector's box, each later one on the crop of the previous mesh."""
-        mesh = self.mesh_on_crops(image, crop_to_image(faces.boxes_px, faces.keypoints_px, self.config.roi_scale))
-        for _ in range(self.config.roi_passes - 1):
+        first = crop_to_image(faces.boxes_px, faces.keypoints_px, self.config.roi_scale)
+        return self.mesh_recropped(image, first, self.config.roi_passes)
+
+    def mesh_recropped(self, image: np.ndarray, first_maps: np.ndarray, passes: int) -> np.ndarray:
+        """(N, 468, 2) meshes from ``passes`` runs: the first on the (N, 2, 3) crops
+        ``first_maps``, each later one on the crop the previous mesh gives (``crop_from_mesh``)."""
+        mesh = self.mesh_on_crops(image, first_maps)
+        for _ in range(passes - 1):
             mesh = self.mesh_on_crops(image, crop_from_mesh(mesh, self.config.roi_scale))
         return mesh
 
@@ -201,8 +209,7 @@ class FaceMeshDetector:
         boxes = alternative_boxes(faces.boxes_px)                                      # (N, K, 4)
         k = boxes.shape[1]
         keypoints = np.repeat(np.asarray(faces.keypoints_px, dtype=np.float64), k, axis=0)
-        mesh = self.mesh_on_crops(image, crop_to_image(boxes.reshape(-1, 4), keypoints, 1.0))
-        mesh = self.mesh_on_crops(image, crop_from_mesh(mesh, self.config.roi_scale))
+        mesh = self.mesh_recropped(image, crop_to_image(boxes.reshape(-1, 4), keypoints, 1.0), ALTERNATIVE_PASSES)
         return mesh.reshape(n, k, NUM_MESH, 2)
 
     def points_from_meshes(self, image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
