@@ -5,7 +5,7 @@
     annotate synth   --out ROOT [--sequence synth_000] [--config CFG] [overrides]
     annotate download [--config CFG] [--root ROOT] [--sequences S ...] [--base-url URL] [--cameras C ...]
     annotate ingest  --root ROOT --sequence NAME --out DIR [--config CFG]
-    annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG]
+    annotate triangulate --root ROOT --sequence NAME --ingest DIR --out DIR [--config CFG] [--workers N]
     annotate head-model --faces3d F [F ...] --out head_model.json [--config CFG]
     annotate label   --faces3d F --cameras F --model M --out DIR [--config CFG]
     annotate convert-labels --model head_model.json (--labels F --cameras F | --fits F) --out F
@@ -85,11 +85,17 @@ def cmd_label(args) -> None:
     print(f"labels: {Path(args.out) / LABEL_FILES['labels']}")
 
 
+def _default_workers() -> int:
+    from annotate.core.cpus import available_cpus
+
+    return available_cpus()
+
+
 def cmd_triangulate(args) -> None:
     from annotate.core.results import TRIANGULATE_FILES
     from annotate.stages import triangulate
 
-    print(triangulate.run(_config(args), args.root, args.sequence, args.ingest, args.out))
+    print(triangulate.run(_config(args), args.root, args.sequence, args.ingest, args.out, workers=args.workers))
     out = Path(args.out)
     print(f"faces3d: {out / TRIANGULATE_FILES['faces3d']}; detections: {out / TRIANGULATE_FILES['detections2d']}")
 
@@ -192,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--sequence", required=True)
     sp.add_argument("--ingest", required=True, help="the sequence's ingest folder (cameras, bodies, faces3d tables)")
     sp.add_argument("--out", required=True)
+    sp.add_argument("--workers", type=int, default=_default_workers(),
+                    help="processes that detect the cameras' views (image backends; at most one per camera "
+                         "and CPU; the results do not depend on it). Default: the available CPUs")
 
     sp = add("convert-labels", cmd_convert_labels, "convert labels or head fits of schema 1.x (eye-mouth zero "
              "pose) to 2.x (WHENet's zero pose); docs/conventions.md")

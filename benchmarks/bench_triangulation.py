@@ -40,6 +40,7 @@ from annotate.detect.heads import priors_from_bodies  # noqa: E402
 from annotate.geometry.rotations import geodesic_distance  # noqa: E402
 from annotate.geometry.triangulation import TriangulationConfig, triangulate_points  # noqa: E402
 from annotate.labels.frame_views import detect_views, make_backend  # noqa: E402
+from annotate.labels.view_search import SerialViews  # noqa: E402
 from annotate.panoptic.tables import load_bodies, load_cameras, load_faces3d  # noqa: E402
 from annotate.stages.head_model import run as run_head_model  # noqa: E402
 from annotate.stages.ingest import run as run_ingest  # noqa: E402
@@ -130,7 +131,7 @@ def collect_views(frames: int, work: Path):
     for k, frame in enumerate(np.unique(bodies.frame)):
         rows = bodies.frame == frame
         priors = priors_from_bodies(bodies.person[rows], bodies.joints[rows], bodies.confidence[rows])
-        views = detect_views(rig, backend, int(frame), priors, max_cost)
+        views = detect_views(rig, SerialViews(backend), int(frame), priors, max_cost)
         points.append(views.points_px)
         conf.append(views.confidence)
         true.append(clean[k, [person_pos[int(p)] for p in priors.person]])

@@ -15,6 +15,12 @@ rule triangulate:
         rejections=str(SEQ.triangulate("rejections")),
         detections=str(SEQ.triangulate("detections2d")),
         summary=str(SEQ.triangulate("summary")),
+    # Image backends detect the cameras' views in parallel processes (the results do not
+    # depend on how many), each holding its own models: about 0.6 GB of private memory
+    # (docs/triangulation.md); the synthetic stand-in reads no image and runs in one.
+    threads: 1 if SYNTHETIC else workflow.cores
+    resources:
+        mem_mb=lambda wildcards, threads: max(4000, 1000 + 700 * threads),
     params:
         root=SEQUENCE_ROOT,
         config=stage_config(CFG, "triangulate"),

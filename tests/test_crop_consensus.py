@@ -115,3 +115,33 @@ def test_a_frames_views_take_the_chosen_crops():
     assert (chosen.confidence[:2, 0, 68:] == 0).all() and (chosen.confidence[:, 0, :68] == 1).all()
     small, changed = with_crop_consensus(rig, views, None, ConsensusConfig(min_face_px=10_000))
     assert changed == 0 and np.array_equal(small.points_px, default, equal_nan=True)
+
+
+def test_only_the_views_with_the_largest_faces_take_part():
+    """max_views bounds the pairs compared: the views with the largest faces take part. Here
+    the smallest face's crops are all right, so without the bound its pairs win; with
+    max_views 2 it keeps its own points."""
+    from annotate.geometry.face_views import face_size_px
+    from annotate.labels.frame_views import FrameViews, with_crop_consensus
+
+    rng = np.random.default_rng(11)
+    rig, face = scene()
+    size = face_size_px(rig.project_world(face)[:, None])[:, 0]                      # (C,)
+    smallest = int(np.argmin(size))
+    others = [c for c in range(3) if c != smallest]
+    true = rig.project_world(face)
+    alternatives = [true[c][None] + rng.normal(scale=0.5, size=(6 if c == smallest else 4, 70, 2)) for c in range(3)]
+    for c in others:                     # and 10 wrong crops each, scattered (no agreeing wrong pair)
+        scattered = true[c][None] + rng.uniform(-30, 30, size=(10, 1, 2)) + rng.normal(scale=0.5, size=(10, 70, 2))
+        alternatives[c] = np.concatenate([scattered, alternatives[c]])
+    default = np.stack([alt[0] for alt in alternatives])[:, None] + 3.0             # (C, 1, 70, 2)
+    views = FrameViews(default.copy(), np.ones((3, 1, 70)), 3, [], [], 3,
+                       {(c, 0): alternatives[c] for c in range(3)})
+    every, _ = with_crop_consensus(rig, views, None)
+    assert not np.array_equal(every.points_px[smallest], default[smallest])
+    bounded, changed = with_crop_consensus(rig, views, None, ConsensusConfig(max_views=2))
+    assert changed == 1
+    np.testing.assert_array_equal(bounded.points_px[smallest], default[smallest])
+    assert all(not np.array_equal(bounded.points_px[c], default[c]) for c in others)
+    with pytest.raises(ValueError, match="max_views"):
+        ConsensusConfig(max_views=1)

@@ -311,12 +311,14 @@ def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_
     turned = load_faces3d(tmp_path / "tri" / "faces3d.parquet")
     assert len(turned) == len(reference) >= 3
     # The same person: the face whose landmarks are nearest (median over landmarks, cm;
-    # re-encoding moves A's points by 0.4 cm, the others' by 0.04-0.12 cm; points mapped
-    # back the wrong way would not triangulate at all).
+    # points mapped back the wrong way would not triangulate at all). The crop consensus
+    # takes crops whose 3D face lies within ConsensusConfig.cluster_cm (1 cm) of the
+    # consensus, so on re-encoded pictures two runs may take faces up to 2 cm apart
+    # (measured: 0.07-1.69 cm).
     index, distance = nearest_faces(reference.landmarks, turned.landmarks)
     for j, d in zip(index, distance):
         error = turned.repro_error[j]
-        assert d <= 1.0 and np.median(error[error < 1e4]) <= 3.0, (distance, error)
+        assert d <= 2.0 and np.median(error[error < 1e4]) <= 3.0, (distance, error)
 
 
 def test_cameras_started_at_different_times_are_put_back_in_step_by_their_offsets(haggling, tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from annotate.detect.association import associate_view
-from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
+from annotate.detect.base import LandmarkBackend
 from annotate.detect.cross_view import CrossViewConfig, associate_frame
 from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies, project_priors
 from annotate.detect.tracking import Tracker
@@ -28,7 +28,10 @@ from annotate.geometry.cameras import CameraRig
 from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
 from annotate.geometry.face_views import face_size_px, threshold_tolerance
 from annotate.head.head_frame import NUM_LANDMARKS
+from annotate.labels.view_search import ParallelViews, SerialViews
 from annotate.panoptic.tables import load_bodies
+
+ViewSearch = SerialViews | ParallelViews
 
 @dataclass
 class BodyIndex:
@@ -123,25 +126,19 @@ class FrameViews:
     alternatives: dict = field(default_factory=dict)
 
 
-def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: HeadPriors, max_cost: float,
-                 image_of=None) -> FrameViews:
-    """Run the backend on every view of ``frame`` and assign the faces to the priors' people.
-
-    image_of: ``(camera, frame) -> (H, W, 3) RGB or None``, for backends that need images
-    (views without an image are skipped).
-    """
+def detect_views(rig: CameraRig, views: ViewSearch, frame: int, priors: HeadPriors, max_cost: float) -> FrameViews:
+    """Run the backend on every view of ``frame`` (``annotate.labels.view_search``: in this
+    process or in workers) and assign the faces to the priors' people."""
     C, P = len(rig), len(priors)
     points = np.full((C, P, NUM_LANDMARKS, 2), np.nan)
     conf = np.zeros((C, P, NUM_LANDMARKS))
     boxes = head_boxes_px(rig, priors)                                       # (C, P, 4)
     anchors_px, centre_px, radius_px = project_priors(rig, priors)
-    detections, unassociated, no_image, alternatives = 0, [], [], {}
+    found = views.detect(frame, [b[np.isfinite(b).all(axis=1)] for b in boxes])
+    detections, unassociated, alternatives = 0, [], {}
+    no_image = [(c, *found[c].no_image) for c in range(C) if found[c].no_image is not None]
     for c in range(C):
-        image = image_of(c, frame) if image_of is not None else None
-        if backend.needs_images and image is None:
-            no_image.append(c)
-            continue
-        faces = backend.detect(ViewInput(frame, c, image, boxes[c][np.isfinite(boxes[c]).all(axis=1)])).to_face70()
+        faces = found[c].faces
         owner = associate_view(faces, anchors_px[c], centre_px[c], radius_px[c], max_cost)
         detections += len(faces)
         unassociated += [(c, int(d), len(faces), faces.points_px[d], faces.confidence[d])
@@ -154,8 +151,8 @@ def detect_views(rig: CameraRig, backend: LandmarkBackend, frame: int, priors: H
     return FrameViews(points, conf, detections, unassociated, no_image, C - len(no_image), alternatives)
 
 
-def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tracker: Tracker,
-                       config: CrossViewConfig = CrossViewConfig(), image_of=None,
+def detect_views_cross(rig: CameraRig, views: ViewSearch, frame: int, tracker: Tracker,
+                       config: CrossViewConfig = CrossViewConfig(),
                        search: HeadPriors | None = None) -> tuple[FrameViews, np.ndarray]:
     """The prior-free path for one frame: faces in every view, grouped into people across
     views (``annotate.detect.cross_view``), ids from the tracker. Returns the frame's views
@@ -165,19 +162,15 @@ def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tra
     ``search_priors``), and a view that sees none of them is not searched.
     """
     C = len(rig)
-    boxes = None if search is None else head_boxes_px(rig, search)               # (C, P, 4)
-    faces, no_image = [], []
-    for c in range(C):
-        image = image_of(c, frame) if image_of is not None else None
-        if backend.needs_images and image is None:
-            no_image.append(c)
-            faces.append(FaceDetections.empty())
-            continue
-        where = np.zeros((0, 4)) if boxes is None else boxes[c][np.isfinite(boxes[c]).all(axis=1)]
-        if boxes is not None and not len(where):
-            faces.append(FaceDetections.empty())                 # no tracked head in this view
-            continue
-        faces.append(backend.detect(ViewInput(frame, c, image, where)).to_face70())
+    if search is None:
+        requests = [np.zeros((0, 4))] * C
+    else:
+        boxes = head_boxes_px(rig, search)                                                 # (C, P, 4)
+        requests = [b[np.isfinite(b).all(axis=1)] for b in boxes]
+        requests = [r if len(r) else None for r in requests]                  # no tracked head in this view
+    found = views.detect(frame, requests)
+    faces = [found[c].faces for c in range(C)]
+    no_image = [(c, *found[c].no_image) for c in range(C) if found[c].no_image is not None]
     groups = associate_frame(rig, faces, config)
     person = tracker.update(frame, groups.head_world) if len(groups) else np.zeros(0, np.int64)
     G = len(groups)
@@ -198,12 +191,12 @@ def detect_views_cross(rig: CameraRig, backend: LandmarkBackend, frame: int, tra
     return views, person
 
 
-
 def with_crop_consensus(rig: CameraRig, views: FrameViews, threshold_face_px: float | None,
                         config: ConsensusConfig = ConsensusConfig()) -> tuple[FrameViews, int]:
     """The frame's views with each person's points taken from the alternative crops the
-    views agree on (``annotate.geometry.crop_consensus``), where the backend gave
-    alternatives; and how many people changed. threshold_face_px: as the triangulation's
+    views agree on (``annotate.geometry.crop_consensus``: the ``max_views`` views with the
+    largest faces of at least ``min_face_px``), where the backend gave alternatives; and how
+    many people changed. threshold_face_px: as the triangulation's
     (pixel thresholds grow with faces over it)."""
     if not views.alternatives:
         return views, 0
@@ -213,8 +206,9 @@ def with_crop_consensus(rig: CameraRig, views: FrameViews, threshold_face_px: fl
     points = views.points_px.copy()
     changed = 0
     for p in range(P):
-        alternatives = [views.alternatives.get((c, p)) if size[c, p] >= config.min_face_px else None
-                        for c in range(C)]
+        taking_part = np.flatnonzero(size[:, p] >= config.min_face_px)
+        taking_part = taking_part[np.argsort(-size[taking_part, p], kind="stable")[:config.max_views]]
+        alternatives = [views.alternatives.get((c, p)) if c in taking_part else None for c in range(C)]
         if sum(a is not None for a in alternatives) < 2:
             continue
         chosen = choose_alternatives(rig, alternatives, tolerance[:, p], config).choice

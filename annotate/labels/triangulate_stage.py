@@ -47,6 +47,8 @@ from __future__ import annotations
 import time
 import warnings
 from collections import Counter
+from contextlib import contextmanager
+from typing import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +56,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from annotate.core.cpus import capped_workers
 from annotate.core.tables import StreamingTableWriter, read_table, write_table
 from annotate.detect.base import LandmarkBackend
 from annotate.detect.cross_view import CrossViewConfig
@@ -62,8 +65,9 @@ from annotate.geometry.cameras import CameraRig
 from annotate.detect.tracking import Tracker, TrackingConfig
 from annotate.head.face_model import scale_against_mean_face
 from annotate.head.head_frame import NUM_LANDMARKS
-from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, body_index, detect_views,
+from annotate.labels.frame_views import (BodyIndex, CameraImages, FrameViews, ViewSearch, body_index, detect_views,
                                          detect_views_cross, with_crop_consensus)
+from annotate.labels.view_search import ParallelViews, SerialViews
 from annotate.labels.triangulate_errors import NothingTriangulatedError, nothing_triangulated_message
 from annotate.geometry.face_views import consistent_views, threshold_tolerance
 from annotate.geometry.triangulation import TriangulationConfig, seen_views, triangulate_points
@@ -187,9 +191,9 @@ class _Run:
     """State of one stage run: inputs, outputs, previous frame's faces, counters."""
 
     def __init__(self, rig: CameraRig, camera_index: np.ndarray, sequence: str, backend: LandmarkBackend,
-                 config: StageConfig, images: CameraImages | None, faces_out, rejections_out, detections_out):
+                 config: StageConfig, views: ViewSearch, faces_out, rejections_out, detections_out):
         self.rig, self.camera_index, self.sequence = rig, camera_index, sequence
-        self.backend, self.config, self.images = backend, config, images
+        self.backend, self.config, self.views = backend, config, views
         self.faces_out, self.rejections_out, self.detections_out = faces_out, rejections_out, detections_out
         self.pending = _Pending()
         self.previous: tuple[np.ndarray, np.ndarray] | None = None   # person ids, (P, 70, 3)
@@ -224,17 +228,16 @@ class _Run:
 
     def detect_frame(self, frame: int, bodies: BodyIndex) -> None:
         """Detect and associate in every view; queue the frame's observations."""
-        image_of = self.images.image if self.images is not None else None
         if self.mode == "priors":
             priors = self.priors(frame, bodies)
-            views = detect_views(self.rig, self.backend, frame, priors, self.config.association_max_cost, image_of)
+            views = detect_views(self.rig, self.views, frame, priors, self.config.association_max_cost)
             person, why = priors.person, (f"is farther than {self.config.association_max_cost} head radii "
                                           f"from every person's head prior")
         else:
             search = self.tracker.search_priors(frame) if getattr(self.backend, "searches_head_boxes", False) else None
             self.summary.whole_image_frames += search is None
-            views, person = detect_views_cross(self.rig, self.backend, frame, self.tracker, self.config.cross_view,
-                                               image_of, search)
+            views, person = detect_views_cross(self.rig, self.views, frame, self.tracker, self.config.cross_view,
+                                               search)
             why = (f"matches no face of another view (median keypoint epipolar distance <= "
                    f"{self.config.cross_view.max_epipolar} face sizes, plausible depth, reprojection <= "
                    f"{self.config.cross_view.max_reprojection} face sizes): seen in one view only, or not "
@@ -248,13 +251,8 @@ class _Run:
         self.summary.people_found += len(person)
         for camera, d, n, _, _ in views.unassociated:
             self._reject(frame, None, self.rig.names[camera], UNASSOCIATED_FACE, f"face {d} of {n} {why}")
-        for camera in views.no_image:
-            name = self.rig.names[camera]
-            reason, message = self.images.missing.get(camera, ("missing_image", ""))
-            self._reject(frame, None, name, reason,
-                         f"no image of frame {frame} for camera {name} in its {self.images.sources[camera]}: "
-                         f"view skipped"
-                         + (f" ({message})" if message else ""))
+        for camera, reason, message in views.no_image:
+            self._reject(frame, None, self.rig.names[camera], reason, message)
         self.pending.frames.append((frame, person))
         self.pending.points.append(views.points_px)
         self.pending.confidence.append(views.confidence)
@@ -402,7 +400,8 @@ def selected_frames(bodies_path: str | Path | None, published_faces_path: str | 
 def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_path: str | Path | None,
                          frames: np.ndarray, backend: LandmarkBackend, out_dir: str | Path,
                          config: StageConfig = StageConfig(), frame_source: str = "auto",
-                         progress: bool | None = None) -> StageSummary:
+                         progress: bool | None = None, workers: int = 1,
+                         backend_factory: Callable[[], LandmarkBackend] | None = None) -> StageSummary:
     """Write ``out_dir/faces3d.parquet`` (source=triangulated), ``out_dir/rejections.parquet``
     and ``out_dir/detections2d.parquet`` (the associated 2D detections, for the audit).
 
@@ -411,7 +410,10 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
     None); frames: (F,) frame numbers to process, in order; frame_source: 'auto', 'video'
     (hdVideos) or 'images' (hdImgs) for image-based backends. progress: a bar over the
     frames (None: only on a terminal, as the label stage; 2D detection of a real sequence
-    with FAN takes hours).
+    with FAN takes hours). workers: processes that detect the views of each frame
+    (``annotate.labels.view_search``; at most one per camera and per available CPU), for
+    image backends, each with its own backend from ``backend_factory`` (picklable; needed
+    for workers > 1); the outputs do not depend on it.
     """
     from tqdm import tqdm
 
@@ -419,8 +421,6 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
     info = load_camera_info(cameras_path)
     rig, sequence = info.rig, str(read_table(cameras_path, "cameras", columns=["sequence"]).column("sequence")[0])
     frames = np.asarray(frames, dtype=np.int64)
-    images = CameraImages(Path(seq_dir), rig.names, frames, frame_source,
-                          load_frame_offsets(cameras_path)) if backend.needs_images else None
     bodies = body_index(bodies_path)
     out_dir = Path(out_dir)
     if not len(frames):
@@ -428,10 +428,12 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
             f"no frame to triangulate: the ingest selected none (bodies table {bodies_path}, frames table "
             f"beside it); check the ingest's frame range (ingest.frame_start/frame_end) and that the sequence "
             f"has hdFace3d/hdPose3d files or images/videos (detect.frames_from)", StageSummary())
-    with StreamingTableWriter(out_dir / "faces3d.parquet", "faces3d") as faces_out, \
+    views = view_search(seq_dir, cameras_path, rig, frames, backend, frame_source, workers, backend_factory)
+    with views_closed(views), \
+            StreamingTableWriter(out_dir / "faces3d.parquet", "faces3d") as faces_out, \
             StreamingTableWriter(out_dir / "rejections.parquet", "rejections") as rejections_out, \
             StreamingTableWriter(out_dir / "detections2d.parquet", "detections2d") as detections_out:
-        run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, images, faces_out,
+        run = _Run(rig, info.camera_index.astype(np.int16), sequence, backend, config, views, faces_out,
                    rejections_out, detections_out)
         run.mode = association_mode(config.association, bodies)
         run.summary.association = run.mode
@@ -443,12 +445,34 @@ def triangulate_sequence(seq_dir: str | Path, cameras_path: str | Path, bodies_p
             if len(run.pending) >= config.chunk_frames:
                 run.flush()
         summary = run.finish()
-    if hasattr(backend, "turn_summary"):
-        summary.image_rotation = backend.turn_summary(rig.names)
+    summary.image_rotation = views.turn_summary(rig.names)
     summary.seconds = time.perf_counter() - start
     if summary.faces_written == 0:
         raise NothingTriangulatedError(nothing_triangulated_message(summary, backend, config, out_dir), summary)
     return summary
+
+
+def view_search(seq_dir: str | Path, cameras_path: str | Path, rig: CameraRig, frames: np.ndarray,
+                backend: LandmarkBackend, frame_source: str, workers: int,
+                backend_factory: Callable[[], LandmarkBackend] | None) -> ViewSearch:
+    """Where the views are detected: in ``workers`` processes (capped at the cameras and the
+    available CPUs) for image backends with a factory, else in this process."""
+    offsets = load_frame_offsets(cameras_path)
+    workers = min(capped_workers(workers), len(rig))
+    if not backend.needs_images:
+        return SerialViews(backend)
+    if workers > 1 and backend_factory is not None:
+        return ParallelViews(backend_factory, seq_dir, rig.names, frames, frame_source, offsets, workers)
+    return SerialViews(backend, CameraImages(Path(seq_dir), rig.names, frames, frame_source, offsets))
+
+
+@contextmanager
+def views_closed(views: ViewSearch):
+    """Close the view search (its workers) however the run ends."""
+    try:
+        yield views
+    finally:
+        views.close()
 
 
 def association_mode(setting: str, bodies: BodyIndex) -> str:

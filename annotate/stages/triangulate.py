@@ -9,9 +9,13 @@ from annotate.core.atomic import write_json_atomic
 from annotate.core.results import INGEST_FILES, TRIANGULATE_FILES
 
 
-def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path):
+def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, out_dir: str | Path,
+        workers: int = 1):
     """Detect and triangulate ``root/sequence``: ``TRIANGULATE_FILES`` faces3d (source
-    triangulated), detections2d, rejections and summary in ``out_dir``."""
+    triangulated), detections2d, rejections and summary in ``out_dir``. workers: processes
+    that detect the views (image backends; ``annotate.labels.view_search``)."""
+    from functools import partial
+
     from annotate.labels.frame_views import make_backend
     from annotate.labels.triangulate_stage import triangulate_sequence
     from annotate.panoptic.tables import load_cameras
@@ -20,10 +24,12 @@ def run(config: dict, root: str | Path, sequence: str, ingest_dir: str | Path, o
     cameras, bodies = ingest_dir / INGEST_FILES["cameras"], ingest_dir / INGEST_FILES["bodies"]
     seq_dir = Path(root) / sequence
     config = with_detect_backend(config, seq_dir)          # detect.backend auto: per sequence
-    backend = make_backend(config, seq_dir, load_cameras(cameras))
+    rig = load_cameras(cameras)
+    backend = make_backend(config, seq_dir, rig)
     frames = _frames(ingest_dir, bodies)
     summary = triangulate_sequence(seq_dir, cameras, bodies, frames, backend, out_dir,
-                                   triangulate_stage_config(config), frame_source=config["detect"]["frames_from"])
+                                   triangulate_stage_config(config), frame_source=config["detect"]["frames_from"],
+                                   workers=workers, backend_factory=partial(make_backend, config, seq_dir, rig))
     write_json_atomic(out_dir / TRIANGULATE_FILES["summary"], {"backend": backend.name, **summary.as_dict()})
     return summary
 
