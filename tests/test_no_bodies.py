@@ -292,6 +292,24 @@ def test_the_turned_calibration_projects_where_the_turned_images_have_the_points
                                    atol=1e-6)
 
 
+def test_the_views_detected_in_two_workers_give_the_same_tables(haggling, tmp_path):
+    """annotate.labels.view_search: the triangulate stage on the real frames with its views
+    detected in 2 worker processes writes the same tables as in one (the fixture's run)."""
+    work, one = haggling
+    cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated"})
+    two = run_triangulate(cfg, DATA, "haggling_demo", work / "ingest", tmp_path / "tri", workers=2)
+    assert one.faces_written == two.faces_written == 4
+    assert one.as_dict() | {"seconds": 0} == two.as_dict() | {"seconds": 0}
+    for table, column in (("detections2d", "landmarks_px"), ("faces3d", "landmarks_world")):
+        a, b = (np.array(pq.read_table(folder / f"{table}.parquet").column(column).to_pylist(), dtype=np.float64)
+                for folder in (work / "tri", tmp_path / "tri"))
+        np.testing.assert_array_equal(a, b)
+    for table in ("detections2d", "faces3d", "rejections"):
+        a, b = (pq.read_table(folder / f"{table}.parquet") for folder in (work / "tri", tmp_path / "tri"))
+        others = [c for c in a.column_names if not c.startswith("landmarks")]
+        assert a.select(others).equals(b.select(others)), table
+
+
 def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_path):
     """The test frames with three cameras stored turned (as if mounted on their side and
     upside down) and their calibration to match: detect.image_rotation auto finds each

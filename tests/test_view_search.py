@@ -1,43 +1,18 @@
-"""The views of each frame detected in worker processes (annotate.labels.view_search): the
-same outputs as in one process, worker failures named, image-rotation summaries merged."""
+"""The views of each frame detected in worker processes (annotate.labels.view_search):
+worker failures named, image-rotation summaries merged (the same outputs as in one process
+on the real frames: tests/test_no_bodies.py)."""
 from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from annotate.config import resolve_config
 from annotate.labels.view_search import ViewWorkerError, merge_turn_summaries
 
 DATA = Path(__file__).parent / "data"
-
-
-def _landmarks(path: Path, column: str) -> np.ndarray:
-    return np.array(pq.read_table(path).column(column).to_pylist(), dtype=np.float64)
-
-
-def test_real_frames_give_the_same_outputs_with_workers(tmp_path):
-    """The triangulate stage on the real test frames (Face Mesh with its crop consensus on
-    MTCNN faces, cross-view association): 1 process and 2 workers write the same tables."""
-    from annotate.stages.ingest import run as run_ingest
-    from annotate.stages.triangulate import run as run_triangulate
-
-    cfg = resolve_config({"detect": {"frames_from": "images"}, "landmarks3d": "triangulated"})
-    run_ingest(cfg, DATA, "haggling_demo", tmp_path / "ingest")
-    one = run_triangulate(cfg, DATA, "haggling_demo", tmp_path / "ingest", tmp_path / "one", workers=1)
-    two = run_triangulate(cfg, DATA, "haggling_demo", tmp_path / "ingest", tmp_path / "two", workers=2)
-    assert one.faces_written == two.faces_written == 4
-    assert one.as_dict() | {"seconds": 0} == two.as_dict() | {"seconds": 0}
-    for table, column in (("detections2d", "landmarks_px"), ("faces3d", "landmarks_world")):
-        a, b = (_landmarks(tmp_path / run / f"{table}.parquet", column) for run in ("one", "two"))
-        np.testing.assert_array_equal(a, b)
-    for table in ("detections2d", "faces3d", "rejections"):
-        a, b = (pq.read_table(tmp_path / run / f"{table}.parquet") for run in ("one", "two"))
-        assert a.drop_columns([c for c in a.column_names if c.startswith("landmarks")]).equals(
-            b.drop_columns([c for c in b.column_names if c.startswith("landmarks")])), table
 
 
 def test_a_failing_worker_is_named_with_its_error(tmp_path):
