@@ -25,10 +25,10 @@ from annotate.detect.cross_view import CrossViewConfig, associate_frame
 from annotate.detect.heads import HeadPriors, head_boxes_px, priors_from_bodies, project_priors
 from annotate.detect.tracking import Tracker
 from annotate.geometry.cameras import CameraRig
-from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
+from annotate.geometry.crop_consensus import ConsensusConfig
 from annotate.geometry.face_views import face_size_px, threshold_tolerance
 from annotate.head.head_frame import NUM_LANDMARKS
-from annotate.labels.view_search import ParallelViews, SerialViews
+from annotate.labels.view_search import ParallelViews, SerialViews, choose_crops
 from annotate.panoptic.tables import load_bodies
 
 ViewSearch = SerialViews | ParallelViews
@@ -192,26 +192,31 @@ def detect_views_cross(rig: CameraRig, views: ViewSearch, frame: int, tracker: T
 
 
 def with_crop_consensus(rig: CameraRig, views: FrameViews, threshold_face_px: float | None,
-                        config: ConsensusConfig = ConsensusConfig()) -> tuple[FrameViews, int]:
+                        config: ConsensusConfig = ConsensusConfig(), search: ViewSearch | None = None
+                        ) -> tuple[FrameViews, int]:
     """The frame's views with each person's points taken from the alternative crops the
     views agree on (``annotate.geometry.crop_consensus``: the ``max_views`` views with the
     largest faces of at least ``min_face_px``), where the backend gave alternatives; and how
     many people changed. threshold_face_px: as the triangulation's
-    (pixel thresholds grow with faces over it)."""
+    (pixel thresholds grow with faces over it). search: where the consensus of each face is
+    computed (``ViewSearch.choose_crops``: in its workers); None = here."""
     if not views.alternatives:
         return views, 0
     C, P = views.points_px.shape[:2]
     tolerance = threshold_tolerance(views.points_px, threshold_face_px)                  # (C, P)
     size = face_size_px(views.points_px)                                                 # (C, P)
-    points = views.points_px.copy()
-    changed = 0
+    people, tasks = [], []
     for p in range(P):
         taking_part = np.flatnonzero(size[:, p] >= config.min_face_px)
         taking_part = taking_part[np.argsort(-size[taking_part, p], kind="stable")[:config.max_views]]
         alternatives = [views.alternatives.get((c, p)) if c in taking_part else None for c in range(C)]
-        if sum(a is not None for a in alternatives) < 2:
-            continue
-        chosen = choose_alternatives(rig, alternatives, tolerance[:, p], config).choice
+        if sum(a is not None for a in alternatives) >= 2:
+            people.append(p)
+            tasks.append((alternatives, tolerance[:, p]))
+    choices = (search.choose_crops if search is not None else choose_crops)(rig, tasks, config)
+    points = views.points_px.copy()
+    changed = 0
+    for p, (alternatives, _), chosen in zip(people, tasks, choices):
         for c in np.flatnonzero(chosen >= 0):
             points[c, p] = alternatives[c][chosen[c]]
         changed += bool((chosen >= 0).any())

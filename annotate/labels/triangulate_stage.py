@@ -242,7 +242,7 @@ class _Run:
                    f"{self.config.cross_view.max_epipolar} face sizes, plausible depth, reprojection <= "
                    f"{self.config.cross_view.max_reprojection} face sizes): seen in one view only, or not "
                    f"consistent with the calibration")
-        views, changed = with_crop_consensus(self.rig, views, self.config.threshold_face_px)
+        views, changed = with_crop_consensus(self.rig, views, self.config.threshold_face_px, search=self.views)
         self.summary.crop_consensus_faces += changed
         self.summary.detections += views.detections
         self.summary.associated += views.detections - len(views.unassociated)

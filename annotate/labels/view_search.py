@@ -8,8 +8,11 @@ cameras for the whole run (camera c goes to worker c mod W): a camera's video de
 which reads its frames in order, and its image-rotation decision stay in one process. The
 main process keeps the association, tracking and triangulation, which need every view.
 
-Both classes answer ``detect(frame, requests)`` with one ``ViewResult`` per camera, so the
-stage's output does not depend on the number of workers (tests/test_view_search.py).
+Both classes answer ``detect(frame, requests)`` with one ``ViewResult`` per camera, and
+``choose_crops(rig, tasks, config)`` with each face's crop consensus
+(``annotate.geometry.crop_consensus``; in the workers, the faces dealt out in turn: the
+consensus is the other large cost, about 0.3 s of CPU per pair of views of a face), so the
+stage's output does not depend on the number of workers (tests/test_no_bodies.py).
 
 Requests, per camera: ``None`` = do not search this view (no tracked head in it); an
 (K, 4) array of head boxes to search (K = 0: the whole image).
@@ -24,6 +27,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from annotate.detect.base import FaceDetections, LandmarkBackend, ViewInput
+from annotate.geometry.cameras import CameraRig
+from annotate.geometry.crop_consensus import ConsensusConfig, choose_alternatives
+
+# One face's crop consensus: its alternatives per view ((K, L, 2) or None), and the views'
+# (C,) tolerance factors (``annotate.geometry.crop_consensus.choose_alternatives``).
+ConsensusTask = tuple[list, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -33,6 +42,11 @@ class ViewResult:
 
     faces: FaceDetections
     no_image: tuple[str, str] | None = None
+
+
+def choose_crops(rig: CameraRig, tasks: Sequence[ConsensusTask], config: ConsensusConfig) -> list[np.ndarray]:
+    """Each task's (C,) chosen alternatives (``crop_consensus.choose_alternatives``)."""
+    return [choose_alternatives(rig, alternatives, tolerance, config).choice for alternatives, tolerance in tasks]
 
 
 class SerialViews:
@@ -67,6 +81,10 @@ class SerialViews:
         name = self.images.cameras[camera]
         return reason, (f"no image of frame {frame} for camera {name} in its {self.images.sources[camera]}: "
                         f"view skipped" + (f" ({message})" if message else ""))
+
+    def choose_crops(self, rig: CameraRig, tasks: Sequence[ConsensusTask], config: ConsensusConfig) -> list[np.ndarray]:
+        """Each task's (C,) chosen alternatives, here (``choose_crops``)."""
+        return choose_crops(rig, tasks, config)
 
     def turn_summary(self, camera_names: Sequence[str]) -> dict:
         """The backend's image-rotation summary (``annotate.detect.orientation``), or {}."""
@@ -103,8 +121,10 @@ def _serve(connection, make_backend, seq_dir, cameras, frames, source, offsets) 
             if message is None:
                 connection.send(("done", views.turn_summary(cameras)))
                 return
-            frame, requests, mine = message
-            connection.send(("ok", views.detect(frame, requests, mine)))
+            if message[0] == "detect":
+                connection.send(("ok", views.detect(*message[1:])))
+            else:                                            # ("consensus", rig, tasks, config)
+                connection.send(("ok", views.choose_crops(*message[1:])))
     except BaseException:                                 # noqa: BLE001 - reported to the parent
         error = traceback.format_exc()
     try:
@@ -167,6 +187,13 @@ class ParallelViews:
             raise ViewWorkerError(f"the view worker for cameras {self._names(w)} answered {kind!r}, not {expected!r}")
         return payload
 
+    def _send(self, w: int, message) -> None:
+        try:
+            self._connections[w].send(message)
+        except OSError:
+            raise ViewWorkerError(f"the view worker for cameras {self._names(w)} is gone (exit code "
+                                  f"{self._processes[w].exitcode})") from None
+
     def _until_done(self, w: int) -> dict:
         """The worker's closing summary, past any answer left unread by a failed frame."""
         while True:
@@ -187,15 +214,27 @@ class ParallelViews:
         for w, share in enumerate(self.shares):
             mine = [c for c in share if c in wanted]
             if mine:
-                try:
-                    self._connections[w].send((frame, list(requests), mine))
-                except OSError:
-                    raise ViewWorkerError(f"the view worker for cameras {self._names(w)} is gone (exit code "
-                                          f"{self._processes[w].exitcode})") from None
+                self._send(w, ("detect", frame, list(requests), mine))
                 asked.append(w)
         out = {}
         for w in asked:
             out.update(self._receive(w, "ok"))
+        return out
+
+    def choose_crops(self, rig: CameraRig, tasks: Sequence[ConsensusTask], config: ConsensusConfig) -> list[np.ndarray]:
+        """As SerialViews.choose_crops, the tasks dealt out to the workers in turn."""
+        if len(tasks) < 2:
+            return choose_crops(rig, tasks, config)
+        dealt = [list(range(w, len(tasks), len(self.shares))) for w in range(len(self.shares))]
+        asked = []
+        for w, mine in enumerate(dealt):
+            if mine:
+                self._send(w, ("consensus", rig, [tasks[k] for k in mine], config))
+                asked.append(w)
+        out: list = [None] * len(tasks)
+        for w in asked:
+            for k, choice in zip(dealt[w], self._receive(w, "ok")):
+                out[k] = choice
         return out
 
     def turn_summary(self, camera_names: Sequence[str]) -> dict:
