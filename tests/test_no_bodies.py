@@ -391,12 +391,13 @@ def test_videos_with_a_display_matrix_are_used_as_players_show_them(haggling, tm
     shown pictures: the people triangulated are those of the JPEGs (the videos are lossy,
     hence the tolerance; frame numbers are the videos' 0 and 1). A, D and F are; MTCNN does
     not find E's face in the re-encoded 00_13 picture, which leaves E two views that
-    disagree (00_06 from above, 00_12 in profile)."""
+    disagree (00_06 from above, 00_12 in profile). The views are read and detected in 2
+    worker processes (annotate.labels.view_search), each decoding its cameras' videos."""
     write_video_sequence(tmp_path, {"00_12": -90, "00_23": 180})
     cfg = resolve_config({"detect": {"frames_from": "video", "tracking": {"full_search_frames": 1}},
                           "landmarks3d": "triangulated"})
     run_ingest(cfg, tmp_path, "haggling_demo", tmp_path / "ingest")
-    run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri")
+    run_triangulate(cfg, tmp_path, "haggling_demo", tmp_path / "ingest", tmp_path / "tri", workers=2)
     work, _ = haggling
     reference = load_faces3d(work / "tri" / "faces3d.parquet")
     videos = load_faces3d(tmp_path / "tri" / "faces3d.parquet")

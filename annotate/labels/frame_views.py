@@ -63,16 +63,18 @@ class CameraImages:
     taking the video where there is one). ``missing`` says why a
     camera's last missing image is missing: (a rejection reason code of the video reader,
     the reader's message naming the file and what is wrong with it). offsets: camera ->
-    the picture number of frame 0 (``annotate.panoptic.frame_offsets``; absent: 0)."""
+    the picture number of frame 0 (``annotate.panoptic.frame_offsets``; absent: 0);
+    decode_threads: each video decoder's threads (0: FFmpeg's choice, one per core)."""
 
     def __init__(self, seq_dir: Path, cameras: tuple[str, ...], frames: np.ndarray, source: str,
-                 offsets: dict[str, int] | None = None):
+                 offsets: dict[str, int] | None = None, decode_threads: int = 0):
         from annotate.media.video import camera_frame_source, iter_camera_frames
 
         self.seq_dir, self.cameras = seq_dir, cameras
         self.offsets = [int((offsets or {}).get(name, 0)) for name in cameras]
         self.sources = [camera_frame_source(seq_dir, name, source) for name in cameras]     # per camera
-        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video", offset=offset)
+        self._iters = [iter_camera_frames(seq_dir, name, frames, source="video", offset=offset,
+                                          threads=decode_threads)
                        if kind == "video" else None
                        for name, kind, offset in zip(cameras, self.sources, self.offsets)]
         self._next: list = [None] * len(cameras)

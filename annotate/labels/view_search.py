@@ -97,12 +97,13 @@ class SerialViews:
 
 def views_in_this_process(make_backend: Callable[[], LandmarkBackend], seq_dir: str | Path,
                           cameras: tuple[str, ...], frames: np.ndarray, source: str,
-                          offsets: dict[str, int]) -> SerialViews:
+                          offsets: dict[str, int], decode_threads: int = 0) -> SerialViews:
     """A SerialViews on a new backend, reading the cameras' frames itself."""
     from annotate.labels.frame_views import CameraImages
 
     backend = make_backend()
-    images = CameraImages(Path(seq_dir), cameras, frames, source, offsets) if backend.needs_images else None
+    images = (CameraImages(Path(seq_dir), cameras, frames, source, offsets, decode_threads)
+              if backend.needs_images else None)
     return SerialViews(backend, images)
 
 
@@ -115,7 +116,7 @@ def _serve(connection, make_backend, seq_dir, cameras, frames, source, offsets) 
         import torch
 
         torch.set_num_threads(1)                          # one worker per CPU: no oversubscription
-        views = views_in_this_process(make_backend, seq_dir, cameras, frames, source, offsets)
+        views = views_in_this_process(make_backend, seq_dir, cameras, frames, source, offsets, decode_threads=1)
         while True:
             message = connection.recv()
             if message is None:
