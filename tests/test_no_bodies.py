@@ -310,6 +310,35 @@ def test_the_views_detected_in_two_workers_give_the_same_tables(haggling, tmp_pa
         assert a.select(others).equals(b.select(others)), table
 
 
+def test_faces_assigned_to_head_priors_are_the_same_from_workers(haggling):
+    """The prior path (annotate.labels.frame_views.detect_views) with the views detected in 2
+    worker processes: the same faces, assigned to the same people, as in one process. The
+    priors are the triangulated faces of frame 9348 (as for a person whose body is missing)."""
+    from functools import partial
+
+    from annotate.detect.heads import priors_from_landmarks
+    from annotate.labels.frame_views import CameraImages, detect_views, make_backend
+    from annotate.labels.view_search import ParallelViews, SerialViews
+
+    work, _ = haggling
+    faces = load_faces3d(work / "tri" / "faces3d.parquet")
+    rows = faces.frame == 9348
+    priors = priors_from_landmarks(faces.person[rows], faces.landmarks[rows])
+    rig = load_cameras(work / "ingest" / "cameras.parquet")
+    cfg = resolve_config({"detect": {"backend": "facemesh"}})
+    seq, frames = DATA / "haggling_demo", np.array([9348])
+    serial = SerialViews(make_backend(cfg, seq, rig), CameraImages(seq, rig.names, frames, "images"))
+    parallel = ParallelViews(partial(make_backend, cfg, seq, rig), seq, rig.names, frames, "images", {}, 2)
+    try:
+        one, two = (detect_views(rig, views, 9348, priors, 0.6) for views in (serial, parallel))
+    finally:
+        parallel.close()
+    assert one.detections == two.detections > 0 and len(one.unassociated) == len(two.unassociated)
+    np.testing.assert_array_equal(one.points_px, two.points_px)
+    assert np.isfinite(one.points_px).all(-1).any(-1).sum() >= 6             # the people's views found
+    assert one.alternatives.keys() == two.alternatives.keys()
+
+
 def test_a_rig_with_cameras_on_their_side_gives_the_upright_faces(haggling, tmp_path):
     """The test frames with three cameras stored turned (as if mounted on their side and
     upside down) and their calibration to match: detect.image_rotation auto finds each
