@@ -2,7 +2,7 @@
 
 A frame's views are independent until association: each camera's image is read and
 searched for faces on its own. With image backends this is the triangulation stage's whole
-cost (on real 1080p frames about 2 s of CPU per view with Face Mesh and its crop consensus),
+cost (on real 1080p frames 1-2 s of CPU per view with Face Mesh and its crop consensus),
 so ``ParallelViews`` runs the views in worker processes, each owning a fixed share of the
 cameras for the whole run (camera c goes to worker c mod W): a camera's video decoder,
 which reads its frames in order, and its image-rotation decision stay in one process. The
