@@ -24,3 +24,15 @@ def test_default_config_asks_for_16_cameras_at_once_and_gets_what_the_machine_ha
     workers = worker_threads(build)
     assert workers == min(16, available_cpus())
     assert decoder_threads(workers) == (1 if workers > 1 else 0)
+
+
+def test_workers_are_capped_to_the_memory_available():
+    from annotate.core.cpus import available_memory_bytes, memory_capped_workers
+
+    gb = 2 ** 30
+    assert memory_capped_workers(16, 1 * gb, available=5 * gb + 1) == 5
+    assert memory_capped_workers(4, 1 * gb, available=64 * gb) == 4
+    assert memory_capped_workers(8, 1 * gb, available=gb // 2) == 1            # always one
+    free = available_memory_bytes()
+    assert free is None or free > 0
+    assert memory_capped_workers(3, 1.0, available=None) == (3 if free is None else min(3, free))
